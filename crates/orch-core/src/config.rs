@@ -1,0 +1,280 @@
+//! What a caller asks for when spawning a session, and the pure checks on it.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The most iterations a session may be given.
+pub const MAX_ITERATIONS_LIMIT: u32 = 100_000;
+/// The longest `max_duration` accepted: 30 days.
+const MAX_DURATION_LIMIT: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The longest `agent_flags` string accepted, in bytes.
+const MAX_FLAGS_LEN: usize = 64 * 1024;
+
+/// How `pause` stops an agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PauseMode {
+    /// The loop finishes its current iteration and waits before the next one (the default).
+    #[default]
+    Checkpoint,
+    /// The pane's process group is stopped at once with SIGSTOP and continued on resume.
+    Freeze,
+}
+
+impl std::fmt::Display for PauseMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PauseMode::Checkpoint => "checkpoint",
+            PauseMode::Freeze => "freeze",
+        })
+    }
+}
+
+impl std::str::FromStr for PauseMode {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "checkpoint" => Ok(PauseMode::Checkpoint),
+            "freeze" => Ok(PauseMode::Freeze),
+            _ => Err(ConfigError::new("pause_mode", "one of: checkpoint, freeze")),
+        }
+    }
+}
+
+/// Everything needed to start one agent session.
+///
+/// Build it with struct-update syntax over [`Default`], as the seed does:
+/// `SessionConfig { agent_cli: "claude".into(), ..Default::default() }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionConfig {
+    /// How many loop iterations the agent gets before the loop stops with `max-iterations`.
+    pub max_iterations: u32,
+    /// Wall-clock limit; `health_check` kills a session older than this.
+    pub max_duration: Duration,
+    /// The agent program, looked up on `PATH` (or a path to it).
+    pub agent_cli: String,
+    /// Extra arguments for the agent, split on whitespace and passed literally (never evaluated).
+    pub agent_flags: String,
+    /// The PRD (`prd.json`) the agent works through.
+    pub prd_path: PathBuf,
+    /// The directory (usually a git checkout) the agent works in.
+    pub working_dir: PathBuf,
+    /// Give the session its own git worktree and port.
+    pub use_worktree: bool,
+    /// Branch of the worktree; `hydralph/<id>` when `None`.
+    pub branch_name: Option<String>,
+    /// Base revision for a new worktree branch; `HEAD` when `None`.
+    pub base_ref: Option<String>,
+    /// A session with no activity for this long is reported stuck (default 15 minutes).
+    pub stuck_after: Duration,
+    /// How `pause` stops this session.
+    pub pause_mode: PauseMode,
+    /// An external `hydralph.sh` to run instead of the embedded loop.
+    pub loop_script: Option<PathBuf>,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            max_iterations: 10,
+            max_duration: Duration::from_secs(4 * 3600),
+            agent_cli: "claude".into(),
+            agent_flags: String::new(),
+            prd_path: PathBuf::from(".hydra/ralph/prd.json"),
+            working_dir: PathBuf::from("."),
+            use_worktree: false,
+            branch_name: None,
+            base_ref: None,
+            stuck_after: Duration::from_secs(15 * 60),
+            pause_mode: PauseMode::Checkpoint,
+            loop_script: None,
+        }
+    }
+}
+
+/// A field of a [`SessionConfig`] (or another input) that is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {field}: {problem}")]
+pub struct ConfigError {
+    /// The field, by its `SessionConfig` name.
+    pub field: &'static str,
+    /// What is wrong and what is allowed.
+    pub problem: String,
+}
+
+impl ConfigError {
+    /// An error for `field` saying what is allowed.
+    pub fn new(field: &'static str, problem: impl Into<String>) -> Self {
+        ConfigError {
+            field,
+            problem: problem.into(),
+        }
+    }
+}
+
+impl SessionConfig {
+    /// The checks that need no file system: limits, and strings that no tool could carry.
+    ///
+    /// The facade adds the checks that need the outside world (agent on `PATH`, PRD readable,
+    /// working dir exists, branch valid for git).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_iterations == 0 || self.max_iterations > MAX_ITERATIONS_LIMIT {
+            return Err(ConfigError::new(
+                "max_iterations",
+                format!(
+                    "{} is out of range; allowed: 1 to {MAX_ITERATIONS_LIMIT}",
+                    self.max_iterations
+                ),
+            ));
+        }
+        if self.max_duration < Duration::from_secs(1) || self.max_duration > MAX_DURATION_LIMIT {
+            return Err(ConfigError::new(
+                "max_duration",
+                format!("{:?} is out of range; allowed: 1s to 30 days", self.max_duration),
+            ));
+        }
+        if self.stuck_after < Duration::from_secs(1) || self.stuck_after > MAX_DURATION_LIMIT {
+            return Err(ConfigError::new(
+                "stuck_after",
+                format!("{:?} is out of range; allowed: 1s to 30 days", self.stuck_after),
+            ));
+        }
+        if self.agent_cli.trim().is_empty() {
+            return Err(ConfigError::new(
+                "agent_cli",
+                "it is empty; give a program name or path",
+            ));
+        }
+        if self.agent_cli.chars().any(|c| c.is_control()) {
+            return Err(ConfigError::new(
+                "agent_cli",
+                "it contains control characters; give a program name or path",
+            ));
+        }
+        if self.agent_flags.contains('\0') {
+            return Err(ConfigError::new(
+                "agent_flags",
+                "it contains a NUL byte, which no program argument can carry",
+            ));
+        }
+        if self.agent_flags.len() > MAX_FLAGS_LEN {
+            return Err(ConfigError::new(
+                "agent_flags",
+                format!(
+                    "it is {} bytes long; allowed: at most {MAX_FLAGS_LEN}",
+                    self.agent_flags.len()
+                ),
+            ));
+        }
+        for (field, path) in [("prd_path", &self.prd_path), ("working_dir", &self.working_dir)] {
+            if path.as_os_str().is_empty() {
+                return Err(ConfigError::new(field, "it is empty; give a path"));
+            }
+        }
+        if let Some(branch) = &self.branch_name {
+            if branch.is_empty() || branch.starts_with('-') || branch.chars().any(|c| c.is_control()) {
+                return Err(ConfigError::new(
+                    "branch_name",
+                    format!("{branch:?} is not a usable branch name; it must be non-empty, must not start with '-' and must hold no control characters"),
+                ));
+            }
+        }
+        if self.branch_name.is_some() && !self.use_worktree {
+            return Err(ConfigError::new(
+                "branch_name",
+                "a branch is only used with use_worktree = true; set use_worktree or drop branch_name",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check_field(cfg: SessionConfig, field: &str) {
+        let err = cfg.validate().expect_err("should be refused");
+        assert_eq!(err.field, field, "{err}");
+        assert!(err.to_string().contains(field));
+    }
+
+    #[test]
+    fn default_matches_the_seed() {
+        let cfg = SessionConfig::default();
+        assert_eq!(cfg.max_iterations, 10);
+        assert_eq!(cfg.max_duration, Duration::from_secs(4 * 3600));
+        assert_eq!(cfg.agent_cli, "claude");
+        assert_eq!(cfg.stuck_after, Duration::from_secs(900));
+        assert!(cfg.validate().is_ok());
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        check_field(
+            SessionConfig {
+                max_iterations: 0,
+                ..Default::default()
+            },
+            "max_iterations",
+        );
+        check_field(
+            SessionConfig {
+                max_duration: Duration::ZERO,
+                ..Default::default()
+            },
+            "max_duration",
+        );
+        check_field(
+            SessionConfig {
+                max_duration: Duration::from_secs(99_999_999 * 3600),
+                ..Default::default()
+            },
+            "max_duration",
+        );
+        check_field(
+            SessionConfig {
+                agent_cli: " ".into(),
+                ..Default::default()
+            },
+            "agent_cli",
+        );
+        check_field(
+            SessionConfig {
+                agent_flags: "a\0b".into(),
+                ..Default::default()
+            },
+            "agent_flags",
+        );
+        check_field(
+            SessionConfig {
+                prd_path: PathBuf::new(),
+                ..Default::default()
+            },
+            "prd_path",
+        );
+        check_field(
+            SessionConfig {
+                use_worktree: true,
+                branch_name: Some("-x".into()),
+                ..Default::default()
+            },
+            "branch_name",
+        );
+        check_field(
+            SessionConfig {
+                stuck_after: Duration::ZERO,
+                ..Default::default()
+            },
+            "stuck_after",
+        );
+    }
+
+    #[test]
+    fn pause_mode_parses() {
+        assert_eq!("freeze".parse::<PauseMode>(), Ok(PauseMode::Freeze));
+        assert!("stop".parse::<PauseMode>().is_err());
+    }
+}

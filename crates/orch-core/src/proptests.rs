@@ -1,0 +1,203 @@
+//! Property tests: random event sequences folded through [`crate::apply`], and random
+//! observation sequences through [`crate::assess`], with the invariants checked at every step.
+
+use crate::health::{assess, Decision, HealthPolicy, MuxObservation, Observation};
+use crate::loop_status::{LoopPhase, LoopStatus};
+use crate::state::{apply, Event, SessionState};
+use crate::time::Timestamp;
+use crate::{SessionConfig, SessionId, SessionRecord};
+use proptest::prelude::*;
+use std::time::Duration;
+
+fn arb_event() -> impl Strategy<Value = Event> {
+    prop_oneof![
+        (0u32..20, proptest::option::of("[0-9]/[0-9]"))
+            .prop_map(|(iteration, stories)| Event::LoopRunning { iteration, stories }),
+        (0u32..20).prop_map(|iteration| Event::LoopBlocked {
+            iteration,
+            reason: "r".into()
+        }),
+        (0u32..20).prop_map(|iterations| Event::LoopCompleted { iterations }),
+        (0u32..20).prop_map(|iterations| Event::LoopMaxIterations { iterations }),
+        Just(Event::Pause),
+        Just(Event::Resume),
+        (0u64..5_000, 1u64..3_000).prop_map(|(t, s)| Event::Idle {
+            last_activity: Timestamp(t),
+            stuck_after: Duration::from_millis(s)
+        }),
+        Just(Event::Activity),
+        Just(Event::MuxGone {
+            reason: "tmux session ended unexpectedly".into()
+        }),
+        (0u64..5_000, 1u64..3_000).prop_map(|(t, s)| Event::DurationExceeded {
+            created: Timestamp(t),
+            max: Duration::from_millis(s)
+        }),
+        Just(Event::Kill { reason: "k".into() }),
+    ]
+}
+
+/// The oracle: DESIGN.md §3's table (plus the documented extensions), as (state, event) →
+/// the name of the state it leads to, or `None` when refused. Time conditions aside.
+fn oracle(state: &str, event: &Event) -> Option<&'static str> {
+    let live = !matches!(state, "completed" | "max-iterations" | "failed");
+    if !live {
+        return None;
+    }
+    match (state, event) {
+        ("starting" | "running" | "stuck", Event::LoopRunning { .. }) => Some("running"),
+        ("starting" | "running" | "stuck", Event::Pause) => Some("paused"),
+        ("paused" | "blocked", Event::Resume) => Some("running"),
+        ("running", Event::Idle { .. }) => Some("stuck"),
+        ("stuck", Event::Activity) => Some("running"),
+        ("running" | "stuck" | "paused", Event::LoopBlocked { .. }) => Some("blocked"),
+        ("starting" | "running" | "stuck" | "paused", Event::LoopCompleted { .. }) => Some("completed"),
+        ("starting" | "running" | "stuck" | "paused", Event::LoopMaxIterations { .. }) => Some("max-iterations"),
+        (_, Event::MuxGone { .. } | Event::DurationExceeded { .. } | Event::Kill { .. }) => Some("failed"),
+        _ => None,
+    }
+}
+
+fn time_condition_holds(event: &Event, now: Timestamp) -> bool {
+    match event {
+        Event::Idle {
+            last_activity,
+            stuck_after,
+        } => now.since(*last_activity).is_some_and(|d| d >= *stuck_after),
+        Event::DurationExceeded { created, max } => now.since(*created).is_some_and(|d| d > *max),
+        _ => true,
+    }
+}
+
+proptest! {
+    #[test]
+    fn event_sequences_follow_the_table(steps in proptest::collection::vec((arb_event(), 0u64..10_000), 0..60)) {
+        let mut state = SessionState::Starting;
+        for (event, now) in steps {
+            let now = Timestamp(now);
+            let before = state.clone();
+            match apply(&state, &event, now) {
+                Ok(next) => {
+                    // Terminal states never move.
+                    prop_assert!(!before.is_terminal());
+                    let expected = oracle(before.name(), &event);
+                    prop_assert_eq!(Some(next.name()), expected, "{:?} + {:?}", before, event);
+                    prop_assert!(time_condition_holds(&event, now));
+                    // Stuck is entered only from Running, only past the threshold.
+                    if matches!(next, SessionState::Stuck { .. }) {
+                        prop_assert!(matches!(before, SessionState::Running { .. }), "entered stuck from {:?}", before);
+                        prop_assert!(matches!(event, Event::Idle { .. }), "entered stuck on {:?}", event);
+                    }
+                    // Pause/resume keep the iteration.
+                    if matches!(event, Event::Pause | Event::Resume) {
+                        prop_assert_eq!(next.iteration(), before.iteration());
+                    }
+                    state = next;
+                }
+                Err(_) => {
+                    // A refused event is refused by the table (or its time condition), and
+                    // the caller's state is untouched.
+                    let refused_by_table = oracle(before.name(), &event).is_none();
+                    prop_assert!(refused_by_table || !time_condition_holds(&event, now), "{:?} refused {:?}", before, event);
+                    prop_assert_eq!(&state, &before);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn terminal_states_absorb_everything(events in proptest::collection::vec(arb_event(), 1..30), which in 0usize..3) {
+        let terminal = [
+            SessionState::Completed { iterations: 1 },
+            SessionState::MaxIterations { iterations: 1 },
+            SessionState::Failed { reason: "x".into() },
+        ][which].clone();
+        for ev in events {
+            prop_assert!(apply(&terminal, &ev, Timestamp(u64::MAX / 2)).is_err());
+        }
+    }
+
+    #[test]
+    fn stuck_is_reported_once_per_episode(steps in proptest::collection::vec((0u64..400, any::<bool>(), any::<bool>()), 1..80)) {
+        // A running session observed repeatedly: time moves on, the pane sometimes prints.
+        let mut rec = SessionRecord::new(SessionId("p1".into()), &SessionConfig::default(), Timestamp(1_000_000));
+        rec.stuck_after_secs = Some(60);
+        rec.max_duration_secs = 1_000_000;
+        rec.state = SessionState::Running { iteration: 1, stories: None };
+        let mut now = rec.created();
+        let mut episodes = 0;
+        let mut reports = 0;
+        for (secs, prints, _) in steps {
+            now = now.plus(Duration::from_secs(secs));
+            let activity = if prints { Some(now) } else { None };
+            let obs = Observation { mux: MuxObservation::Alive { activity }, loop_status: None, status_changed: None };
+            let was_stuck = matches!(rec.state, SessionState::Stuck { .. });
+            let a = assess(&rec, &obs, now, &HealthPolicy::default());
+            let marks = a.decisions.iter().filter(|d| matches!(d, Decision::MarkStuck { .. })).count();
+            prop_assert!(marks <= 1);
+            if was_stuck { prop_assert_eq!(marks, 0, "stuck reported twice in one episode"); }
+            if marks == 1 {
+                episodes += 1;
+                // Only after the threshold of silence.
+                prop_assert!(now.since(a.last_activity).is_some_and(|d| d >= Duration::from_secs(60)));
+            }
+            reports += marks;
+            rec.state = a.state;
+            rec.last_activity = a.last_activity;
+        }
+        prop_assert_eq!(episodes, reports);
+    }
+
+    #[test]
+    fn time_going_back_never_decides(back in 1u64..1_000_000, phase in 0usize..3, iteration in 0u32..5) {
+        let mut rec = SessionRecord::new(SessionId("p2".into()), &SessionConfig::default(), Timestamp(5_000_000));
+        rec.stuck_after_secs = Some(1);
+        rec.max_duration_secs = 1;
+        rec.state = [
+            SessionState::Running { iteration, stories: None },
+            SessionState::Stuck { since: Timestamp(5_000_000), last_iteration: iteration },
+            SessionState::Starting,
+        ][phase].clone();
+        let now = Timestamp(5_000_000 - back);
+        let obs = Observation { mux: MuxObservation::Alive { activity: Some(Timestamp(5_000_000)) }, loop_status: None, status_changed: None };
+        let a = assess(&rec, &obs, now, &HealthPolicy::default());
+        prop_assert!(a.decisions.is_empty(), "{:?}", a.decisions);
+    }
+
+    #[test]
+    fn assess_never_panics_and_agrees_with_apply(
+        state_pick in 0usize..8,
+        mux_pick in 0usize..3,
+        phase_pick in proptest::option::of(0usize..6),
+        iteration in 0u32..10,
+        now in 0u64..20_000_000,
+        activity in proptest::option::of(0u64..20_000_000),
+    ) {
+        let states = [
+            SessionState::Starting,
+            SessionState::Running { iteration, stories: None },
+            SessionState::Paused { iteration, stories: None },
+            SessionState::Stuck { since: Timestamp(1), last_iteration: iteration },
+            SessionState::Blocked { iteration, reason: "r".into() },
+            SessionState::Completed { iterations: iteration },
+            SessionState::MaxIterations { iterations: iteration },
+            SessionState::Failed { reason: "f".into() },
+        ];
+        let mut rec = SessionRecord::new(SessionId("p3".into()), &SessionConfig::default(), Timestamp(1_000));
+        rec.state = states[state_pick].clone();
+        let mux = [MuxObservation::Alive { activity: activity.map(Timestamp) }, MuxObservation::Exited { status: Some(1) }, MuxObservation::Gone][mux_pick];
+        let phases = [LoopPhase::Started, LoopPhase::Running, LoopPhase::Paused, LoopPhase::Complete, LoopPhase::Blocked, LoopPhase::MaxIterations];
+        let loop_status = phase_pick.map(|p| LoopStatus { session: None, status: phases[p], iteration: iteration + 1, max: 10, stories: None, reason: None });
+        let obs = Observation { mux, loop_status, status_changed: None };
+        let a = assess(&rec, &obs, Timestamp(now), &HealthPolicy::default());
+        // Replaying the decisions through apply gives the assessed state.
+        let mut s = rec.state.clone();
+        for d in &a.decisions {
+            s = apply(&s, &d.event(&rec), Timestamp(now)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        }
+        prop_assert_eq!(&s, &a.state);
+        if rec.state.is_terminal() { prop_assert!(a.decisions.is_empty()); }
+        // A live session whose tmux session is gone never stays live.
+        if matches!(mux, MuxObservation::Gone) { prop_assert!(a.state.is_terminal()); }
+    }
+}

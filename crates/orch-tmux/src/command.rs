@@ -1,0 +1,117 @@
+//! The one place that builds and runs tmux commands, and maps tmux's failures to [`MuxError`].
+
+use orch_core::MuxError;
+use std::process::{Command, Output, Stdio};
+
+use crate::tmux::{Server, TmuxConfig};
+
+/// Builds a tmux command for the configured server. Nothing else in the crate creates one.
+pub(crate) fn tmux_command(config: &TmuxConfig, args: &[&str]) -> Command {
+    let mut cmd = Command::new(&config.program);
+    match &config.server {
+        Server::Default => {}
+        Server::Name(name) => {
+            cmd.arg("-L").arg(name);
+        }
+        Server::Path(path) => {
+            cmd.arg("-S").arg(path);
+        }
+    }
+    cmd.args(args);
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// The argv (program first) of a tmux command, for callers that exec it themselves (attach).
+pub(crate) fn tmux_argv(config: &TmuxConfig, args: &[&str]) -> Vec<String> {
+    let cmd = tmux_command(config, args);
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Runs `args`; returns the output on success and a typed error otherwise.
+pub(crate) fn run(config: &TmuxConfig, op: &str, args: &[&str]) -> Result<Output, MuxError> {
+    let output = tmux_command(config, args).output().map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            MuxError::NotInstalled
+        } else {
+            MuxError::Io {
+                op: op.to_owned(),
+                source,
+            }
+        }
+    })?;
+    if output.status.success() {
+        return Ok(output);
+    }
+    Err(classify(config, op, &String::from_utf8_lossy(&output.stderr)))
+}
+
+/// Maps tmux's stderr to the error it means.
+pub(crate) fn classify(config: &TmuxConfig, op: &str, stderr: &str) -> MuxError {
+    let stderr = stderr.trim();
+    if stderr.contains("no server running")
+        || (stderr.contains("error connecting to") && stderr.contains("No such file or directory"))
+    {
+        return MuxError::NoServer {
+            socket: config.server.describe(),
+        };
+    }
+    if let Some(rest) = stderr.strip_prefix("duplicate session: ") {
+        return MuxError::NameTaken { name: rest.to_owned() };
+    }
+    if let Some(rest) = stderr.strip_prefix("can't find session: ") {
+        return MuxError::NotFound { name: rest.to_owned() };
+    }
+    if stderr.starts_with("can't find pane") || stderr.starts_with("can't find window") {
+        return MuxError::NotFound {
+            name: stderr.to_owned(),
+        };
+    }
+    MuxError::Failed {
+        op: op.to_owned(),
+        stderr: stderr.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check(stderr: &str, expected: &str) {
+        let cfg = TmuxConfig::with_socket_name("t");
+        let err = classify(&cfg, "op", stderr);
+        let got = match err {
+            MuxError::NoServer { .. } => "no-server",
+            MuxError::NameTaken { .. } => "taken",
+            MuxError::NotFound { .. } => "not-found",
+            MuxError::Failed { .. } => "failed",
+            _ => "other",
+        };
+        assert_eq!(got, expected, "{stderr}");
+    }
+
+    #[test]
+    fn stderr_is_classified() {
+        check("no server running on /tmp/tmux-0/x", "no-server");
+        check(
+            "error connecting to /tmp/tmux-0/x (No such file or directory)",
+            "no-server",
+        );
+        check("duplicate session: hydralph-ab", "taken");
+        check("can't find session: hydralph-ab", "not-found");
+        check("unknown option -- z", "failed");
+    }
+
+    #[test]
+    fn argv_names_the_server() {
+        let cfg = TmuxConfig::with_socket_name("priv");
+        assert_eq!(
+            tmux_argv(&cfg, &["attach-session", "-t", "=x"]),
+            ["tmux", "-L", "priv", "attach-session", "-t", "=x"]
+        );
+    }
+}

@@ -1,0 +1,15 @@
+//! `orch-tmux` implements `orch_core`'s [`Multiplexer`](orch_core::Multiplexer) on tmux by
+//! running the tmux CLI. Each agent session is a detached tmux session named `hydralph-<id>`
+//! whose *own command* is the agent loop (argv, never a shell string), so no user-supplied text
+//! is ever parsed by a shell, and the loop starts in milliseconds instead of waiting for a login
+//! shell. Liveness and activity of every session come from ONE `list-panes -a` call, parsed by a
+//! pure function; targets are always exact (`=name`), so `hydralph-ab` never hits
+//! `hydralph-abc`. A [`TmuxConfig`] picks the server (`-L`/`-S`), so tests and embedders can
+//! isolate one.
+
+mod command;
+mod parse;
+mod tmux;
+
+pub use parse::{parse_snapshot, SNAPSHOT_FORMAT};
+pub use tmux::{Server, Tmux, TmuxConfig};

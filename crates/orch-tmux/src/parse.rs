@@ -1,0 +1,77 @@
+//! Parsing of tmux output, kept pure so it can be tested on captured output.
+
+use orch_core::{MuxSnapshot, PaneInfo, Timestamp};
+
+/// The `list-panes -a -F` format of a snapshot. The session name comes last, so spaces (or
+/// anything else tmux allows) in a name cannot shift the other fields.
+pub const SNAPSHOT_FORMAT: &str = "#{pane_pid} #{pane_dead} #{pane_dead_status} #{window_activity} #{session_name}";
+
+/// Parses `list-panes -a -F SNAPSHOT_FORMAT` output: one entry per session, its first pane.
+/// Lines that do not have the expected shape are skipped.
+pub fn parse_snapshot(output: &str) -> MuxSnapshot {
+    let mut sessions: Vec<PaneInfo> = Vec::new();
+    for line in output.lines() {
+        let mut fields = line.splitn(5, ' ');
+        let (Some(pid), Some(dead), Some(status), Some(activity), Some(name)) = (
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+        ) else {
+            continue;
+        };
+        if sessions.iter().any(|s| s.session == name) {
+            continue;
+        }
+        sessions.push(PaneInfo {
+            session: name.to_owned(),
+            pane_pid: pid.parse().ok(),
+            dead: dead == "1",
+            exit_status: status.parse().ok(),
+            activity: activity.parse().ok().map(Timestamp::from_secs),
+        });
+    }
+    MuxSnapshot { sessions }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CAPTURED: &str = include_str!("../tests/data/list-panes.txt");
+
+    #[test]
+    fn parses_captured_output() {
+        let snap = parse_snapshot(CAPTURED);
+        let names: Vec<_> = snap.sessions.iter().map(|s| s.session.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "colon_name",
+                "hydralph-ab",
+                "hydralph-abc",
+                "hydralph-dead",
+                "with space",
+                "ünïcødé"
+            ]
+        );
+        let dead = snap.get("hydralph-dead").expect("dead pane listed");
+        assert!(dead.dead);
+        assert_eq!(dead.exit_status, Some(3));
+        let ab = snap.get("hydralph-ab").expect("listed");
+        assert!(!ab.dead);
+        assert_eq!(ab.exit_status, None);
+        assert_eq!(ab.pane_pid, Some(4054));
+        assert_eq!(ab.activity, Some(Timestamp::from_secs(1_795_501_681)));
+        // Exact match: the first pane of a split window wins, and prefixes never match.
+        assert_eq!(snap.get("with space").and_then(|s| s.pane_pid), Some(4060));
+        assert!(snap.get("hydralph-a").is_none());
+    }
+
+    #[test]
+    fn empty_and_garbage_lines_are_skipped() {
+        assert!(parse_snapshot("").sessions.is_empty());
+        assert!(parse_snapshot("garbage\n1 0\n").sessions.is_empty());
+    }
+}

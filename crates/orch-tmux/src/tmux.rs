@@ -1,0 +1,244 @@
+//! [`Tmux`], the [`Multiplexer`] adapter, and its configuration.
+
+use crate::command::{run, tmux_argv};
+use crate::parse::{parse_snapshot, SNAPSHOT_FORMAT};
+use orch_core::{AttachCommand, Multiplexer, MuxError, MuxSnapshot, SpawnSpec};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Which tmux server to talk to.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Server {
+    /// The user's default server.
+    #[default]
+    Default,
+    /// A named socket in tmux's socket directory (`tmux -L name`).
+    Name(String),
+    /// A socket at a path (`tmux -S path`).
+    Path(PathBuf),
+}
+
+impl Server {
+    /// A human description for error messages, `None` for the default server.
+    pub(crate) fn describe(&self) -> Option<String> {
+        match self {
+            Server::Default => None,
+            Server::Name(n) => Some(format!("-L {n}")),
+            Server::Path(p) => Some(format!("-S {}", p.display())),
+        }
+    }
+}
+
+/// How to reach and configure tmux.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TmuxConfig {
+    /// The tmux program (`tmux`, looked up on `PATH`).
+    pub program: PathBuf,
+    /// The server.
+    pub server: Server,
+    /// Scrollback kept per pane, set on servers we own (named or path sockets). The user's
+    /// default server keeps its own setting: it is a server-wide option and not ours to change.
+    pub history_limit: u32,
+}
+
+impl Default for TmuxConfig {
+    fn default() -> Self {
+        TmuxConfig {
+            program: PathBuf::from("tmux"),
+            server: Server::Default,
+            history_limit: 2000,
+        }
+    }
+}
+
+impl TmuxConfig {
+    /// A config for the private server `tmux -L name`.
+    pub fn with_socket_name(name: &str) -> Self {
+        TmuxConfig {
+            server: Server::Name(name.to_owned()),
+            ..Self::default()
+        }
+    }
+}
+
+/// The tmux adapter. Cheap to share; it holds no connection.
+#[derive(Debug, Default)]
+pub struct Tmux {
+    config: TmuxConfig,
+    calls: AtomicU64,
+}
+
+/// Largest chunk of text sent in one `send-keys` call: tmux refuses commands much larger.
+const SEND_CHUNK: usize = 8 * 1024;
+
+impl Tmux {
+    /// An adapter for `config`.
+    pub fn new(config: TmuxConfig) -> Self {
+        Tmux {
+            config,
+            calls: AtomicU64::new(0),
+        }
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &TmuxConfig {
+        &self.config
+    }
+
+    /// How many tmux processes this adapter has run (for benchmarks and call-count tests).
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    fn run(&self, op: &str, args: &[&str]) -> Result<std::process::Output, MuxError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        run(&self.config, op, args)
+    }
+
+    /// Ends the whole server and every session on it. A server that is not running is `Ok`.
+    pub fn kill_server(&self) -> Result<(), MuxError> {
+        match self.run("kill-server", &["kill-server"]) {
+            Ok(_) | Err(MuxError::NoServer { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `has-session` for one session: the per-session probe the snapshot replaces. Kept for
+    /// benchmarks that compare the two strategies.
+    pub fn has_session(&self, name: &str) -> Result<bool, MuxError> {
+        let target = format!("={name}");
+        match self.run("has-session", &["has-session", "-t", &target]) {
+            Ok(_) => Ok(true),
+            Err(MuxError::NotFound { .. } | MuxError::NoServer { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Splits `text` into chunks of at most `max` bytes on character boundaries.
+fn chunks(text: &str, max: usize) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let mut end = rest.len().min(max);
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.push(&rest[..end]);
+        rest = &rest[end..];
+    }
+    out
+}
+
+impl Multiplexer for Tmux {
+    fn create(&self, spec: &SpawnSpec) -> Result<(), MuxError> {
+        if spec.argv.is_empty() {
+            return Err(MuxError::Failed {
+                op: "new-session".into(),
+                stderr: "no program to run".into(),
+            });
+        }
+        let cwd = spec.cwd.to_string_lossy().into_owned();
+        let env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let window = format!("={}:", spec.name);
+        let history = self.config.history_limit.to_string();
+        let mut args: Vec<&str> = Vec::new();
+        let owns_server = self.config.server != Server::Default;
+        if owns_server {
+            // Starts the server if needed and sets scrollback before the pane exists.
+            args.extend(["start-server", ";", "set-option", "-g", "history-limit", &history, ";"]);
+        }
+        args.extend([
+            "new-session",
+            "-d",
+            "-s",
+            &spec.name,
+            "-c",
+            &cwd,
+            "-x",
+            "200",
+            "-y",
+            "50",
+        ]);
+        for e in &env {
+            args.extend(["-e", e.as_str()]);
+        }
+        // tmux runs a single-word command through `sh -c`; more than one word is exec'd
+        // directly. `env --` keeps a lone program out of the shell's hands.
+        if spec.argv.len() == 1 {
+            args.extend(["env", "--"]);
+        }
+        args.extend(spec.argv.iter().map(String::as_str));
+        // In the same invocation, before the server loop can reap a fast-exiting program, so a
+        // dead pane's exit status stays readable.
+        args.extend([";", "set-option", "-w", "-t", &window, "remain-on-exit", "on"]);
+        self.run("new-session", &args).map(|_| ())
+    }
+
+    fn snapshot(&self) -> Result<MuxSnapshot, MuxError> {
+        match self.run("list-panes", &["list-panes", "-a", "-F", SNAPSHOT_FORMAT]) {
+            Ok(out) => Ok(parse_snapshot(&String::from_utf8_lossy(&out.stdout))),
+            Err(MuxError::NoServer { .. }) => Ok(MuxSnapshot::default()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn send_text(&self, name: &str, text: &str, enter: bool) -> Result<(), MuxError> {
+        let pane = format!("={name}:");
+        for chunk in chunks(text, SEND_CHUNK) {
+            self.run("send-keys", &["send-keys", "-t", &pane, "-l", "--", chunk])?;
+        }
+        if enter {
+            self.run("send-keys", &["send-keys", "-t", &pane, "Enter"])?;
+        }
+        Ok(())
+    }
+
+    fn capture(&self, name: &str, lines: u32) -> Result<String, MuxError> {
+        let pane = format!("={name}:");
+        let start = format!("-{}", lines.max(1));
+        let out = self.run("capture-pane", &["capture-pane", "-p", "-J", "-t", &pane, "-S", &start])?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let all: Vec<&str> = text.trim_end_matches('\n').lines().collect();
+        let keep = all.len().saturating_sub(lines as usize);
+        Ok(all[keep..].join("\n"))
+    }
+
+    fn kill(&self, name: &str) -> Result<(), MuxError> {
+        let target = format!("={name}");
+        match self.run("kill-session", &["kill-session", "-t", &target]) {
+            Ok(_) | Err(MuxError::NotFound { .. } | MuxError::NoServer { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn attach_command(&self, name: &str) -> Result<AttachCommand, MuxError> {
+        if !self.has_session(name)? {
+            return Err(MuxError::NotFound { name: name.to_owned() });
+        }
+        let target = format!("={name}");
+        let inside_tmux = std::env::var_os("TMUX").is_some_and(|v| !v.is_empty());
+        let argv = if inside_tmux && self.config.server == Server::Default {
+            tmux_argv(&self.config, &["switch-client", "-t", &target])
+        } else {
+            let mut argv = vec!["env".to_owned(), "-u".to_owned(), "TMUX".to_owned()];
+            argv.extend(tmux_argv(&self.config, &["attach-session", "-t", &target]));
+            argv
+        };
+        Ok(AttachCommand { argv })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_respect_char_boundaries() {
+        let text = "é".repeat(10);
+        let parts = chunks(&text, 3);
+        assert!(parts.iter().all(|p| p.len() <= 3));
+        assert_eq!(parts.concat(), text);
+        assert!(chunks("", 4).is_empty());
+    }
+}

@@ -1,0 +1,253 @@
+//! Tests of the tmux adapter against a real tmux server on a private socket per test.
+
+use orch_core::{Multiplexer, MuxError, SpawnSpec};
+use orch_tmux::{Tmux, TmuxConfig};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// A private tmux server, killed when the guard drops (even when the test panics).
+struct Server {
+    tmux: Tmux,
+    dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn new() -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "orch-tmux-it-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        Server {
+            tmux: Tmux::new(TmuxConfig::with_socket_name(&name)),
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    fn spawn(&self, name: &str, argv: &[&str]) {
+        self.tmux.create(&spec(name, argv, self.dir.path())).expect("create");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.tmux.kill_server();
+    }
+}
+
+fn spec(name: &str, argv: &[&str], cwd: &Path) -> SpawnSpec {
+    SpawnSpec {
+        name: name.into(),
+        argv: argv.iter().map(|s| s.to_string()).collect(),
+        env: vec![],
+        cwd: cwd.to_path_buf(),
+    }
+}
+
+/// Polls `f` until it returns `Some`, failing after 10 s.
+#[track_caller]
+fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn create_runs_the_program_with_env_and_cwd() {
+    let srv = Server::new();
+    let hostile = "it's \"quoted\" $(touch pwned) `touch pwned2`; rm -rf x\nline2";
+    let mut s = spec(
+        "hydralph-env",
+        &[
+            "sh",
+            "-c",
+            "printf '%s' \"$HYDRA_T\" > out.txt; pwd > cwd.txt; sleep 30",
+        ],
+        srv.dir.path(),
+    );
+    s.env.push(("HYDRA_T".into(), hostile.into()));
+    srv.tmux.create(&s).expect("create");
+    let got = wait_for("out.txt", || {
+        std::fs::read_to_string(srv.path("cwd.txt"))
+            .ok()
+            .filter(|s| !s.is_empty())
+    });
+    assert_eq!(
+        Path::new(got.trim()).canonicalize().ok(),
+        srv.dir.path().canonicalize().ok()
+    );
+    assert_eq!(std::fs::read_to_string(srv.path("out.txt")).expect("out"), hostile);
+    assert!(!srv.path("pwned").exists() && !srv.path("pwned2").exists());
+}
+
+#[test]
+fn a_lone_program_with_spaces_in_its_path_runs_without_a_shell() {
+    let srv = Server::new();
+    let dir = srv.path("a dir; echo pwned");
+    std::fs::create_dir(&dir).expect("dir");
+    let prog = dir.join("prog");
+    std::fs::write(&prog, "#!/bin/sh\ntouch ran\nsleep 30\n").expect("write");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    srv.spawn("hydralph-lone", &[prog.to_str().expect("utf8")]);
+    wait_for("program ran", || srv.path("ran").exists().then_some(()));
+}
+
+#[test]
+fn exited_program_leaves_a_dead_pane_with_its_status() {
+    let srv = Server::new();
+    srv.spawn("hydralph-dead", &["sh", "-c", "exit 7"]);
+    let pane = wait_for("dead pane", || {
+        srv.tmux
+            .snapshot()
+            .expect("snapshot")
+            .get("hydralph-dead")
+            .filter(|p| p.dead)
+            .cloned()
+    });
+    assert_eq!(pane.exit_status, Some(7));
+}
+
+#[test]
+fn snapshot_of_0_1_and_50_sessions_takes_one_call() {
+    let srv = Server::new();
+    assert!(srv
+        .tmux
+        .snapshot()
+        .expect("no server is no sessions")
+        .sessions
+        .is_empty());
+    srv.spawn("hydralph-one", &["sleep", "30"]);
+    let snap = srv.tmux.snapshot().expect("snapshot");
+    assert_eq!(snap.sessions.len(), 1);
+    let one = snap.get("hydralph-one").expect("listed");
+    assert!(!one.dead && one.pane_pid.is_some() && one.activity.is_some());
+    for i in 0..49 {
+        srv.spawn(&format!("hydralph-n{i}"), &["sleep", "30"]);
+    }
+    let before = srv.tmux.calls();
+    let snap = srv.tmux.snapshot().expect("snapshot");
+    assert_eq!(srv.tmux.calls() - before, 1);
+    assert_eq!(snap.sessions.len(), 50);
+}
+
+#[test]
+fn targets_are_exact() {
+    let srv = Server::new();
+    srv.spawn("hydralph-abc", &["sleep", "30"]);
+    assert!(matches!(
+        srv.tmux.send_text("hydralph-ab", "x", false),
+        Err(MuxError::NotFound { .. })
+    ));
+    assert!(matches!(
+        srv.tmux.capture("hydralph-ab", 5),
+        Err(MuxError::NotFound { .. })
+    ));
+    srv.tmux.kill("hydralph-ab").expect("missing session is not an error");
+    assert!(srv.tmux.has_session("hydralph-abc").expect("has"));
+    assert!(!srv.tmux.has_session("hydralph-ab").expect("has"));
+    assert!(matches!(
+        srv.tmux.attach_command("hydralph-ab"),
+        Err(MuxError::NotFound { .. })
+    ));
+}
+
+#[test]
+fn duplicate_name_is_name_taken() {
+    let srv = Server::new();
+    srv.spawn("hydralph-dup", &["sleep", "30"]);
+    let err = srv
+        .tmux
+        .create(&spec("hydralph-dup", &["sleep", "30"], srv.dir.path()))
+        .expect_err("taken");
+    assert!(matches!(err, MuxError::NameTaken { .. }), "{err}");
+    assert_eq!(srv.tmux.snapshot().expect("snapshot").sessions.len(), 1);
+}
+
+#[test]
+fn literal_text_arrives_exactly() {
+    let srv = Server::new();
+    srv.spawn("hydralph-lit", &["sh", "-c", "stty raw -echo; exec cat > received"]);
+    // Wait until the pane has switched to raw mode (cat holds the file open).
+    wait_for("cat started", || srv.path("received").exists().then_some(()));
+    std::thread::sleep(Duration::from_millis(100));
+    let mut text = String::from("it's \"q\" $(touch pwned) `x`; C-c Enter \u{1b}[31mred\u{1b}[0m ünï\n-l -- C-d\n");
+    let mut i = 0;
+    while text.len() < 100 * 1024 {
+        text.push_str(&format!("line {i} with some padding text to fill the buffer\n"));
+        i += 1;
+    }
+    srv.tmux.send_text("hydralph-lit", &text, false).expect("send");
+    let got = wait_for("all text", || {
+        let got = std::fs::read(srv.path("received")).ok()?;
+        (got.len() >= text.len()).then_some(got)
+    });
+    assert_eq!(String::from_utf8(got).expect("utf8"), text);
+    assert!(!srv.path("pwned").exists());
+}
+
+#[test]
+fn capture_returns_the_last_lines() {
+    let srv = Server::new();
+    srv.spawn(
+        "hydralph-cap",
+        &["sh", "-c", "for i in 1 2 3 4 5 6; do echo line$i; done; sleep 30"],
+    );
+    let text = wait_for("output", || {
+        let t = srv.tmux.capture("hydralph-cap", 3).ok()?;
+        t.contains("line6").then_some(t)
+    });
+    let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+    assert!(lines.len() <= 3, "{text:?}");
+    assert!(!text.contains("line1"));
+}
+
+#[test]
+fn kill_ends_the_session_and_tolerates_missing_ones() {
+    let srv = Server::new();
+    srv.tmux.kill("hydralph-none").expect("no server is not an error");
+    srv.spawn("hydralph-k", &["sleep", "30"]);
+    srv.tmux.kill("hydralph-k").expect("kill");
+    assert!(srv.tmux.snapshot().expect("snapshot").get("hydralph-k").is_none());
+    srv.tmux.kill("hydralph-k").expect("killing twice is fine");
+}
+
+#[test]
+fn attach_command_targets_the_exact_session_on_our_server() {
+    let srv = Server::new();
+    srv.spawn("hydralph-att", &["sleep", "30"]);
+    let cmd = srv.tmux.attach_command("hydralph-att").expect("attach");
+    let joined = cmd.argv.join(" ");
+    assert!(joined.contains("-L orch-tmux-it-"), "{joined}");
+    assert!(joined.ends_with("-t =hydralph-att"), "{joined}");
+}
+
+#[test]
+fn tmux_missing_is_a_typed_error() {
+    let tmux = Tmux::new(TmuxConfig {
+        program: PathBuf::from("/nonexistent/bin/tmux"),
+        ..TmuxConfig::with_socket_name("x")
+    });
+    assert!(matches!(tmux.snapshot(), Err(MuxError::NotInstalled)));
+    let err = tmux
+        .create(&spec("hydralph-x", &["true"], Path::new("/")))
+        .expect_err("missing");
+    assert!(matches!(err, MuxError::NotInstalled));
+    assert!(err.to_string().contains("install"));
+}
+
+#[test]
+fn no_server_is_distinct_from_not_found() {
+    let srv = Server::new();
+    let err = srv.tmux.send_text("hydralph-x", "hi", true).expect_err("no server");
+    assert!(matches!(err, MuxError::NoServer { .. }), "{err}");
+}

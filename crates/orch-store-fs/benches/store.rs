@@ -14,6 +14,7 @@ fn main() {
     let quick = std::env::var_os("HYDRA_BENCH_QUICK").is_some();
     let sizes: &[usize] = if quick { &[100] } else { &[100, 1000] };
     let dir = std::env::temp_dir().join(format!("orch-store-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("bench dir");
     let store = FsStore::new(&dir);
     let mut saves = Vec::new();
     let mut n = 0;

@@ -1,0 +1,168 @@
+//! `.hydra/wt.toml`, hydra-wt's configuration, of which this adapter honours ports, env,
+//! artifacts and hooks.
+
+use orch_core::WorktreeError;
+use serde::Deserialize;
+use std::path::{Component, Path, PathBuf};
+
+/// The parsed `.hydra/wt.toml` (defaults when absent: ports 3001-3099, nothing else).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(default)]
+pub struct WtConfig {
+    /// `[ports]`.
+    pub ports: Ports,
+    /// `[env]`: a template rendered into each worktree.
+    pub env: Option<EnvTemplate>,
+    /// `[artifacts]`: files linked or copied from the main checkout.
+    pub artifacts: Artifacts,
+    /// `[hooks]`.
+    pub hooks: Hooks,
+}
+
+/// `[ports]`: the inclusive range ports are allocated from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Ports {
+    /// First port.
+    pub range_start: u16,
+    /// Last port (inclusive).
+    pub range_end: u16,
+}
+
+impl Default for Ports {
+    fn default() -> Self {
+        Ports {
+            range_start: 3001,
+            range_end: 3099,
+        }
+    }
+}
+
+/// `[env]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct EnvTemplate {
+    /// Template file, relative to the repository root.
+    pub template: PathBuf,
+    /// Output file, relative to the worktree.
+    pub output: PathBuf,
+}
+
+/// `[artifacts]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(default)]
+pub struct Artifacts {
+    /// Paths (relative to the root) symlinked into each worktree.
+    pub symlink: Vec<PathBuf>,
+    /// Paths (relative to the root) copied into each worktree.
+    pub copy: Vec<PathBuf>,
+}
+
+/// `[hooks]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(default)]
+pub struct Hooks {
+    /// Commands run with `sh -c` in a new worktree; the first failure rolls the create back.
+    pub post_create: Vec<String>,
+}
+
+impl WtConfig {
+    /// Reads `<root>/.hydra/wt.toml`; defaults when it does not exist.
+    pub fn load(root: &Path) -> Result<Self, WorktreeError> {
+        let path = root.join(".hydra/wt.toml");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(WtConfig::default()),
+            Err(e) => {
+                return Err(WorktreeError::Io {
+                    op: "read",
+                    path,
+                    source: e,
+                })
+            }
+        };
+        let cfg: WtConfig = toml::from_str(&text).map_err(|e| WorktreeError::Config {
+            path: path.clone(),
+            why: e.message().to_owned(),
+        })?;
+        if cfg.ports.range_start == 0 || cfg.ports.range_start > cfg.ports.range_end {
+            return Err(WorktreeError::Config {
+                path,
+                why: format!(
+                    "[ports] range {}-{} is empty; range_start must be 1..=range_end",
+                    cfg.ports.range_start, cfg.ports.range_end
+                ),
+            });
+        }
+        let relative =
+            |p: &PathBuf| !p.as_os_str().is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)));
+        let env_paths = cfg.env.iter().flat_map(|e| [&e.template, &e.output]);
+        if let Some(bad) = env_paths
+            .chain(&cfg.artifacts.symlink)
+            .chain(&cfg.artifacts.copy)
+            .find(|p| !relative(p))
+        {
+            return Err(WorktreeError::Config {
+                path,
+                why: format!("{} must be a relative path inside the repository", bad.display()),
+            });
+        }
+        Ok(cfg)
+    }
+
+    /// Paths the adapter itself writes into a worktree (not the agent's work).
+    pub fn own_files(&self) -> Vec<PathBuf> {
+        let mut own: Vec<PathBuf> = self.env.iter().map(|e| e.output.clone()).collect();
+        own.extend(self.artifacts.symlink.iter().cloned());
+        own.extend(self.artifacts.copy.iter().cloned());
+        own
+    }
+}
+
+/// Renders `{{ name }}` placeholders (spaces optional) from `vars`; unknown names stay as is.
+pub(crate) fn render(template: &str, vars: &[(&str, String)]) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find("}}") {
+            Some(end) => {
+                let name = after[..end].trim();
+                match vars.iter().find(|(k, _)| *k == name) {
+                    Some((_, v)) => out.push_str(v),
+                    None => out.push_str(&rest[start..start + 2 + end + 2]),
+                }
+                rest = &after[end + 2..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_placeholders() {
+        let vars = [("port", "3001".to_owned()), ("worktree", "feat".to_owned())];
+        assert_eq!(
+            render("PORT={{port}}\nNAME={{ worktree }}\nX={{other}}\n{{", &vars),
+            "PORT=3001\nNAME=feat\nX={{other}}\n{{"
+        );
+    }
+
+    #[test]
+    fn hydra_wt_config_parses() {
+        let cfg: WtConfig = toml::from_str(
+            "[ports]\nrange_start = 3001\nrange_end = 3099\n[env]\ntemplate = \".env.template\"\noutput = \".env.local\"\n[worktrees]\ndirectory = \"../\"\n[artifacts]\nsymlink = []\ncopy = []\n[hooks]\npost_create = []\n",
+        )
+        .expect("parses");
+        assert_eq!(cfg.ports.range_end, 3099);
+        assert_eq!(cfg.env.expect("env").output, PathBuf::from(".env.local"));
+    }
+}

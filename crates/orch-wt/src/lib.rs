@@ -1,0 +1,21 @@
+//! `orch-wt` implements `orch_core`'s [`Worktree`](orch_core::Worktree) with the git CLI, in
+//! the formats of hydra-wt: `.hydra/wt.toml` for the port range, env template, artifacts and
+//! hooks, and `.hydra/wt-ports.json`, the flat `{"branch": port}` registry — which this adapter,
+//! unlike hydra-wt, updates under an exclusive lock with an atomic write, so concurrent creates
+//! never share a port.
+//!
+//! Removal never destroys work: a worktree with uncommitted changes or commits found on no
+//! other branch or remote is kept (and the caller told why) unless forced, and the branch is
+//! never deleted. Create is all-or-nothing: a failure at any step (an invalid branch, an
+//! exhausted range, a failing `post_create` hook) undoes what was done.
+
+mod config;
+mod git;
+mod porcelain;
+mod ports;
+mod worktrees;
+
+pub use config::WtConfig;
+pub use porcelain::{parse_worktree_list, GitWorktree};
+pub use ports::PortRegistry;
+pub use worktrees::GitWorktrees;

@@ -1,0 +1,422 @@
+//! [`GitWorktrees`]: create, remove and list per-session worktrees through the git CLI.
+
+use crate::config::{render, WtConfig};
+use crate::git::io;
+use crate::git::{git, git_ok};
+use crate::porcelain::{parse_worktree_list, GitWorktree};
+use crate::ports::PortRegistry;
+use orch_core::{RemoveOutcome, Saga, Worktree, WorktreeError, WorktreeInfo, WorktreeRequest};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The git worktree adapter.
+#[derive(Debug, Clone)]
+pub struct GitWorktrees {
+    git: PathBuf,
+}
+
+impl Default for GitWorktrees {
+    fn default() -> Self {
+        GitWorktrees {
+            git: PathBuf::from("git"),
+        }
+    }
+}
+
+impl GitWorktrees {
+    /// An adapter running `git` from `PATH`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An adapter running the given git program.
+    pub fn with_git(program: impl Into<PathBuf>) -> Self {
+        GitWorktrees { git: program.into() }
+    }
+
+    /// The root of the main working tree of the repository containing `dir`.
+    pub fn repo_root(&self, dir: &Path) -> Result<PathBuf, WorktreeError> {
+        let out = git(
+            &self.git,
+            dir,
+            &["rev-parse", "--path-format=absolute", "--git-common-dir"],
+        )?;
+        if !out.status.success() {
+            return Err(WorktreeError::NotARepo {
+                path: dir.to_path_buf(),
+            });
+        }
+        let common = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        // The main worktree is the parent of the common `.git` directory.
+        match common.file_name() {
+            Some(n) if n == ".git" => Ok(common.parent().map(Path::to_path_buf).unwrap_or(common)),
+            _ => Err(WorktreeError::NotARepo {
+                path: dir.to_path_buf(),
+            }),
+        }
+    }
+
+    /// Checks `branch` as git does (`git check-ref-format --branch`), before anything is made.
+    pub fn validate_branch(&self, root: &Path, branch: &str) -> Result<(), WorktreeError> {
+        let invalid = |why: &str| WorktreeError::InvalidBranch {
+            branch: branch.to_owned(),
+            why: why.to_owned(),
+        };
+        if branch.is_empty() || branch.starts_with('-') {
+            return Err(invalid("a branch name must be non-empty and must not start with '-'"));
+        }
+        if branch.starts_with('@') || branch.contains(char::is_whitespace) {
+            return Err(invalid("a branch name must not start with '@' or contain whitespace"));
+        }
+        let out = git(&self.git, root, &["check-ref-format", "--branch", branch])?;
+        if !out.status.success() {
+            return Err(invalid("git check-ref-format refuses it (no '..', '~', '^', ':', '?', '*', '[', '\\\\', no leading '-' or trailing '/' or '.lock')"));
+        }
+        Ok(())
+    }
+
+    fn worktrees(&self, root: &Path) -> Result<Vec<GitWorktree>, WorktreeError> {
+        Ok(parse_worktree_list(&git_ok(
+            &self.git,
+            root,
+            &["worktree", "list", "--porcelain"],
+        )?))
+    }
+
+    fn branch_exists(&self, root: &Path, branch: &str) -> Result<bool, WorktreeError> {
+        let refname = format!("refs/heads/{branch}");
+        Ok(git(&self.git, root, &["rev-parse", "--verify", "--quiet", &refname])?
+            .status
+            .success())
+    }
+
+    /// Adds `.hydra/` to `.git/info/exclude`, so the main checkout never shows our files.
+    fn exclude_hydra(&self, root: &Path) -> Result<(), WorktreeError> {
+        let common = git_ok(
+            &self.git,
+            root,
+            &["rev-parse", "--path-format=absolute", "--git-common-dir"],
+        )?;
+        let info = PathBuf::from(common.trim()).join("info");
+        std::fs::create_dir_all(&info).map_err(io("create directory", &info))?;
+        let exclude = info.join("exclude");
+        let text = std::fs::read_to_string(&exclude).unwrap_or_default();
+        if text
+            .lines()
+            .any(|l| matches!(l.trim(), ".hydra/" | ".hydra" | "/.hydra/" | "/.hydra"))
+        {
+            return Ok(());
+        }
+        let mut new = text;
+        if !new.is_empty() && !new.ends_with('\n') {
+            new.push('\n');
+        }
+        new.push_str(".hydra/\n");
+        std::fs::write(&exclude, new).map_err(io("write", &exclude))
+    }
+
+    /// Why removing `wt` would lose work (empty when it would not).
+    fn work_at_risk(
+        &self,
+        root: &Path,
+        wt: &GitWorktree,
+        branch: &str,
+        own: &[PathBuf],
+    ) -> Result<Vec<String>, WorktreeError> {
+        let mut reasons = Vec::new();
+        let status = git_ok(&self.git, &wt.path, &["status", "--porcelain", "--untracked-files=all"])?;
+        let dirty: Vec<&str> = status
+            .lines()
+            .filter(|l| l.len() > 3)
+            .filter(|l| {
+                let file = l[3..].trim_matches('"');
+                !own.iter().any(|o| Path::new(file).starts_with(o))
+            })
+            .collect();
+        if !dirty.is_empty() {
+            let sample: Vec<&str> = dirty.iter().take(3).map(|l| l[3..].trim()).collect();
+            reasons.push(format!(
+                "{} uncommitted change(s) ({}{})",
+                dirty.len(),
+                sample.join(", "),
+                if dirty.len() > 3 { ", ..." } else { "" }
+            ));
+        }
+        // --exclude patterns for --branches are relative to refs/heads/.
+        let own_ref = format!("--exclude={branch}");
+        let head = wt.head.clone().unwrap_or_else(|| format!("refs/heads/{branch}"));
+        let unmerged = git_ok(
+            &self.git,
+            root,
+            &[
+                "rev-list",
+                "--count",
+                &head,
+                "--not",
+                &own_ref,
+                "--branches",
+                "--remotes",
+            ],
+        )?;
+        let n: u64 = unmerged.trim().parse().unwrap_or(0);
+        if n > 0 {
+            reasons.push(format!(
+                "{n} commit(s) on {branch} that are on no other branch or remote"
+            ));
+        }
+        Ok(reasons)
+    }
+
+    fn populate(&self, root: &Path, path: &Path, branch: &str, port: u16, cfg: &WtConfig) -> Result<(), WorktreeError> {
+        for rel in &cfg.artifacts.symlink {
+            let (src, dst) = (root.join(rel), path.join(rel));
+            if src.exists() {
+                if let Some(parent) = dst.parent() {
+                    std::fs::create_dir_all(parent).map_err(io("create directory", parent))?;
+                }
+                std::os::unix::fs::symlink(&src, &dst).map_err(io("symlink", &dst))?;
+            }
+        }
+        for rel in &cfg.artifacts.copy {
+            let (src, dst) = (root.join(rel), path.join(rel));
+            if src.exists() {
+                copy_recursive(&src, &dst)?;
+            }
+        }
+        if let Some(env) = &cfg.env {
+            let tpl_path = root.join(&env.template);
+            let template = std::fs::read_to_string(&tpl_path).map_err(io("read env template", &tpl_path))?;
+            let vars = [
+                ("port", port.to_string()),
+                ("worktree", branch.to_owned()),
+                ("project_uuid", project_uuid(root)),
+                ("repo_root", root.display().to_string()),
+            ];
+            let out = path.join(&env.output);
+            std::fs::write(&out, render(&template, &vars)).map_err(io("write", &out))?;
+        }
+        for hook in &cfg.hooks.post_create {
+            // Hooks are the repository owner's own commands from wt.toml, run as hydra-wt runs
+            // them; no value from a session is interpolated into them (they get env instead).
+            let out = Command::new("sh")
+                .arg("-c")
+                .arg(hook)
+                .current_dir(path)
+                .env("HYDRA_WT_PORT", port.to_string())
+                .env("HYDRA_WT_BRANCH", branch)
+                .env("HYDRA_WT_REPO_ROOT", root)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .map_err(io("run hook in", path))?;
+            if !out.status.success() {
+                let mut output = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+                if output.is_empty() {
+                    output = format!("exit status {}", out.status);
+                }
+                return Err(WorktreeError::Hook {
+                    hook: hook.clone(),
+                    output,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn project_uuid(root: &Path) -> String {
+    #[derive(serde::Deserialize)]
+    struct C {
+        project_uuid: String,
+    }
+    std::fs::read_to_string(root.join(".hydra/config.toml"))
+        .ok()
+        .and_then(|t| toml::from_str::<C>(&t).ok())
+        .map(|c| c.project_uuid)
+        .unwrap_or_default()
+}
+
+fn copy_recursive(src: &Path, dst: &Path) -> Result<(), WorktreeError> {
+    if src.is_dir() {
+        std::fs::create_dir_all(dst).map_err(io("create directory", dst))?;
+        for entry in std::fs::read_dir(src).map_err(io("read directory", src))? {
+            let entry = entry.map_err(io("read directory", src))?;
+            copy_recursive(&entry.path(), &dst.join(entry.file_name()))?;
+        }
+        Ok(())
+    } else {
+        if let Some(parent) = dst.parent() {
+            std::fs::create_dir_all(parent).map_err(io("create directory", parent))?;
+        }
+        std::fs::copy(src, dst).map(|_| ()).map_err(io("copy", dst))
+    }
+}
+
+impl Worktree for GitWorktrees {
+    fn create(&self, req: &WorktreeRequest) -> Result<WorktreeInfo, WorktreeError> {
+        req.session.validate().map_err(|e| WorktreeError::InvalidBranch {
+            branch: req.branch.clone(),
+            why: e.to_string(),
+        })?;
+        let root = self.repo_root(&req.repo)?;
+        self.validate_branch(&root, &req.branch)?;
+        if let Some(base) = &req.base {
+            let spec = format!("{base}^{{commit}}");
+            if base.starts_with('-')
+                || !git(&self.git, &root, &["rev-parse", "--verify", "--quiet", &spec])?
+                    .status
+                    .success()
+            {
+                return Err(WorktreeError::Git {
+                    op: "rev-parse".into(),
+                    stderr: format!("base {base:?} is not a commit in this repository"),
+                });
+            }
+        }
+        let cfg = WtConfig::load(&root)?;
+        let path = req
+            .path
+            .clone()
+            .unwrap_or_else(|| root.join(".hydra/worktrees").join(req.session.tmux_name()));
+        if path.exists() {
+            return Err(WorktreeError::PathExists { path });
+        }
+        if let Some(w) = self
+            .worktrees(&root)?
+            .into_iter()
+            .find(|w| w.branch.as_deref() == Some(req.branch.as_str()))
+        {
+            return Err(WorktreeError::BranchTaken {
+                branch: req.branch.clone(),
+                path: w.path,
+            });
+        }
+        self.exclude_hydra(&root)?;
+
+        let registry = PortRegistry::new(&root);
+        let lock = registry.lock()?;
+        let mut saga = Saga::new();
+        let had_port = registry.read(&lock)?.contains_key(&req.branch);
+        let port = registry.allocate(&lock, &req.branch, cfg.ports.range_start, cfg.ports.range_end)?;
+        if !had_port {
+            saga.on_undo("port", || {
+                registry.free(&lock, &req.branch).map(|_| ()).map_err(|e| e.to_string())
+            });
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io("create directory", parent))?;
+        }
+        let path_str = path.to_string_lossy().into_owned();
+        let existed = self.branch_exists(&root, &req.branch)?;
+        let base = req.base.clone().unwrap_or_else(|| "HEAD".to_owned());
+        let base_commit = git_ok(
+            &self.git,
+            &root,
+            &["rev-parse", "--verify", &format!("{base}^{{commit}}")],
+        )
+        .ok();
+        if existed {
+            git_ok(&self.git, &root, &["worktree", "add", "--", &path_str, &req.branch])?;
+        } else {
+            git_ok(
+                &self.git,
+                &root,
+                &["worktree", "add", "-b", &req.branch, "--", &path_str, &base],
+            )?;
+        }
+        let root2 = root.clone();
+        saga.on_undo("worktree", move || {
+            git_ok(&self.git, &root2, &["worktree", "remove", "--force", "--", &path_str])
+                .map(|_| ())
+                .map_err(|e| e.to_string())?;
+            // A branch this very call created, still at its base, holds nothing: remove it so a
+            // failed create leaves nothing behind. Existing branches are never touched.
+            if !existed {
+                let tip = git_ok(
+                    &self.git,
+                    &root2,
+                    &["rev-parse", "--verify", &format!("refs/heads/{}", req.branch)],
+                )
+                .ok();
+                if tip.is_some() && tip == base_commit {
+                    git_ok(&self.git, &root2, &["branch", "-D", "--", &req.branch]).map_err(|e| e.to_string())?;
+                }
+            }
+            Ok(())
+        });
+        self.populate(&root, &path, &req.branch, port, &cfg)?;
+        saga.commit();
+        drop(lock);
+        Ok(WorktreeInfo {
+            branch: req.branch.clone(),
+            path,
+            port: Some(port),
+            exists: true,
+        })
+    }
+
+    fn remove(&self, repo: &Path, branch: &str, force: bool) -> Result<RemoveOutcome, WorktreeError> {
+        let root = self.repo_root(repo)?;
+        let cfg = WtConfig::load(&root)?;
+        let registry = PortRegistry::new(&root);
+        let wt = self
+            .worktrees(&root)?
+            .into_iter()
+            .find(|w| w.branch.as_deref() == Some(branch) && w.path != root);
+        let Some(wt) = wt else {
+            let lock = registry.lock()?;
+            registry.free(&lock, branch)?;
+            return Ok(RemoveOutcome::NotFound);
+        };
+        if wt.path.exists() && !force {
+            let reasons = self.work_at_risk(&root, &wt, branch, &cfg.own_files())?;
+            if !reasons.is_empty() {
+                return Ok(RemoveOutcome::Kept { path: wt.path, reasons });
+            }
+        }
+        // Worktree first, port second: a failure in between leaves a held port, never a port
+        // handed out while its worktree still exists.
+        if wt.path.exists() {
+            let p = wt.path.to_string_lossy().into_owned();
+            git_ok(&self.git, &root, &["worktree", "remove", "--force", "--", &p])?;
+        } else {
+            git_ok(&self.git, &root, &["worktree", "prune"])?;
+        }
+        let lock = registry.lock()?;
+        registry.free(&lock, branch)?;
+        Ok(RemoveOutcome::Removed)
+    }
+
+    fn list(&self, repo: &Path) -> Result<Vec<WorktreeInfo>, WorktreeError> {
+        let root = self.repo_root(repo)?;
+        let registry = PortRegistry::new(&root);
+        let ports = {
+            let lock = registry.lock()?;
+            registry.read(&lock)?
+        };
+        let managed_dir = root.join(".hydra/worktrees");
+        let mut out: Vec<WorktreeInfo> = Vec::new();
+        for w in self.worktrees(&root)? {
+            let Some(branch) = w.branch.clone() else { continue };
+            let port = ports.get(&branch).copied();
+            if w.path.starts_with(&managed_dir) || port.is_some() {
+                out.push(WorktreeInfo {
+                    exists: w.path.exists(),
+                    branch,
+                    path: w.path,
+                    port,
+                });
+            }
+        }
+        for (branch, port) in &ports {
+            if !out.iter().any(|w| &w.branch == branch) {
+                out.push(WorktreeInfo {
+                    branch: branch.clone(),
+                    path: PathBuf::new(),
+                    port: Some(*port),
+                    exists: false,
+                });
+            }
+        }
+        Ok(out)
+    }
+}

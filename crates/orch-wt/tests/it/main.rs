@@ -1,0 +1,350 @@
+//! Tests of the worktree adapter with real git in temporary repositories.
+
+use orch_core::{RemoveOutcome, SessionId, Worktree, WorktreeError, WorktreeRequest};
+use orch_wt::GitWorktrees;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn run_git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "user.name=test",
+            "-c",
+            "user.email=test@example.invalid",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A repository with one commit, in its own temp dir.
+fn repo() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = dir.path().join("repo");
+    std::fs::create_dir(&root).expect("mkdir");
+    run_git(&root, &["init", "-q", "-b", "main"]);
+    std::fs::write(root.join("README"), "hello\n").expect("write");
+    run_git(&root, &["add", "README"]);
+    run_git(&root, &["commit", "-q", "-m", "init"]);
+    let root = root.canonicalize().expect("canonical");
+    (dir, root)
+}
+
+fn req(root: &Path, id: &str, branch: &str) -> WorktreeRequest {
+    WorktreeRequest {
+        repo: root.to_path_buf(),
+        branch: branch.into(),
+        base: None,
+        path: None,
+        session: SessionId(id.into()),
+    }
+}
+
+fn registry(root: &Path) -> serde_json::Map<String, serde_json::Value> {
+    match std::fs::read_to_string(root.join(".hydra/wt-ports.json")) {
+        Ok(t) => serde_json::from_str(&t).expect("registry is a JSON map"),
+        Err(_) => serde_json::Map::new(),
+    }
+}
+
+fn branches(root: &Path) -> String {
+    run_git(root, &["branch", "--list", "--format=%(refname:short)"])
+}
+
+#[test]
+fn create_and_remove_round_trip() {
+    let (_d, root) = repo();
+    let wt = GitWorktrees::new();
+    let info = wt.create(&req(&root, "ab12", "hydralph/ab12")).expect("create");
+    assert_eq!(info.path, root.join(".hydra/worktrees/hydralph-ab12"));
+    assert_eq!(info.port, Some(3001));
+    assert!(info.path.join("README").exists());
+    assert_eq!(registry(&root)["hydralph/ab12"], 3001);
+    // .hydra/ is excluded from the main checkout, not written to .gitignore.
+    assert!(run_git(&root, &["status", "--porcelain"]).is_empty());
+    assert!(!root.join(".gitignore").exists());
+    let listed = wt.list(&root).expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].branch.as_str(), listed[0].port, listed[0].exists),
+        ("hydralph/ab12", Some(3001), true)
+    );
+    assert_eq!(
+        wt.remove(&root, "hydralph/ab12", false).expect("remove"),
+        RemoveOutcome::Removed
+    );
+    assert!(!info.path.exists());
+    assert!(registry(&root).is_empty(), "port freed");
+    assert!(branches(&root).contains("hydralph/ab12"), "the branch is never deleted");
+    assert_eq!(
+        wt.remove(&root, "hydralph/ab12", false).expect("again"),
+        RemoveOutcome::NotFound
+    );
+}
+
+#[test]
+fn existing_branch_is_reused_and_taken_branch_refused() {
+    let (_d, root) = repo();
+    run_git(&root, &["branch", "feature/x"]);
+    let wt = GitWorktrees::new();
+    let info = wt
+        .create(&req(&root, "s1", "feature/x"))
+        .expect("create on existing branch");
+    assert_eq!(
+        run_git(&info.path, &["rev-parse", "--abbrev-ref", "HEAD"]).trim(),
+        "feature/x"
+    );
+    let err = wt
+        .create(&req(&root, "s2", "feature/x"))
+        .expect_err("checked out elsewhere");
+    assert!(matches!(err, WorktreeError::BranchTaken { .. }), "{err}");
+    let err = wt
+        .create(&req(&root, "s3", "main"))
+        .expect_err("main is checked out in the root");
+    assert!(matches!(err, WorktreeError::BranchTaken { .. }), "{err}");
+    assert!(!root.join(".hydra/worktrees/hydralph-s2").exists());
+    assert_eq!(registry(&root).len(), 1);
+}
+
+#[test]
+fn invalid_branch_names_create_nothing() {
+    let (_d, root) = repo();
+    let wt = GitWorktrees::new();
+    for bad in [
+        "a..b",
+        "-x",
+        "a b",
+        "~",
+        "hydralph/../x",
+        "x.lock",
+        "a:b",
+        "",
+        "@",
+        "tab\tx",
+    ] {
+        let err = wt.create(&req(&root, "inv", bad)).expect_err(bad);
+        assert!(matches!(err, WorktreeError::InvalidBranch { .. }), "{bad:?}: {err}");
+        assert!(err.to_string().contains("branch"), "{err}");
+    }
+    assert!(!root.join(".hydra/worktrees").exists());
+    assert!(registry(&root).is_empty());
+    assert_eq!(branches(&root).trim(), "main");
+}
+
+#[test]
+fn remove_keeps_dirty_and_unmerged_work_unless_forced() {
+    let (_d, root) = repo();
+    let wt = GitWorktrees::new();
+    let dirty = wt.create(&req(&root, "d1", "hydralph/d1")).expect("create");
+    std::fs::write(dirty.path.join("work.txt"), "precious\n").expect("write");
+    match wt.remove(&root, "hydralph/d1", false).expect("remove") {
+        RemoveOutcome::Kept { path, reasons } => {
+            assert_eq!(path, dirty.path);
+            assert!(
+                reasons[0].contains("uncommitted") && reasons[0].contains("work.txt"),
+                "{reasons:?}"
+            );
+        }
+        other => panic!("dirty worktree not kept: {other:?}"),
+    }
+    assert!(dirty.path.join("work.txt").exists());
+    assert_eq!(registry(&root)["hydralph/d1"], 3001, "a kept worktree keeps its port");
+
+    let committed = wt.create(&req(&root, "c1", "hydralph/c1")).expect("create");
+    std::fs::write(committed.path.join("f.txt"), "x\n").expect("write");
+    run_git(&committed.path, &["add", "f.txt"]);
+    run_git(&committed.path, &["commit", "-q", "-m", "agent work"]);
+    match wt.remove(&root, "hydralph/c1", false).expect("remove") {
+        RemoveOutcome::Kept { reasons, .. } => assert!(reasons[0].contains("1 commit"), "{reasons:?}"),
+        other => panic!("unmerged work not kept: {other:?}"),
+    }
+    // Once the work is on another branch, removal is safe.
+    run_git(&root, &["branch", "backup", "hydralph/c1"]);
+    assert_eq!(
+        wt.remove(&root, "hydralph/c1", false).expect("remove"),
+        RemoveOutcome::Removed
+    );
+
+    assert_eq!(
+        wt.remove(&root, "hydralph/d1", true).expect("forced"),
+        RemoveOutcome::Removed
+    );
+    assert!(!dirty.path.exists());
+    assert!(branches(&root).contains("hydralph/d1"));
+    assert!(registry(&root).is_empty());
+}
+
+#[test]
+fn registry_written_by_hydra_wt_is_read_and_ours_is_readable() {
+    let (_d, root) = repo();
+    std::fs::create_dir_all(root.join(".hydra")).expect("mkdir");
+    // hydra-wt's format: a flat, pretty-printed map.
+    std::fs::write(
+        root.join(".hydra/wt-ports.json"),
+        "{\n  \"feature-a\": 3001,\n  \"feature-b\": 3003\n}",
+    )
+    .expect("write");
+    let wt = GitWorktrees::new();
+    let info = wt.create(&req(&root, "r1", "hydralph/r1")).expect("create");
+    assert_eq!(info.port, Some(3002), "lowest free port");
+    let map = registry(&root);
+    assert_eq!(map.len(), 3);
+    assert_eq!(map["feature-a"], 3001);
+    assert_eq!(map["feature-b"], 3003);
+    let text = std::fs::read_to_string(root.join(".hydra/wt-ports.json")).expect("read");
+    assert!(
+        text.contains("\n  \"hydralph/r1\": 3002"),
+        "pretty-printed flat map: {text}"
+    );
+}
+
+#[test]
+fn exhausted_range_is_a_clear_error_and_leaves_nothing() {
+    let (_d, root) = repo();
+    std::fs::create_dir_all(root.join(".hydra")).expect("mkdir");
+    std::fs::write(
+        root.join(".hydra/wt.toml"),
+        "[ports]\nrange_start = 4001\nrange_end = 4001\n",
+    )
+    .expect("write");
+    let wt = GitWorktrees::new();
+    assert_eq!(
+        wt.create(&req(&root, "e1", "hydralph/e1")).expect("first").port,
+        Some(4001)
+    );
+    let err = wt.create(&req(&root, "e2", "hydralph/e2")).expect_err("exhausted");
+    assert!(
+        matches!(err, WorktreeError::RangeExhausted { start: 4001, end: 4001 }),
+        "{err}"
+    );
+    assert!(!root.join(".hydra/worktrees/hydralph-e2").exists());
+    assert!(!branches(&root).contains("hydralph/e2"));
+}
+
+#[test]
+fn env_template_artifacts_and_failing_hook() {
+    let (_d, root) = repo();
+    std::fs::create_dir_all(root.join(".hydra")).expect("mkdir");
+    std::fs::write(
+        root.join(".env.template"),
+        "PORT={{port}}\nBRANCH={{ worktree }}\nROOT={{repo_root}}\n",
+    )
+    .expect("write");
+    std::fs::write(root.join("secret.key"), "k").expect("write");
+    std::fs::create_dir(root.join("assets")).expect("mkdir");
+    std::fs::write(root.join("assets/a.bin"), "a").expect("write");
+    std::fs::write(
+        root.join(".hydra/wt.toml"),
+        "[ports]\nrange_start = 5001\nrange_end = 5010\n[env]\ntemplate = \".env.template\"\noutput = \".env.local\"\n[artifacts]\nsymlink = [\"secret.key\"]\ncopy = [\"assets\"]\n[hooks]\npost_create = [\"echo \\\"$HYDRA_WT_PORT\\\" > hook-ran\"]\n",
+    )
+    .expect("write");
+    let wt = GitWorktrees::new();
+    let info = wt.create(&req(&root, "t1", "hydralph/t1")).expect("create");
+    let env = std::fs::read_to_string(info.path.join(".env.local")).expect("env rendered");
+    assert_eq!(env, format!("PORT=5001\nBRANCH=hydralph/t1\nROOT={}\n", root.display()));
+    assert!(std::fs::symlink_metadata(info.path.join("secret.key"))
+        .expect("link")
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        std::fs::read_to_string(info.path.join("assets/a.bin")).expect("copied"),
+        "a"
+    );
+    assert_eq!(
+        std::fs::read_to_string(info.path.join("hook-ran"))
+            .expect("hook ran")
+            .trim(),
+        "5001"
+    );
+    // Our own files (env output, artifacts) do not count as the agent's work; the hook's do.
+    std::fs::remove_file(info.path.join("hook-ran")).expect("rm");
+    assert_eq!(
+        wt.remove(&root, "hydralph/t1", false).expect("remove"),
+        RemoveOutcome::Removed
+    );
+
+    // A failing hook rolls everything back: no worktree, no port, no new branch.
+    let toml = std::fs::read_to_string(root.join(".hydra/wt.toml"))
+        .expect("read")
+        .replace("echo", "exit 3; echo");
+    std::fs::write(root.join(".hydra/wt.toml"), toml).expect("write");
+    let err = wt.create(&req(&root, "t2", "hydralph/t2")).expect_err("hook fails");
+    assert!(matches!(err, WorktreeError::Hook { .. }), "{err}");
+    assert!(!root.join(".hydra/worktrees/hydralph-t2").exists());
+    assert!(registry(&root).is_empty(), "{:?}", registry(&root));
+    assert!(!branches(&root).contains("hydralph/t2"));
+    assert!(!run_git(&root, &["worktree", "list"]).contains("hydralph-t2"));
+}
+
+#[test]
+fn not_a_repository_and_git_missing_are_typed() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let err = GitWorktrees::new()
+        .create(&req(dir.path(), "n1", "hydralph/n1"))
+        .expect_err("not a repo");
+    assert!(matches!(err, WorktreeError::NotARepo { .. }), "{err}");
+    let err = GitWorktrees::with_git("/nonexistent/git")
+        .list(dir.path())
+        .expect_err("git missing");
+    assert!(matches!(err, WorktreeError::GitMissing), "{err}");
+}
+
+#[test]
+fn existing_target_path_is_refused() {
+    let (_d, root) = repo();
+    std::fs::create_dir_all(root.join(".hydra/worktrees/hydralph-p1")).expect("mkdir");
+    let err = GitWorktrees::new()
+        .create(&req(&root, "p1", "hydralph/p1"))
+        .expect_err("exists");
+    assert!(matches!(err, WorktreeError::PathExists { .. }), "{err}");
+    assert!(registry(&root).is_empty());
+}
+
+/// Not a test of its own: the body of the child processes of the concurrency test.
+#[test]
+fn child_entry() {
+    let (Ok(root), Ok(id)) = (std::env::var("HYDRA_WT_ROOT"), std::env::var("HYDRA_WT_ID")) else {
+        return;
+    };
+    let root = PathBuf::from(root);
+    GitWorktrees::new()
+        .create(&req(&root, &id, &format!("hydralph/{id}")))
+        .expect("create in child");
+}
+
+#[test]
+fn ten_concurrent_creates_get_ten_distinct_ports() {
+    let (_d, root) = repo();
+    let children: Vec<_> = (0..10)
+        .map(|i| {
+            Command::new(std::env::current_exe().expect("exe"))
+                .args(["--exact", "child_entry", "--test-threads=1"])
+                .env("HYDRA_WT_ROOT", &root)
+                .env("HYDRA_WT_ID", format!("c{i}"))
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().expect("wait").success());
+    }
+    let map = registry(&root);
+    assert_eq!(map.len(), 10, "{map:?}");
+    let mut ports: Vec<u64> = map.values().map(|v| v.as_u64().expect("port")).collect();
+    ports.sort();
+    ports.dedup();
+    assert_eq!(ports.len(), 10, "duplicate ports: {map:?}");
+    assert_eq!(GitWorktrees::new().list(&root).expect("list").len(), 10);
+}

@@ -72,6 +72,8 @@ pub struct SessionConfig {
     pub pause_mode: PauseMode,
     /// An external `hydralph.sh` to run instead of the embedded loop.
     pub loop_script: Option<PathBuf>,
+    /// Pause of the loop between iterations (hydralph's 2 s by default).
+    pub loop_delay: Duration,
 }
 
 impl Default for SessionConfig {
@@ -89,6 +91,7 @@ impl Default for SessionConfig {
             stuck_after: Duration::from_secs(15 * 60),
             pause_mode: PauseMode::Checkpoint,
             loop_script: None,
+            loop_delay: Duration::from_secs(2),
         }
     }
 }
@@ -138,6 +141,12 @@ impl SessionConfig {
             return Err(ConfigError::new(
                 "stuck_after",
                 format!("{:?} is out of range; allowed: 1s to 30 days", self.stuck_after),
+            ));
+        }
+        if self.loop_delay > Duration::from_secs(3600) {
+            return Err(ConfigError::new(
+                "loop_delay",
+                format!("{:?} is out of range; allowed: 0 to 1 hour", self.loop_delay),
             ));
         }
         if self.agent_cli.trim().is_empty() {

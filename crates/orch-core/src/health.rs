@@ -148,6 +148,8 @@ pub fn assess(record: &SessionRecord, obs: &Observation, now: Timestamp, policy:
             },
             &mut state,
         ),
+        // A blocked loop exits by contract (status 2) and waits for `resume` to restart it.
+        MuxObservation::Exited { .. } if matches!(state, SessionState::Blocked { .. }) => {}
         MuxObservation::Exited { status } => {
             let reason = match status {
                 Some(code) => format!("agent loop exited with status {code} before reporting an end"),
@@ -356,6 +358,22 @@ mod tests {
         };
         let a = assess(&rec, &obs, T0, &HealthPolicy::default());
         assert!(matches!(&a.decisions[..], [Decision::MarkFailed { reason }] if reason.contains("127")));
+    }
+
+    #[test]
+    fn blocked_loop_that_exited_waits_for_resume() {
+        let rec = record(running(2));
+        let obs = Observation {
+            mux: MuxObservation::Exited { status: Some(2) },
+            loop_status: Some(status(LoopPhase::Blocked, 2)),
+            status_changed: None,
+        };
+        let a = assess(&rec, &obs, T0, &HealthPolicy::default());
+        assert!(
+            matches!(a.state, SessionState::Blocked { iteration: 2, .. }),
+            "{:?}",
+            a.state
+        );
     }
 
     #[test]

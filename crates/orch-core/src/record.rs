@@ -81,9 +81,16 @@ pub struct SessionRecord {
     /// When the session reached a terminal state.
     #[serde(default)]
     pub ended_at: Option<Timestamp>,
+    /// Pause of the loop between iterations, in milliseconds.
+    #[serde(default = "default_delay_ms")]
+    pub loop_delay_ms: u64,
     /// Incremented by every save, so concurrent writers can be checked for lost updates.
     #[serde(default)]
     pub revision: u64,
+}
+
+fn default_delay_ms() -> u64 {
+    2000
 }
 
 fn starting() -> SessionState {
@@ -118,6 +125,7 @@ impl SessionRecord {
             loop_script: config.loop_script.clone(),
             base_ref: config.base_ref.clone(),
             ended_at: None,
+            loop_delay_ms: u64::try_from(config.loop_delay.as_millis()).unwrap_or(u64::MAX),
             revision: 0,
         }
     }

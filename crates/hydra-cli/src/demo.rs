@@ -1,0 +1,133 @@
+//! `hydra demo`: the whole lifecycle on a bare machine. A temporary git repository with a
+//! sample PRD, N sessions of the built-in demo agent on a private tmux server, live progress,
+//! a summary, and a clean-up. Exits 0 only if every session completed.
+
+use anyhow::{Context, Result};
+use hydra_orchestrator::adapters::{Tmux, TmuxConfig};
+use hydra_orchestrator::{Orchestrator, SessionConfig, SessionState};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The sample PRD of `hydra init` and `hydra demo`.
+pub const SAMPLE_PRD: &str = r#"{
+  "title": "Sample project",
+  "userStories": [
+    {"id": "US-1", "title": "Add a greeting module", "description": "A function that returns a greeting.", "passes": false, "acceptance": ["greet() returns a string"]},
+    {"id": "US-2", "title": "Add a command-line entry point", "description": "Print the greeting.", "passes": false, "acceptance": ["running it prints the greeting"], "dependsOn": ["US-1"]},
+    {"id": "US-3", "title": "Document usage", "description": "Explain how to run it.", "passes": false, "acceptance": ["README mentions the command"], "dependsOn": ["US-2"]}
+  ]
+}
+"#;
+
+struct Cleanup<'a> {
+    tmux: &'a Tmux,
+    dir: &'a Path,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let _ = self.tmux.kill_server();
+        let _ = std::fs::remove_dir_all(self.dir);
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let _ = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "user.name=hydra demo",
+            "-c",
+            "user.email=demo@hydra.invalid",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .output();
+}
+
+/// Runs the demo with `sessions` sessions; returns the exit code.
+pub fn run(sessions: usize, json: bool) -> Result<i32> {
+    let sessions = sessions.clamp(1, 50);
+    let dir = std::env::temp_dir().join(format!("hydra-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let socket = format!("hydra-demo-{}", std::process::id());
+    let tmux = Tmux::new(TmuxConfig::with_socket_name(&socket));
+    let _cleanup = Cleanup { tmux: &tmux, dir: &dir };
+    std::fs::write(dir.join("prd.json"), SAMPLE_PRD)?;
+    std::fs::write(dir.join("README.md"), "# demo project\n")?;
+    git(&dir, &["init", "-q", "-b", "main"]);
+    git(&dir, &["add", "README.md"]);
+    git(&dir, &["commit", "-q", "-m", "demo project"]);
+
+    let orch = Orchestrator::builder()
+        .project(&dir)
+        .tmux_socket(socket.clone())
+        .reconcile(false)
+        .build()?;
+    let exe = std::env::current_exe().context("cannot find the hydra executable for the demo agent")?;
+    println!("hydra demo: {sessions} session(s) of the built-in demo agent on tmux server -L {socket}");
+    println!("project: {}", dir.display());
+    let mut ids = Vec::new();
+    for _ in 0..sessions {
+        let id = orch.spawn(SessionConfig {
+            agent_cli: exe.to_string_lossy().into_owned(),
+            agent_flags: "demo-agent".into(),
+            prd_path: dir.join("prd.json"),
+            working_dir: dir.clone(),
+            max_iterations: 10,
+            max_duration: Duration::from_secs(600),
+            loop_delay: Duration::from_millis(200),
+            ..SessionConfig::default()
+        })?;
+        println!("spawned {id} (tmux session hydralph-{id})");
+        ids.push(id);
+    }
+    let started = Instant::now();
+    let mut last = String::new();
+    let statuses = loop {
+        let statuses = orch.refresh()?;
+        let view = crate::output::table(&statuses);
+        if view != last {
+            println!("--- {:>5.1}s", started.elapsed().as_secs_f64());
+            print!("{view}");
+            last = view;
+        }
+        if statuses.iter().all(|s| s.state.is_terminal()) || started.elapsed() > Duration::from_secs(120) {
+            break statuses;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let completed = statuses
+        .iter()
+        .filter(|s| matches!(s.state, SessionState::Completed { .. }))
+        .count();
+    if json {
+        println!(
+            "{}",
+            serde_json::Value::Array(statuses.iter().map(|s| s.to_json()).collect())
+        );
+    }
+    println!(
+        "summary: {completed}/{} completed in {:.1}s; {}",
+        statuses.len(),
+        started.elapsed().as_secs_f64(),
+        statuses
+            .iter()
+            .map(|s| format!("{} {}", s.id, s.state))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let all = completed == statuses.len() && statuses.len() == sessions;
+    println!(
+        "{}",
+        if all {
+            "demo ok: every session completed; cleaned up"
+        } else {
+            "demo FAILED: not every session completed"
+        }
+    );
+    Ok(if all { 0 } else { 1 })
+}

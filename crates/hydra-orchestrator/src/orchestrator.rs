@@ -789,8 +789,8 @@ impl Orchestrator {
                     rec.frozen = true;
                     self.store.save(rec)?;
                     self.signals
-                        .signal_group(pid, Sig::Stop)
-                        .map_err(io("stop process group of", rt.path()))?;
+                        .stop_group_members(pid)
+                        .map_err(io("stop the processes of", rt.path()))?;
                 }
             }
             let ev = LifecycleEvent::transition(id, &rec.state, &to, &Event::Pause, now).with("frozen", rec.frozen);

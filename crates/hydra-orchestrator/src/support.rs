@@ -37,6 +37,13 @@ impl EventBus for NoopBus {
 pub trait Signals: Send + Sync {
     /// Sends `signal` to the process group `pgid`; `Ok(false)` when the group is gone.
     fn signal_group(&self, pgid: u32, signal: Sig) -> std::io::Result<bool>;
+
+    /// Stops (SIGSTOP) every process of group `pgid` except its leader, the pane's own
+    /// process; returns how many were stopped.
+    ///
+    /// tmux continues a pane process that stops (it sends SIGCONT to the pane's group when its
+    /// child stops), so a freeze must leave the leader — the loop, which only waits — running.
+    fn stop_group_members(&self, pgid: u32) -> std::io::Result<usize>;
 }
 
 /// The signals the facade sends.
@@ -80,6 +87,67 @@ impl Signals for PosixSignals {
             Err(e) => Err(e.into()),
         }
     }
+
+    fn stop_group_members(&self, pgid: u32) -> std::io::Result<usize> {
+        use rustix::process::{kill_process, Pid, Signal};
+        let mut stopped = Vec::new();
+        // Twice: a process forked while the first pass ran is caught by the second.
+        for _ in 0..2 {
+            for pid in Self::members(pgid)? {
+                if stopped.contains(&pid) {
+                    continue;
+                }
+                if let Some(p) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
+                    if kill_process(p, Signal::STOP).is_ok() {
+                        stopped.push(pid);
+                    }
+                }
+            }
+        }
+        Ok(stopped.len())
+    }
+}
+
+impl PosixSignals {
+    /// Pids of group `pgid` other than the leader: from POSIX `ps -A -o pid= -o pgid=`, or
+    /// from `/proc` where `ps` is missing.
+    fn members(pgid: u32) -> std::io::Result<Vec<u32>> {
+        let table = match std::process::Command::new("ps")
+            .args(["-A", "-o", "pid=", "-o", "pgid="])
+            .output()
+        {
+            Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
+            _ => proc_table()?,
+        };
+        Ok(table
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split_whitespace();
+                Some((f.next()?.parse::<u32>().ok()?, f.next()?.parse::<u32>().ok()?))
+            })
+            .filter(|&(pid, g)| g == pgid && pid != pgid)
+            .map(|(pid, _)| pid)
+            .collect())
+    }
+}
+
+/// `pid pgid` lines read from `/proc/<pid>/stat` (the fallback when `ps` is missing).
+fn proc_table() -> std::io::Result<String> {
+    let mut out = String::new();
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // Fields after the command name (which may hold spaces, in parentheses): state ppid pgrp.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if let (Some(pgid), Some(pid)) = (fields.get(2), entry.file_name().to_str()) {
+            out.push_str(&format!("{pid} {pgid}\n"));
+        }
+    }
+    Ok(out)
 }
 
 /// Signals that go nowhere, for an orchestrator driven with fake ports (fake pids).
@@ -89,5 +157,8 @@ pub struct NoSignals;
 impl Signals for NoSignals {
     fn signal_group(&self, _pgid: u32, _signal: Sig) -> std::io::Result<bool> {
         Ok(false)
+    }
+    fn stop_group_members(&self, _pgid: u32) -> std::io::Result<usize> {
+        Ok(0)
     }
 }

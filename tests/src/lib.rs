@@ -1,0 +1,166 @@
+//! Helpers of the end-to-end suites: a temp project with its own private tmux server (killed
+//! on drop, even when a test panics), scripted agents, and deadline-bounded polling.
+
+use hydra_orchestrator::adapters::{Tmux, TmuxConfig};
+use hydra_orchestrator::{Orchestrator, SessionConfig, SessionId, SessionState};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// A sample PRD of three stories.
+pub const PRD: &str = r#"{"title":"t","userStories":[
+ {"id":"US-1","title":"one","passes":false},
+ {"id":"US-2","title":"two","passes":false},
+ {"id":"US-3","title":"three","passes":false}]}"#;
+
+/// A temporary git repository, a private tmux server, and orchestrators on both.
+pub struct Project {
+    /// The temp dir (the project root is inside it).
+    pub dir: tempfile::TempDir,
+    /// The project root (a git repository with one commit).
+    pub root: PathBuf,
+    /// The private tmux socket name.
+    pub socket: String,
+    tmux: Tmux,
+}
+
+impl Project {
+    /// A new project with `prd.json`, committed, and its own tmux server name.
+    pub fn new() -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().join("project");
+        std::fs::create_dir(&root).expect("mkdir");
+        let root = root.canonicalize().expect("canonical");
+        std::fs::write(root.join("prd.json"), PRD).expect("prd");
+        std::fs::write(root.join("README.md"), "# test\n").expect("readme");
+        git(&root, &["init", "-q", "-b", "main"]);
+        git(&root, &["add", "README.md"]);
+        git(&root, &["commit", "-q", "-m", "init"]);
+        let socket = format!("hydra-e2e-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+        let tmux = Tmux::new(TmuxConfig::with_socket_name(&socket));
+        Project {
+            dir,
+            root,
+            socket,
+            tmux,
+        }
+    }
+
+    /// An orchestrator on this project and tmux server.
+    pub fn orch(&self) -> Orchestrator {
+        Orchestrator::builder()
+            .project(&self.root)
+            .tmux_socket(self.socket.clone())
+            .reconcile(true)
+            .build()
+            .expect("orchestrator")
+    }
+
+    /// The tmux adapter of the private server.
+    pub fn tmux(&self) -> &Tmux {
+        &self.tmux
+    }
+
+    /// Writes an executable bash script agent named `name` and returns its path.
+    pub fn agent(&self, name: &str, body: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, format!("#!/usr/bin/env bash\n{body}\n")).expect("agent");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        path
+    }
+
+    /// A config for `agent` on this project, with a short loop delay.
+    pub fn config(&self, agent: &Path) -> SessionConfig {
+        SessionConfig {
+            agent_cli: agent.to_string_lossy().into_owned(),
+            prd_path: self.root.join("prd.json"),
+            working_dir: self.root.clone(),
+            loop_delay: Duration::from_millis(50),
+            max_duration: Duration::from_secs(600),
+            ..SessionConfig::default()
+        }
+    }
+}
+
+impl Default for Project {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let _ = self.tmux.kill_server();
+    }
+}
+
+/// Runs git in `dir` with a fixed identity; panics on failure.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "user.name=e2e",
+            "-c",
+            "user.email=e2e@example.invalid",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Polls `f` every 20 ms until it returns `Some`, failing after `secs` seconds.
+#[track_caller]
+pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {secs}s waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Refreshes until `id` is in a state `pred` accepts; returns it.
+#[track_caller]
+pub fn wait_state(
+    orch: &Orchestrator,
+    id: &SessionId,
+    secs: u64,
+    what: &str,
+    pred: impl Fn(&SessionState) -> bool,
+) -> SessionState {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let st = orch.status(id).expect("status").state;
+        if pred(&st) {
+            return st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; last state {st:?}"
+        );
+        std::thread::sleep(Duration::from_millis(30));
+    }
+}
+
+/// Whether any process of group `pgid` is alive.
+pub fn group_alive(pgid: u32) -> bool {
+    let Some(pid) = i32::try_from(pgid).ok().and_then(rustix::process::Pid::from_raw) else {
+        return false;
+    };
+    rustix::process::test_kill_process_group(pid).is_ok()
+}

@@ -751,7 +751,19 @@ impl Orchestrator {
             let _guard = self.store.lock()?;
             let mut rec = self.store.load(id)?.ok_or_else(|| Error::NotFound(id.clone()))?;
             let now = self.clock.now();
-            let (out, events) = f(&mut rec, now)?;
+            // Catch up with what the loop has reported since the last refresh, so a pause
+            // keeps the real iteration and a finished session is not "paused".
+            let mut events = Vec::new();
+            if let Some(status) = self.runtime_dir(id).read_status().0 {
+                for ev in orch_core::progress_events(&rec.state, &status) {
+                    if let Ok(to) = apply(&rec.state, &ev, now) {
+                        events.push(LifecycleEvent::transition(id, &rec.state, &to, &ev, now));
+                        rec.state = to;
+                    }
+                }
+            }
+            let (out, more) = f(&mut rec, now)?;
+            events.extend(more);
             rec.revision += 1;
             self.store.save(&rec)?;
             (out, events)

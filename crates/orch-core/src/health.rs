@@ -192,8 +192,9 @@ fn mux_activity(mux: MuxObservation) -> Option<Timestamp> {
     }
 }
 
-/// The events that bring `state` up to what the loop reports, or none when it adds nothing.
-fn progress_events(state: &SessionState, status: &LoopStatus) -> Vec<Event> {
+/// The events that bring `state` up to what the loop reports, or none when it adds nothing
+/// (the same iteration again, or an old report that would free a stuck session).
+pub fn progress_events(state: &SessionState, status: &LoopStatus) -> Vec<Event> {
     let Some(ev) = status.event() else {
         return Vec::new();
     };

@@ -26,7 +26,7 @@ pub mod testing;
 
 pub use config::{ConfigError, PauseMode, SessionConfig, MAX_ITERATIONS_LIMIT};
 pub use events::{Channel, LifecycleEvent, Pulse};
-pub use health::{assess, Assessment, Decision, HealthPolicy, MuxObservation, Observation};
+pub use health::{assess, progress_events, Assessment, Decision, HealthPolicy, MuxObservation, Observation};
 pub use id::{IdError, SessionId};
 pub use loop_status::{LoopPhase, LoopStatus};
 pub use ports::{

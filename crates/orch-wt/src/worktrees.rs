@@ -259,18 +259,22 @@ impl Worktree for GitWorktrees {
         })?;
         let root = self.repo_root(&req.repo)?;
         self.validate_branch(&root, &req.branch)?;
-        if let Some(base) = &req.base {
-            let spec = format!("{base}^{{commit}}");
-            if base.starts_with('-')
-                || !git(&self.git, &root, &["rev-parse", "--verify", "--quiet", &spec])?
-                    .status
-                    .success()
-            {
-                return Err(WorktreeError::Git {
-                    op: "rev-parse".into(),
-                    stderr: format!("base {base:?} is not a commit in this repository"),
-                });
-            }
+        let base = req.base.as_deref().unwrap_or("HEAD");
+        let spec = format!("{base}^{{commit}}");
+        if base.starts_with('-')
+            || !git(&self.git, &root, &["rev-parse", "--verify", "--quiet", &spec])?
+                .status
+                .success()
+        {
+            let why = if req.base.is_none() {
+                "the repository has no commit yet; commit once before giving sessions worktrees".to_owned()
+            } else {
+                format!("base {base:?} is not a commit in this repository")
+            };
+            return Err(WorktreeError::Git {
+                op: "rev-parse".into(),
+                stderr: why,
+            });
         }
         let cfg = WtConfig::load(&root)?;
         let path = req

@@ -348,3 +348,14 @@ fn ten_concurrent_creates_get_ten_distinct_ports() {
     assert_eq!(ports.len(), 10, "duplicate ports: {map:?}");
     assert_eq!(GitWorktrees::new().list(&root).expect("list").len(), 10);
 }
+
+#[test]
+fn a_repository_without_commits_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tmp");
+    run_git(dir.path(), &["init", "-q", "-b", "main"]);
+    let err = GitWorktrees::new()
+        .create(&req(dir.path(), "e1", "hydralph/e1"))
+        .expect_err("no commit");
+    assert!(err.to_string().contains("no commit yet"), "{err}");
+    assert!(!dir.path().join(".hydra/worktrees").exists());
+}

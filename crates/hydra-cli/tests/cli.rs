@@ -1,0 +1,272 @@
+//! Tests of the `hydra` binary as a user runs it: real tmux on a private socket per test, a
+//! temp git project, the built-in demo agent.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+struct Env {
+    dir: tempfile::TempDir,
+    socket: String,
+}
+
+impl Env {
+    fn new() -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path();
+        Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(["init", "-q", "-b", "main"])
+            .output()
+            .expect("git");
+        Env {
+            dir,
+            socket: format!(
+                "hydra-cli-it-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::SeqCst)
+            ),
+        }
+    }
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+    fn hydra(&self, args: &[&str]) -> Output {
+        self.hydra_stdin(args, "")
+    }
+    fn hydra_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_hydra"))
+            .args(args)
+            .args([
+                "--project",
+                self.root().to_str().expect("utf8"),
+                "--tmux-socket",
+                &self.socket,
+            ])
+            .env_remove("HYDRA_TMUX_SOCKET")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("hydra runs");
+        use std::io::Write;
+        c.stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write");
+        c.wait_with_output().expect("wait")
+    }
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.hydra(args);
+        assert!(
+            out.status.success(),
+            "hydra {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf8")
+    }
+    fn spawn_demo(&self, extra: &[&str]) -> String {
+        let mut args = vec![
+            "spawn",
+            "--agent",
+            env!("CARGO_BIN_EXE_hydra"),
+            "--flags",
+            "demo-agent",
+            "--prd",
+            "prd.json",
+        ];
+        args.extend(extra);
+        self.ok(&args).trim().to_owned()
+    }
+    fn ls(&self) -> Vec<serde_json::Value> {
+        serde_json::from_str::<serde_json::Value>(&self.ok(&["ls", "--json"]))
+            .expect("json")
+            .as_array()
+            .expect("array")
+            .clone()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+const PRD: &str =
+    r#"{"title":"t","userStories":[{"id":"1","title":"a","passes":false},{"id":"2","title":"b","passes":false}]}"#;
+
+#[test]
+fn demo_runs_the_whole_lifecycle_and_exits_zero() {
+    let out = Command::new(env!("CARGO_BIN_EXE_hydra"))
+        .args(["demo", "--sessions", "2"])
+        .output()
+        .expect("demo");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("summary: 2/2 completed"), "{text}");
+    assert!(text.contains("demo ok"), "{text}");
+}
+
+#[test]
+fn spawn_ls_status_pause_resume_kill_prune() {
+    let env = Env::new();
+    std::fs::write(env.root().join("prd.json"), PRD).expect("prd");
+    let id = env.spawn_demo(&["--max-iterations", "50"]);
+    assert_eq!(id.len(), 8, "spawn prints the id alone: {id:?}");
+    let ls = env.ls();
+    assert_eq!(ls.len(), 1);
+    for key in [
+        "id",
+        "state",
+        "iteration",
+        "stories",
+        "reason",
+        "tmux_session",
+        "working_dir",
+        "branch",
+        "port",
+        "age_secs",
+        "last_activity",
+    ] {
+        assert!(ls[0].get(key).is_some(), "ls --json lacks {key}: {}", ls[0]);
+    }
+    let done = wait_for("completion", || {
+        let st: serde_json::Value = serde_json::from_str(&env.ok(&["status", &id, "--json"])).ok()?;
+        (st["state"] == "completed").then_some(st)
+    });
+    assert_eq!(done["iteration"], 2);
+    let human = env.ok(&["ls"]);
+    assert!(human.starts_with("ID") && human.contains("completed"), "{human}");
+    // A second session: pause, resume, kill.
+    let id2 = env.spawn_demo(&["--max-iterations", "50"]);
+    env.ok(&["pause", &id2]);
+    assert!(env.ok(&["status", &id2]).contains("paused"));
+    env.ok(&["resume", &id2]);
+    let kill = env.hydra(&["kill", &id2, "--reason", "enough for today"]);
+    let st: serde_json::Value = serde_json::from_str(&env.ok(&["status", &id2, "--json"])).expect("json");
+    if kill.status.success() {
+        assert_eq!(st["state"], "failed");
+        assert_eq!(st["reason"], "enough for today");
+    } else {
+        // It finished first; killing an ended session is refused with a clear message.
+        assert!(String::from_utf8_lossy(&kill.stderr).contains("already ended"));
+    }
+    let pruned = env.ok(&["prune", "--dry-run"]);
+    assert!(pruned.contains(&id), "{pruned}");
+    assert_eq!(env.ls().len(), 2, "dry run removes nothing");
+    env.ok(&["gc"]);
+    assert!(env.ls().is_empty());
+}
+
+#[test]
+fn inject_reads_stdin_and_logs_show_output() {
+    let env = Env::new();
+    std::fs::write(env.root().join("prd.json"), PRD).expect("prd");
+    let id = env.spawn_demo(&[]);
+    let out = env.hydra_stdin(&["inject", &id, "-"], "from stdin: it's $(not run)");
+    // The session may already have completed (the demo agent is quick).
+    if out.status.success() {
+        assert!(String::from_utf8_lossy(&out.stdout).contains("queued"));
+    }
+    wait_for("completion", || {
+        env.ok(&["status", &id, "--json"])
+            .contains("\"completed\"")
+            .then_some(())
+    });
+    let logs = env.ok(&["logs", &id, "--lines", "200"]);
+    assert!(logs.contains("demo-agent: 2/2 stories pass"), "{logs}");
+}
+
+#[test]
+fn usage_errors_exit_2_and_failures_exit_1_with_advice() {
+    let env = Env::new();
+    for args in [
+        &["pause", "../x"][..],
+        &["status", "A B"],
+        &["spawn", "--max-duration", "-1h"],
+        &["spawn", "--max-duration", "1h30"],
+        &["frobnicate"],
+    ] {
+        let out = env.hydra(args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = env.hydra(&["pause", "abcdef12"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("hydra ls"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = env.hydra(&["spawn", "--agent", "no-such-agent-xyz", "--prd", "missing.json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("agent_cli"));
+    let out = env.hydra(&["spawn", "--agent", "sh", "--max-duration", "99999999h"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("max_duration"));
+    // Nothing was created by the refused commands.
+    assert!(!env.root().join(".hydra/orchestrator/sessions").exists() || env.ls().is_empty());
+}
+
+#[test]
+fn ls_names_orphaned_tmux_sessions_on_stderr() {
+    let env = Env::new();
+    Command::new("tmux")
+        .args([
+            "-L",
+            &env.socket,
+            "new-session",
+            "-d",
+            "-s",
+            "hydralph-0rphan00",
+            "sleep",
+            "60",
+        ])
+        .status()
+        .expect("tmux");
+    let out = env.hydra(&["ls"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("hydralph-0rphan00"));
+    let report = env.ok(&["prune"]);
+    assert!(report.contains("orphaned tmux session hydralph-0rphan00"), "{report}");
+    let out = env.hydra(&["ls"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("hydralph-0rphan00"));
+}
+
+#[test]
+fn init_prepares_the_project() {
+    let env = Env::new();
+    env.ok(&["init"]);
+    let prd = env.root().join(".hydra/ralph/prd.json");
+    assert!(hydra_prd_ok(&prd));
+    let exclude = std::fs::read_to_string(env.root().join(".git/info/exclude")).expect("exclude");
+    assert!(exclude.contains(".hydra/"));
+}
+
+fn hydra_prd_ok(path: &PathBuf) -> bool {
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).expect("prd")).expect("json");
+    v["userStories"].as_array().is_some_and(|s| !s.is_empty())
+}

@@ -158,7 +158,7 @@ struct SpawnArgs {
     /// Give the session its own git worktree and port
     #[arg(long)]
     worktree: bool,
-    /// Worktree branch (default hydralph/<id>); implies --worktree
+    /// Worktree branch (default hydralph/ID); implies --worktree
     #[arg(long)]
     branch: Option<String>,
     /// Working directory (default: the project root)
@@ -209,6 +209,15 @@ fn main() {
             1
         }
     };
+    if std::env::var_os("HYDRA_REPORT_RSS").is_some() {
+        // Instrumentation for the benchmark: this process's peak resident set (Linux).
+        if let Some(line) = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
+        {
+            eprintln!("hydra: peak rss {}", line.trim_start_matches("VmHWM:").trim());
+        }
+    }
     std::process::exit(code);
 }
 

@@ -22,7 +22,7 @@ pub enum IdError {
     /// The string was empty.
     #[error("invalid session id: it is empty; an id is 1 to 64 characters of a-z, 0-9 and '-'")]
     Empty,
-    /// The string was longer than [`MAX_ID_LEN`].
+    /// The string was longer than 64 characters.
     #[error("invalid session id: it has {len} characters; an id is 1 to 64 characters of a-z, 0-9 and '-'")]
     TooLong {
         /// Length in characters of the rejected string.

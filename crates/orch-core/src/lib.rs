@@ -6,7 +6,7 @@
 //! Nothing in this crate performs I/O, reads a clock or draws randomness: time and new ids are
 //! arguments, so every rule here is testable as a plain function. Adapter crates (`orch-tmux`,
 //! `orch-store-fs`, `orch-mail`, `orch-wt`) implement the ports; the `hydra-orchestrator` facade
-//! wires them together. With the `testing` feature, [`testing`] holds stateful fakes of every
+//! wires them together. With the `testing` feature, the `testing` module holds stateful fakes of every
 //! port and a manual clock.
 
 mod config;

@@ -2,7 +2,7 @@
 //! hydra-mail daemon (CONTRACTS.md): lifecycle events become TOON pulses, base64-encoded in
 //! one-line JSON `emit` requests on the project's Unix socket.
 //!
-//! Publishing never waits on the daemon. [`MailBus::publish`] encodes the pulse and pushes it
+//! Publishing never waits on the daemon. `publish` on a [`MailBus`] encodes the pulse and pushes it
 //! into a bounded queue; one background thread drains it over ONE persistent connection, reads
 //! each reply with a timeout, reconnects with backoff when the daemon restarts, and drops the
 //! oldest events (counting them) when the queue is full. That thread is a plain OS thread, not a

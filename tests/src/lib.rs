@@ -157,10 +157,8 @@ pub fn wait_state(
     }
 }
 
-/// Whether any process of group `pgid` is alive.
+/// Whether any process of group `pgid` is alive (zombies, exited but not yet reaped, are not).
 pub fn group_alive(pgid: u32) -> bool {
-    let Some(pid) = i32::try_from(pgid).ok().and_then(rustix::process::Pid::from_raw) else {
-        return false;
-    };
-    rustix::process::test_kill_process_group(pid).is_ok()
+    use hydra_orchestrator::Signals;
+    hydra_orchestrator::PosixSignals.group_alive(pgid)
 }

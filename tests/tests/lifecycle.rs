@@ -118,6 +118,8 @@ fn checkpoint_pause_holds_the_loop_and_resume_continues() {
     );
 }
 
+/// Also a regression test: freezing the whole process group was undone at once by tmux, which
+/// sends SIGCONT to a pane whose own process stops.
 #[test]
 fn freeze_stops_a_busy_agent_at_once_and_resume_restarts_it() {
     let p = Project::new();

@@ -204,7 +204,10 @@ fn main() {
         "spawn_worktree_ms".into(),
         serde_json::json!({"median": wt_med, "p95": wt_p95}),
     );
-    b.orch.prune(false).expect("prune the worktree sessions");
+    for id in std::mem::take(&mut b.ids) {
+        b.orch.kill(&id, "bench").expect("kill");
+    }
+    b.orch.prune(false).expect("prune the spawn-phase sessions");
 
     // 2-4. list / health_check / hydra ls at N, against one tmux call per session.
     println!(
@@ -322,7 +325,7 @@ fn main() {
         median(v) * 1000.0
     };
     let down = {
-        let bus = MailBus::new(base.join("absent.sock"));
+        let bus = MailBus::with_options(base.join("absent.sock"), Default::default(), Box::new(|_| {}));
         median(
             (0..n_pub)
                 .map(|_| {

@@ -7,6 +7,8 @@
 #
 # Exit codes: 0 complete, 1 max-iterations, 2 blocked, 3 bad setup.
 set -u
+# Everything the loop writes (status, logs, prompts) is for this user only.
+umask 077
 
 DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 SESSION="${HYDRALPH_SESSION_ID:-}"

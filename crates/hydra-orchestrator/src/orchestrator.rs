@@ -965,7 +965,7 @@ impl Orchestrator {
         self.mux.kill(&rec.tmux_session)?;
         if let Some(pid) = pgid {
             let deadline = Instant::now() + self.kill_grace;
-            while self.signals.signal_group(pid, Sig::Probe).unwrap_or(false) {
+            while self.signals.group_alive(pid) {
                 if Instant::now() >= deadline {
                     let _ = self.signals.signal_group(pid, Sig::Kill);
                     break;

@@ -44,6 +44,10 @@ pub trait Signals: Send + Sync {
     /// tmux continues a pane process that stops (it sends SIGCONT to the pane's group when its
     /// child stops), so a freeze must leave the leader — the loop, which only waits — running.
     fn stop_group_members(&self, pgid: u32) -> std::io::Result<usize>;
+
+    /// Whether group `pgid` still has a process that is not a zombie (an exited process
+    /// that no one has reaped yet holds no resources and ignores signals).
+    fn group_alive(&self, pgid: u32) -> bool;
 }
 
 /// The signals the facade sends.
@@ -93,7 +97,10 @@ impl Signals for PosixSignals {
         let mut stopped = Vec::new();
         // Twice: a process forked while the first pass ran is caught by the second.
         for _ in 0..2 {
-            for pid in Self::members(pgid)? {
+            let members = Self::table()?
+                .into_iter()
+                .filter(|&(pid, g, zombie)| g == pgid && pid != pgid && !zombie);
+            for (pid, _, _) in members {
                 if stopped.contains(&pid) {
                     continue;
                 }
@@ -106,32 +113,40 @@ impl Signals for PosixSignals {
         }
         Ok(stopped.len())
     }
+
+    fn group_alive(&self, pgid: u32) -> bool {
+        if !self.signal_group(pgid, Sig::Probe).unwrap_or(false) {
+            return false;
+        }
+        Self::table().map_or(true, |t| t.iter().any(|&(_, g, zombie)| g == pgid && !zombie))
+    }
 }
 
 impl PosixSignals {
-    /// Pids of group `pgid` other than the leader: from POSIX `ps -A -o pid= -o pgid=`, or
-    /// from `/proc` where `ps` is missing.
-    fn members(pgid: u32) -> std::io::Result<Vec<u32>> {
-        let table = match std::process::Command::new("ps")
-            .args(["-A", "-o", "pid=", "-o", "pgid="])
+    /// `(pid, pgid, zombie)` of every process: POSIX `ps -A -o pid= -o pgid= -o stat=`, or
+    /// `/proc` where `ps` is missing.
+    fn table() -> std::io::Result<Vec<(u32, u32, bool)>> {
+        let text = match std::process::Command::new("ps")
+            .args(["-A", "-o", "pid=", "-o", "pgid=", "-o", "stat="])
             .output()
         {
             Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
             _ => proc_table()?,
         };
-        Ok(table
+        Ok(text
             .lines()
             .filter_map(|l| {
                 let mut f = l.split_whitespace();
-                Some((f.next()?.parse::<u32>().ok()?, f.next()?.parse::<u32>().ok()?))
+                let pid = f.next()?.parse().ok()?;
+                let pgid = f.next()?.parse().ok()?;
+                let zombie = f.next().is_some_and(|s| s.starts_with('Z'));
+                Some((pid, pgid, zombie))
             })
-            .filter(|&(pid, g)| g == pgid && pid != pgid)
-            .map(|(pid, _)| pid)
             .collect())
     }
 }
 
-/// `pid pgid` lines read from `/proc/<pid>/stat` (the fallback when `ps` is missing).
+/// `pid pgid state` lines read from `/proc/<pid>/stat` (the fallback when `ps` is missing).
 fn proc_table() -> std::io::Result<String> {
     let mut out = String::new();
     for entry in std::fs::read_dir("/proc")?.flatten() {
@@ -143,8 +158,8 @@ fn proc_table() -> std::io::Result<String> {
             continue;
         };
         let fields: Vec<&str> = rest.split_whitespace().collect();
-        if let (Some(pgid), Some(pid)) = (fields.get(2), entry.file_name().to_str()) {
-            out.push_str(&format!("{pid} {pgid}\n"));
+        if let (Some(state), Some(pgid), Some(pid)) = (fields.first(), fields.get(2), entry.file_name().to_str()) {
+            out.push_str(&format!("{pid} {pgid} {state}\n"));
         }
     }
     Ok(out)
@@ -160,5 +175,59 @@ impl Signals for NoSignals {
     }
     fn stop_group_members(&self, _pgid: u32) -> std::io::Result<usize> {
         Ok(0)
+    }
+    fn group_alive(&self, _pgid: u32) -> bool {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::CommandExt;
+
+    /// Regression: every kill waited its full grace period because a group whose processes
+    /// had exited but were not yet reaped (zombies) still answered `kill(-pgid, 0)`.
+    #[test]
+    fn regression_a_group_of_zombies_is_not_alive() {
+        let mut child = std::process::Command::new("true")
+            .process_group(0)
+            .spawn()
+            .expect("spawn");
+        let pgid = child.id();
+        // Not reaped yet: a zombie of this test process.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while PosixSignals.group_alive(pgid) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a zombie-only group counts as alive"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            PosixSignals.signal_group(pgid, Sig::Probe).expect("probe"),
+            "still a zombie, so kill() sees it"
+        );
+        child.wait().expect("reap");
+        assert!(!PosixSignals.group_alive(pgid));
+    }
+
+    #[test]
+    fn a_running_group_is_alive_and_its_members_can_be_stopped() {
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 5 & wait"])
+            .process_group(0)
+            .spawn()
+            .expect("spawn");
+        let pgid = child.id();
+        assert!(PosixSignals.group_alive(pgid));
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            PosixSignals.stop_group_members(pgid).expect("stop") >= 1,
+            "the sleep is stopped, the leader is not"
+        );
+        PosixSignals.signal_group(pgid, Sig::Cont).expect("cont");
+        PosixSignals.signal_group(pgid, Sig::Kill).expect("kill");
+        child.wait().expect("reap");
     }
 }

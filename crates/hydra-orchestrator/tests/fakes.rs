@@ -372,3 +372,25 @@ fn health_check_works_inside_a_tokio_task() {
         .expect("health");
     assert!(killed.is_empty());
 }
+
+/// Regression: a pause right after the loop moved on recorded the iteration of the last
+/// refresh (0 for a session never listed), because control calls did not read the loop's status.
+#[test]
+fn regression_pause_records_the_loops_current_iteration() {
+    let rig = Rig::new();
+    let orch = rig.orch();
+    let id = orch.spawn(rig.config()).expect("spawn");
+    rig.loop_reports(
+        &orch,
+        &id,
+        r#"{"status":"running","iteration":3,"max":10,"stories":"1/2"}"#,
+    );
+    orch.pause(&id).expect("pause");
+    assert_eq!(
+        orch.record(&id).expect("record").state,
+        SessionState::Paused {
+            iteration: 3,
+            stories: Some("1/2".into())
+        }
+    );
+}

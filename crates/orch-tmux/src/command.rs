@@ -52,9 +52,11 @@ pub(crate) fn run(config: &TmuxConfig, op: &str, args: &[&str]) -> Result<Output
 /// Maps tmux's stderr to the error it means.
 pub(crate) fn classify(config: &TmuxConfig, op: &str, stderr: &str) -> MuxError {
     let stderr = stderr.trim();
-    if stderr.contains("no server running")
-        || (stderr.contains("error connecting to") && stderr.contains("No such file or directory"))
-    {
+    // A server that is gone, or going away while we connect, holds no sessions.
+    let gone = ["no server running", "server exited unexpectedly", "lost server"];
+    let refused = stderr.contains("error connecting to")
+        && (stderr.contains("No such file or directory") || stderr.contains("Connection refused"));
+    if gone.iter().any(|g| stderr.contains(g)) || refused {
         return MuxError::NoServer {
             socket: config.server.describe(),
         };
@@ -97,6 +99,8 @@ mod tests {
     #[test]
     fn stderr_is_classified() {
         check("no server running on /tmp/tmux-0/x", "no-server");
+        check("error connecting to /tmp/tmux-0/x (Connection refused)", "no-server");
+        check("server exited unexpectedly", "no-server");
         check(
             "error connecting to /tmp/tmux-0/x (No such file or directory)",
             "no-server",
@@ -104,6 +108,15 @@ mod tests {
         check("duplicate session: hydralph-ab", "taken");
         check("can't find session: hydralph-ab", "not-found");
         check("unknown option -- z", "failed");
+    }
+
+    /// Regression: `hydra ls` failed right after the tmux server was killed, because a server
+    /// going away answers "server exited unexpectedly" or "Connection refused", not "no server".
+    #[test]
+    fn regression_a_server_going_away_is_no_server() {
+        check("server exited unexpectedly", "no-server");
+        check("lost server", "no-server");
+        check("error connecting to /tmp/tmux-0/x (Connection refused)", "no-server");
     }
 
     #[test]

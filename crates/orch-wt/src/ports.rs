@@ -33,7 +33,7 @@ impl PortRegistry {
     /// Takes the exclusive lock (blocking).
     pub fn lock(&self) -> Result<RegistryLock, WorktreeError> {
         if let Some(dir) = self.lock_path.parent() {
-            std::fs::create_dir_all(dir).map_err(io("create directory", dir))?;
+            crate::git::mkdir_private(dir)?;
         }
         let f = OpenOptions::new()
             .read(true)

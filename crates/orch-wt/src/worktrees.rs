@@ -172,7 +172,7 @@ impl GitWorktrees {
             let (src, dst) = (root.join(rel), path.join(rel));
             if src.exists() {
                 if let Some(parent) = dst.parent() {
-                    std::fs::create_dir_all(parent).map_err(io("create directory", parent))?;
+                    crate::git::mkdir_private(parent)?;
                 }
                 std::os::unix::fs::symlink(&src, &dst).map_err(io("symlink", &dst))?;
             }
@@ -237,7 +237,7 @@ fn project_uuid(root: &Path) -> String {
 
 fn copy_recursive(src: &Path, dst: &Path) -> Result<(), WorktreeError> {
     if src.is_dir() {
-        std::fs::create_dir_all(dst).map_err(io("create directory", dst))?;
+        crate::git::mkdir_private(dst)?;
         for entry in std::fs::read_dir(src).map_err(io("read directory", src))? {
             let entry = entry.map_err(io("read directory", src))?;
             copy_recursive(&entry.path(), &dst.join(entry.file_name()))?;
@@ -245,7 +245,7 @@ fn copy_recursive(src: &Path, dst: &Path) -> Result<(), WorktreeError> {
         Ok(())
     } else {
         if let Some(parent) = dst.parent() {
-            std::fs::create_dir_all(parent).map_err(io("create directory", parent))?;
+            crate::git::mkdir_private(parent)?;
         }
         std::fs::copy(src, dst).map(|_| ()).map_err(io("copy", dst))
     }
@@ -284,6 +284,11 @@ impl Worktree for GitWorktrees {
         if path.exists() {
             return Err(WorktreeError::PathExists { path });
         }
+        // One worktree operation at a time per repository, across processes: git itself
+        // fails ("failed to read .git/worktrees/X/commondir") when one process lists worktrees
+        // while another is adding one (found by the 4-process reliability scenario).
+        let registry = PortRegistry::new(&root);
+        let lock = registry.lock()?;
         if let Some(w) = self
             .worktrees(&root)?
             .into_iter()
@@ -296,8 +301,6 @@ impl Worktree for GitWorktrees {
         }
         self.exclude_hydra(&root)?;
 
-        let registry = PortRegistry::new(&root);
-        let lock = registry.lock()?;
         let mut saga = Saga::new();
         let had_port = registry.read(&lock)?.contains_key(&req.branch);
         let port = registry.allocate(&lock, &req.branch, cfg.ports.range_start, cfg.ports.range_end)?;
@@ -307,7 +310,7 @@ impl Worktree for GitWorktrees {
             });
         }
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io("create directory", parent))?;
+            crate::git::mkdir_private(parent)?;
         }
         let path_str = path.to_string_lossy().into_owned();
         let existed = self.branch_exists(&root, &req.branch)?;
@@ -362,12 +365,12 @@ impl Worktree for GitWorktrees {
         let root = self.repo_root(repo)?;
         let cfg = WtConfig::load(&root)?;
         let registry = PortRegistry::new(&root);
+        let lock = registry.lock()?;
         let wt = self
             .worktrees(&root)?
             .into_iter()
             .find(|w| w.branch.as_deref() == Some(branch) && w.path != root);
         let Some(wt) = wt else {
-            let lock = registry.lock()?;
             registry.free(&lock, branch)?;
             return Ok(RemoveOutcome::NotFound);
         };
@@ -385,7 +388,6 @@ impl Worktree for GitWorktrees {
         } else {
             git_ok(&self.git, &root, &["worktree", "prune"])?;
         }
-        let lock = registry.lock()?;
         registry.free(&lock, branch)?;
         Ok(RemoveOutcome::Removed)
     }
@@ -393,13 +395,13 @@ impl Worktree for GitWorktrees {
     fn list(&self, repo: &Path) -> Result<Vec<WorktreeInfo>, WorktreeError> {
         let root = self.repo_root(repo)?;
         let registry = PortRegistry::new(&root);
-        let ports = {
-            let lock = registry.lock()?;
-            registry.read(&lock)?
-        };
+        let lock = registry.lock()?;
+        let ports = registry.read(&lock)?;
+        let worktrees = self.worktrees(&root)?;
+        drop(lock);
         let managed_dir = root.join(".hydra/worktrees");
         let mut out: Vec<WorktreeInfo> = Vec::new();
-        for w in self.worktrees(&root)? {
+        for w in worktrees {
             let Some(branch) = w.branch.clone() else { continue };
             let port = ports.get(&branch).copied();
             if w.path.starts_with(&managed_dir) || port.is_some() {

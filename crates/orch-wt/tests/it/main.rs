@@ -359,3 +359,33 @@ fn a_repository_without_commits_is_a_clear_error() {
     assert!(err.to_string().contains("no commit yet"), "{err}");
     assert!(!dir.path().join(".hydra/worktrees").exists());
 }
+
+/// Regression: `git worktree list` in one process failed ("failed to read
+/// .git/worktrees/X/commondir") while another process was adding a worktree; worktree
+/// operations now hold the registry lock.
+#[test]
+fn regression_listing_while_other_processes_create_never_fails() {
+    let (_d, root) = repo();
+    let mut children: Vec<_> = (0..6)
+        .map(|i| {
+            Command::new(std::env::current_exe().expect("exe"))
+                .args(["--exact", "child_entry", "--test-threads=1"])
+                .env("HYDRA_WT_ROOT", &root)
+                .env("HYDRA_WT_ID", format!("l{i}"))
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    let wt = GitWorktrees::new();
+    let mut lists = 0;
+    while children.iter_mut().any(|c| c.try_wait().expect("wait").is_none()) {
+        wt.list(&root).expect("list while others create");
+        lists += 1;
+    }
+    for mut c in children {
+        assert!(c.wait().expect("wait").success());
+    }
+    assert!(lists > 0);
+    assert_eq!(wt.list(&root).expect("list").len(), 6);
+}

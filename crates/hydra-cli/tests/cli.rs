@@ -270,3 +270,23 @@ fn hydra_prd_ok(path: &PathBuf) -> bool {
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).expect("prd")).expect("json");
     v["userStories"].as_array().is_some_and(|s| !s.is_empty())
 }
+
+#[test]
+fn commands_deliver_their_events_to_a_live_daemon_before_exiting() {
+    let env = Env::new();
+    std::fs::write(env.root().join("prd.json"), PRD).expect("prd");
+    let sock = env.root().join(".hydra/hydra.sock");
+    orch_mail::test_daemon::TestDaemon::write_config(env.root(), &sock).expect("config");
+    let daemon = orch_mail::test_daemon::TestDaemon::start(&sock).expect("daemon");
+    let id = env.spawn_demo(&["--max-iterations", "50"]);
+    // Delivered by the time the command exited: no waiting here.
+    let spawned = daemon.history("session:spawned");
+    assert_eq!(spawned.len(), 1);
+    assert!(spawned[0].contains(&id));
+    let _ = env.hydra(&["pause", &id]);
+    let out = env.hydra(&["monitor", "--once", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let line: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().expect("a line")).expect("json");
+    assert_eq!(line["id"], id);
+}

@@ -394,3 +394,70 @@ fn regression_pause_records_the_loops_current_iteration() {
         }
     );
 }
+
+#[test]
+fn ralph_pulses_from_the_bus_move_states() {
+    let rig = Rig::new();
+    let orch = rig.orch();
+    let id = orch.spawn(rig.config()).expect("spawn");
+    let pulse = |channel: &str, data: serde_json::Value| orch_core::Pulse {
+        id: format!("p-{channel}"),
+        channel: channel.into(),
+        kind: "status".into(),
+        timestamp: String::new(),
+        data,
+    };
+    let running = pulse(
+        "ralph:iteration",
+        serde_json::json!({"session": id.as_str(), "status": "running", "iteration": 2, "max": 10, "stories": "1/2"}),
+    );
+    assert!(orch.apply_pulse(&running).expect("apply"));
+    assert_eq!(
+        orch.record(&id).expect("record").state,
+        SessionState::Running {
+            iteration: 2,
+            stories: Some("1/2".into())
+        }
+    );
+    let done = pulse(
+        "ralph:complete",
+        serde_json::json!({"session": id.as_str(), "status": "complete", "iteration": 3, "max": 10}),
+    );
+    assert!(orch.apply_pulse(&done).expect("apply"));
+    assert_eq!(
+        orch.record(&id).expect("record").state,
+        SessionState::Completed { iterations: 3 }
+    );
+    // Pulses for unknown sessions, other channels or terminal sessions change nothing.
+    let stranger = pulse(
+        "ralph:complete",
+        serde_json::json!({"session": "nosuch", "status": "complete", "iteration": 1}),
+    );
+    assert!(!orch.apply_pulse(&stranger).expect("apply"));
+    assert!(!orch.apply_pulse(&running).expect("apply"));
+    assert!(rig.bus.channels().contains(&"session:completed"));
+}
+
+#[test]
+fn an_external_loop_script_replaces_the_embedded_one() {
+    let rig = Rig::new();
+    let orch = rig.orch();
+    let script = rig.dir.path().join("my-hydralph.sh");
+    std::fs::write(&script, "#!/usr/bin/env bash\necho custom loop\n").expect("script");
+    let id = orch
+        .spawn(SessionConfig {
+            loop_script: Some(script.clone()),
+            ..rig.config()
+        })
+        .expect("spawn");
+    let rt = orch.runtime_dir(&id);
+    assert_eq!(
+        std::fs::read_to_string(rt.script()).expect("copied"),
+        "#!/usr/bin/env bash\necho custom loop\n"
+    );
+    let missing = SessionConfig {
+        loop_script: Some(rig.dir.path().join("nope.sh")),
+        ..rig.config()
+    };
+    assert!(matches!(orch.spawn(missing), Err(Error::Config(c)) if c.field == "loop_script"));
+}

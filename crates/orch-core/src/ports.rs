@@ -306,7 +306,7 @@ pub trait EventBus: Send + Sync {
     /// Errors: `FlushTimeout` with the number still pending.
     fn flush(&self, timeout: Duration) -> Result<(), BusError>;
 
-    /// Subscribes to `channels`. Must be called within a tokio runtime for socket buses.
+    /// Subscribes to `channels`. Socket buses need to be called from within an async runtime.
     ///
     /// Errors: `Standalone` when there is no daemon.
     fn subscribe(&self, channels: &[&str]) -> Result<Box<dyn Subscription>, BusError>;

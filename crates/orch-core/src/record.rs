@@ -182,21 +182,7 @@ impl SessionRecord {
 mod tests {
     use super::*;
 
-    /// The record of the seed README, byte for byte.
-    pub(crate) const SEED_RECORD: &str = r#"{
-  "id": "a1b2c3d4",
-  "tmux_session": "hydralph-a1b2c3d4",
-  "prd_path": "/project/.hydra/ralph/prd.json",
-  "max_iterations": 50,
-  "max_duration_secs": 3600,
-  "agent_cli": "claude",
-  "working_dir": "/project",
-  "use_worktree": true,
-  "branch_name": "hydralph/a1b2c3d4",
-  "worktree_path": "/project/.hydra/worktrees/hydralph-a1b2c3d4",
-  "allocated_port": 8080,
-  "created_at": 1706112345
-}"#;
+    use crate::testing::SEED_RECORD;
 
     #[test]
     fn seed_record_deserializes_and_migrates() {

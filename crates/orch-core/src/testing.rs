@@ -19,6 +19,22 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The session record of the seed README, byte for byte (a record of the original tool).
+pub const SEED_RECORD: &str = r#"{
+  "id": "a1b2c3d4",
+  "tmux_session": "hydralph-a1b2c3d4",
+  "prd_path": "/project/.hydra/ralph/prd.json",
+  "max_iterations": 50,
+  "max_duration_secs": 3600,
+  "agent_cli": "claude",
+  "working_dir": "/project",
+  "use_worktree": true,
+  "branch_name": "hydralph/a1b2c3d4",
+  "worktree_path": "/project/.hydra/worktrees/hydralph-a1b2c3d4",
+  "allocated_port": 8080,
+  "created_at": 1706112345
+}"#;
+
 /// A clock that moves only when told to.
 #[derive(Debug, Default)]
 pub struct ManualClock {

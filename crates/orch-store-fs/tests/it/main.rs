@@ -7,20 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-const SEED_RECORD: &str = r#"{
-  "id": "a1b2c3d4",
-  "tmux_session": "hydralph-a1b2c3d4",
-  "prd_path": "/project/.hydra/ralph/prd.json",
-  "max_iterations": 50,
-  "max_duration_secs": 3600,
-  "agent_cli": "claude",
-  "working_dir": "/project",
-  "use_worktree": true,
-  "branch_name": "hydralph/a1b2c3d4",
-  "worktree_path": "/project/.hydra/worktrees/hydralph-a1b2c3d4",
-  "allocated_port": 8080,
-  "created_at": 1706112345
-}"#;
+use orch_core::testing::SEED_RECORD;
 
 fn record(id: &str, revision: u64) -> SessionRecord {
     let mut r = SessionRecord::new(

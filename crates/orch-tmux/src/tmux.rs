@@ -172,7 +172,19 @@ impl Multiplexer for Tmux {
         // In the same invocation, before the server loop can reap a fast-exiting program, so a
         // dead pane's exit status stays readable.
         args.extend([";", "set-option", "-w", "-t", &window, "remain-on-exit", "on"]);
-        self.run("new-session", &args).map(|_| ())
+        // A server that is exiting (its last session just ended) can still accept our
+        // connection and then vanish: the command then fails as "no server". Creating starts a
+        // server, so that only means "try again" (found when resume restarted a blocked loop).
+        let mut attempt = 0;
+        loop {
+            match self.run("new-session", &args) {
+                Err(MuxError::NoServer { .. }) if attempt < 20 => {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => return other.map(|_| ()),
+            }
+        }
     }
 
     fn snapshot(&self) -> Result<MuxSnapshot, MuxError> {

@@ -251,3 +251,31 @@ fn no_server_is_distinct_from_not_found() {
     let err = srv.tmux.send_text("hydralph-x", "hi", true).expect_err("no server");
     assert!(matches!(err, MuxError::NoServer { .. }), "{err}");
 }
+
+/// Regression: resuming a blocked session (kill its dead pane, then create the new loop's
+/// session) failed in CI with "no server" when the killed session was the server's last: the
+/// exiting server accepted the create and then went away. A stand-in tmux that answers that way
+/// twice makes the case deterministic.
+#[test]
+fn regression_create_retries_when_the_server_exits_under_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let count = dir.path().join("count");
+    let fake = dir.path().join("tmux");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nn=$(cat '{c}' 2>/dev/null || echo 0); n=$((n+1)); echo $n > '{c}'\nif [ $n -le 2 ]; then echo 'server exited unexpectedly' >&2; exit 1; fi\nexit 0\n",
+            c = count.display()
+        ),
+    )
+    .expect("fake tmux");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let tmux = Tmux::new(TmuxConfig {
+        program: fake,
+        ..TmuxConfig::with_socket_name("fake")
+    });
+    tmux.create(&spec("hydralph-retry", &["sleep", "30"], dir.path()))
+        .expect("create succeeds on the third try");
+    assert_eq!(std::fs::read_to_string(&count).expect("count").trim(), "3");
+}

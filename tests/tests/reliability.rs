@@ -739,7 +739,14 @@ fn hostile_input(_: &mut Rng, c: &mut Counts) {
         .collect();
     assert_eq!(std::fs::read_to_string(queued[0].path()).expect("queued"), message);
     orch.inject_with(&id, "$(touch pwned6) C-c Enter", true).expect("live");
-    std::thread::sleep(Duration::from_millis(300));
+    // The pane echoes what it was typed: once the text shows, it has been delivered.
+    wait_for(10, "live text in the pane", || {
+        p.tmux()
+            .capture(&id.tmux_name(), 50)
+            .ok()
+            .filter(|t| t.contains("$(touch pwned6) C-c Enter"))
+            .map(|_| ())
+    });
     c.hostile += 3;
     for n in 1..=6 {
         assert!(

@@ -177,9 +177,8 @@ fn duplicate_name_is_name_taken() {
 fn literal_text_arrives_exactly() {
     let srv = Server::new();
     srv.spawn("hydralph-lit", &["sh", "-c", "stty raw -echo; exec cat > received"]);
-    // Wait until the pane has switched to raw mode (cat holds the file open).
+    // The shell creates the file for cat only after stty has switched the pane to raw mode.
     wait_for("cat started", || srv.path("received").exists().then_some(()));
-    std::thread::sleep(Duration::from_millis(100));
     let mut text = String::from("it's \"q\" $(touch pwned) `x`; C-c Enter \u{1b}[31mred\u{1b}[0m ünï\n-l -- C-d\n");
     let mut i = 0;
     while text.len() < 100 * 1024 {

@@ -67,8 +67,7 @@ impl Project {
     /// Writes an executable bash script agent named `name` and returns its path.
     pub fn agent(&self, name: &str, body: &str) -> PathBuf {
         let path = self.dir.path().join(name);
-        std::fs::write(&path, format!("#!/usr/bin/env bash\n{body}\n")).expect("agent");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        write_script(&path, &format!("#!/usr/bin/env bash\n{body}\n"));
         path
     }
 
@@ -95,6 +94,24 @@ impl Drop for Project {
     fn drop(&mut self) {
         let _ = self.tmux.kill_server();
     }
+}
+
+/// Writes an executable script without ever holding it open for writing in this process.
+///
+/// A file this multi-threaded test process had open for writing can be inherited, for a moment,
+/// by a child another thread is forking, and exec'ing the file then fails with "Text file busy"
+/// (seen in CI). So the text goes to a side file and `cp`, a child process, writes the script.
+pub fn write_script(path: &Path, text: &str) {
+    let side = path.with_extension("src");
+    std::fs::write(&side, text).expect("script text");
+    let ok = Command::new("cp")
+        .arg(&side)
+        .arg(path)
+        .status()
+        .expect("cp runs")
+        .success();
+    assert!(ok, "cp {} failed", path.display());
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
 
 /// Runs git in `dir` with a fixed identity; panics on failure.

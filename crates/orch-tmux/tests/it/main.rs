@@ -48,6 +48,23 @@ fn spec(name: &str, argv: &[&str], cwd: &Path) -> SpawnSpec {
     }
 }
 
+/// Writes an executable script without ever holding it open for writing in this process: a
+/// multi-threaded test process can leak a write descriptor into a child another thread is
+/// forking, and exec'ing the file then fails with "Text file busy" (seen in CI). `cp`, a child
+/// process, writes the script instead.
+fn write_script(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let side = path.with_extension("src");
+    std::fs::write(&side, text).expect("script text");
+    assert!(std::process::Command::new("cp")
+        .arg(&side)
+        .arg(path)
+        .status()
+        .expect("cp")
+        .success());
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
 /// Polls `f` until it returns `Some`, failing after 10 s.
 #[track_caller]
 fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
@@ -95,9 +112,7 @@ fn a_lone_program_with_spaces_in_its_path_runs_without_a_shell() {
     let dir = srv.path("a dir; echo pwned");
     std::fs::create_dir(&dir).expect("dir");
     let prog = dir.join("prog");
-    std::fs::write(&prog, "#!/bin/sh\ntouch ran\nsleep 30\n").expect("write");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    write_script(&prog, "#!/bin/sh\ntouch ran\nsleep 30\n");
     srv.spawn("hydralph-lone", &[prog.to_str().expect("utf8")]);
     wait_for("program ran", || srv.path("ran").exists().then_some(()));
 }
@@ -260,16 +275,13 @@ fn regression_create_retries_when_the_server_exits_under_it() {
     let dir = tempfile::tempdir().expect("tmp");
     let count = dir.path().join("count");
     let fake = dir.path().join("tmux");
-    std::fs::write(
+    write_script(
         &fake,
-        format!(
+        &format!(
             "#!/bin/sh\nn=$(cat '{c}' 2>/dev/null || echo 0); n=$((n+1)); echo $n > '{c}'\nif [ $n -le 2 ]; then echo 'server exited unexpectedly' >&2; exit 1; fi\nexit 0\n",
             c = count.display()
         ),
-    )
-    .expect("fake tmux");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    );
     let tmux = Tmux::new(TmuxConfig {
         program: fake,
         ..TmuxConfig::with_socket_name("fake")

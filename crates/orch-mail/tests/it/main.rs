@@ -319,3 +319,17 @@ fn test_daemon_answers_like_hydra_mail() {
     }
     assert_eq!(text, include_str!("../data/subscribe-live.stream"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_is_not_a_pulse_is_skipped_not_fatal() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let daemon = TestDaemon::start(&socket(dir.path())).expect("daemon");
+    let bus = bus(daemon.socket());
+    let mut sub = bus.subscribe(&["session:killed"]).expect("subscribe");
+    // Another tool's message: TOON that is not a pulse (no id, no channel), then broken TOON.
+    bus.publish_raw("session:killed", "note: hello\nmetadata: null");
+    bus.publish_raw("session:killed", "id: \"x\"\nitems[3]: a,b\nmetadata: [");
+    bus.publish(&event(Channel::Killed, "after")).expect("publish");
+    assert_eq!(next(&mut sub).await.data["session"], "after");
+    drop(daemon);
+}

@@ -362,6 +362,15 @@ fn mail_daemon_restarted_during_operations(_: &mut Rng, c: &mut Counts) {
     );
 }
 
+/// A mount over a test directory, unmounted when dropped (even when an assertion fails).
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
 fn disk_full_and_read_only(_: &mut Rng, c: &mut Counts) {
     let p = Project::new();
     let agent = sleeper(&p);
@@ -370,12 +379,13 @@ fn disk_full_and_read_only(_: &mut Rng, c: &mut Counts) {
     let sessions = p.root.join(".hydra/orchestrator/sessions");
     let before = std::fs::read(sessions.join(format!("{id}.json"))).expect("record");
     // A full disk: a tiny tmpfs over the sessions directory, filled up.
-    let mounted = Command::new("mount")
+    let tmpfs = Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs"])
         .arg(&sessions)
         .status()
-        .is_ok_and(|s| s.success());
-    if mounted {
+        .is_ok_and(|s| s.success())
+        .then(|| Mounted(sessions.clone()));
+    if let Some(tmpfs) = tmpfs {
         std::fs::write(sessions.join(format!("{id}.json")), &before).expect("record on tmpfs");
         let _ = std::fs::write(sessions.join("filler"), vec![0u8; 128 * 1024]);
         let err = orch.pause(&id).expect_err("no space left");
@@ -383,7 +393,7 @@ fn disk_full_and_read_only(_: &mut Rng, c: &mut Counts) {
         let msg = err.to_string();
         let chain = format!("{:?}", err);
         assert!(
-            msg.contains("failed to") && chain.contains("StorageFull") || chain.contains("No space"),
+            msg.contains("failed to") && (chain.contains("StorageFull") || chain.contains("No space")),
             "{msg} / {chain}"
         );
         assert_eq!(
@@ -392,23 +402,25 @@ fn disk_full_and_read_only(_: &mut Rng, c: &mut Counts) {
             "the previous record changed"
         );
         let _ = std::fs::remove_file(sessions.join("filler"));
-        let _ = Command::new("umount").arg(&sessions).status();
+        drop(tmpfs);
     } else {
         println!("  tmpfs cannot be mounted here; the full disk is simulated with a failing store only");
     }
     // Read-only: a read-only bind mount (root ignores directory permissions), else chmod.
-    let bound = Command::new("mount")
+    let bind = Command::new("mount")
         .arg("--bind")
         .arg(&sessions)
         .arg(&sessions)
         .status()
         .is_ok_and(|s| s.success())
+        .then(|| Mounted(sessions.clone()));
+    let read_only = bind.is_some()
         && Command::new("mount")
             .args(["-o", "remount,ro,bind"])
             .arg(&sessions)
             .status()
             .is_ok_and(|s| s.success());
-    if bound {
+    if read_only {
         let err = orch.pause(&id).expect_err("read-only file system");
         c.faults += 1;
         assert!(
@@ -419,7 +431,7 @@ fn disk_full_and_read_only(_: &mut Rng, c: &mut Counts) {
             std::fs::read(sessions.join(format!("{id}.json"))).expect("intact"),
             before
         );
-        let _ = Command::new("umount").arg(&sessions).status();
+        drop(bind);
     } else if rustix::process::geteuid().as_raw() != 0 {
         std::fs::set_permissions(&sessions, std::fs::Permissions::from_mode(0o500)).expect("chmod");
         let err = orch.pause(&id).expect_err("read-only");

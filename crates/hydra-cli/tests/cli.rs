@@ -182,11 +182,11 @@ fn inject_reads_stdin_and_logs_show_output() {
     let env = Env::new();
     std::fs::write(env.root().join("prd.json"), PRD).expect("prd");
     let id = env.spawn_demo(&[]);
+    // The loop waits 2 s (the CLI's default delay) after the first story, so the session is
+    // still running when the message arrives, and the second iteration's prompt carries it.
     let out = env.hydra_stdin(&["inject", &id, "-"], "from stdin: it's $(not run)");
-    // The session may already have completed (the demo agent is quick).
-    if out.status.success() {
-        assert!(String::from_utf8_lossy(&out.stdout).contains("queued"));
-    }
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("queued"));
     wait_for("completion", || {
         env.ok(&["status", &id, "--json"])
             .contains("\"completed\"")
@@ -194,6 +194,10 @@ fn inject_reads_stdin_and_logs_show_output() {
     });
     let logs = env.ok(&["logs", &id, "--lines", "200"]);
     assert!(logs.contains("demo-agent: 2/2 stories pass"), "{logs}");
+    assert!(
+        logs.contains("demo-agent: read the operator's messages"),
+        "the message never reached a prompt: {logs}"
+    );
 }
 
 #[test]

@@ -153,15 +153,21 @@ impl RuntimeDir {
 
     /// The loop's current status and when it last changed, if readable.
     pub fn read_status(&self) -> (Option<LoopStatus>, Option<Timestamp>) {
-        let path = self.status();
-        let Ok(bytes) = fs::read(&path) else {
+        // One open serves both the bytes and the change time: this runs per session per refresh.
+        use std::io::Read;
+        let Ok(mut file) = fs::File::open(self.status()) else {
             return (None, None);
         };
-        let changed = fs::metadata(&path)
+        let changed = file
+            .metadata()
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| Timestamp(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)));
+        let mut bytes = Vec::new();
+        if file.read_to_end(&mut bytes).is_err() {
+            return (None, changed);
+        }
         (LoopStatus::parse(&bytes).ok(), changed)
     }
 

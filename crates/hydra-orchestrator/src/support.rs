@@ -53,8 +53,6 @@ pub trait Signals: Send + Sync {
 /// The signals the facade sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sig {
-    /// SIGSTOP: freeze.
-    Stop,
     /// SIGCONT: thaw.
     Cont,
     /// SIGTERM: ask to end.
@@ -80,7 +78,6 @@ impl Signals for PosixSignals {
         }
         let result = match signal {
             Sig::Probe => test_kill_process_group(pid),
-            Sig::Stop => kill_process_group(pid, Signal::STOP),
             Sig::Cont => kill_process_group(pid, Signal::CONT),
             Sig::Term => kill_process_group(pid, Signal::TERM),
             Sig::Kill => kill_process_group(pid, Signal::KILL),

@@ -75,8 +75,8 @@ impl Channel {
         }
     }
 
-    /// The channel announcing the transition `from` → `to` caused by `event`.
-    pub fn for_transition(from: &SessionState, to: &SessionState, event: &Event) -> Channel {
+    /// The channel announcing the transition out of `from` caused by `event`.
+    pub fn for_transition(from: &SessionState, event: &Event) -> Channel {
         match (from, event) {
             (_, Event::Pause) => Channel::Paused,
             (_, Event::Resume) => Channel::Resumed,
@@ -88,10 +88,7 @@ impl Channel {
             (_, Event::LoopBlocked { .. }) => Channel::Blocked,
             (_, Event::LoopCompleted { .. }) => Channel::Completed,
             (_, Event::LoopMaxIterations { .. }) => Channel::MaxIterations,
-            (_, Event::MuxGone { .. }) => {
-                let _ = to;
-                Channel::Failed
-            }
+            (_, Event::MuxGone { .. }) => Channel::Failed,
         }
     }
 }
@@ -142,7 +139,7 @@ impl LifecycleEvent {
         event: &Event,
         at: Timestamp,
     ) -> Self {
-        let mut ev = LifecycleEvent::new(Channel::for_transition(from, to, event), session, at)
+        let mut ev = LifecycleEvent::new(Channel::for_transition(from, event), session, at)
             .with("state", to.name())
             .with("from", from.name())
             .with("iteration", to.iteration());
@@ -219,8 +216,17 @@ mod tests {
         };
         assert_eq!(
             Channel::for_transition(
-                &run,
                 &stuck,
+                &Event::LoopRunning {
+                    iteration: 2,
+                    stories: None
+                }
+            ),
+            Channel::Unstuck
+        );
+        assert_eq!(
+            Channel::for_transition(
+                &run,
                 &Event::Idle {
                     last_activity: Timestamp(0),
                     stuck_after: std::time::Duration::ZERO
@@ -231,7 +237,6 @@ mod tests {
         assert_eq!(
             Channel::for_transition(
                 &SessionState::Starting,
-                &run,
                 &Event::LoopRunning {
                     iteration: 1,
                     stories: None
@@ -240,7 +245,7 @@ mod tests {
             Channel::Running
         );
         assert_eq!(
-            Channel::for_transition(&run, &run, &Event::Kill { reason: "x".into() }),
+            Channel::for_transition(&run, &Event::Kill { reason: "x".into() }),
             Channel::Killed
         );
         let ev = LifecycleEvent::transition(

@@ -268,19 +268,72 @@ fn read_only_directory_fails_clearly_and_keeps_the_old_record() {
     let store = FsStore::new(dir.path());
     store.save(&record("ro", 1)).expect("save");
     let s = sessions(dir.path());
-    std::fs::set_permissions(&s, std::fs::Permissions::from_mode(0o500)).expect("chmod");
-    let result = store.save(&record("ro", 2));
-    std::fs::set_permissions(&s, std::fs::Permissions::from_mode(0o700)).expect("chmod back");
-    // Root ignores directory permissions; the point then is only that nothing broke.
-    if let Err(e) = result {
-        assert!(e.to_string().contains("failed to create"), "{e}");
-        assert_eq!(
-            store
-                .load(&SessionId("ro".into()))
-                .expect("load")
-                .expect("exists")
-                .revision,
-            1
-        );
+    // Root ignores directory permissions, so as root the directory is made read-only by a
+    // read-only bind mount; otherwise by its mode. Either way the save must fail.
+    let _readonly = ReadOnly::new(&s);
+    let err = store
+        .save(&record("ro", 2))
+        .expect_err("a read-only directory refuses the save");
+    assert!(err.to_string().contains("failed to create"), "{err}");
+    assert_eq!(
+        store
+            .load(&SessionId("ro".into()))
+            .expect("load")
+            .expect("exists")
+            .revision,
+        1
+    );
+}
+
+/// Makes a directory read-only until dropped (even when the test panics).
+struct ReadOnly {
+    dir: std::path::PathBuf,
+    mounted: bool,
+}
+
+impl ReadOnly {
+    fn new(dir: &Path) -> Self {
+        let root = rustix::process::geteuid().as_raw() == 0;
+        if root {
+            let run = |args: &[&str]| {
+                Command::new("mount")
+                    .args(args)
+                    .arg(dir)
+                    .arg(dir)
+                    .status()
+                    .is_ok_and(|s| s.success())
+            };
+            assert!(
+                run(&["--bind"]),
+                "mount --bind (root is needed to make a directory read-only for root)"
+            );
+            let ro = Command::new("mount")
+                .args(["-o", "remount,ro,bind"])
+                .arg(dir)
+                .status()
+                .is_ok_and(|s| s.success());
+            let guard = ReadOnly {
+                dir: dir.to_path_buf(),
+                mounted: true,
+            };
+            assert!(ro, "remount read-only");
+            guard
+        } else {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o500)).expect("chmod");
+            ReadOnly {
+                dir: dir.to_path_buf(),
+                mounted: false,
+            }
+        }
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = Command::new("umount").arg(&self.dir).status();
+        } else {
+            let _ = std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700));
+        }
     }
 }

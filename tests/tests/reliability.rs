@@ -304,15 +304,49 @@ fn tmux_server_killed_with_ten_sessions(_: &mut Rng, c: &mut Counts) {
     ));
 }
 
+/// The real hydra-mail bus, timing each call the orchestrator makes to it: the time an
+/// operation spends because of the daemon is exactly the time spent in these calls.
+struct TimedBus {
+    inner: MailBus,
+    slowest: std::sync::Mutex<Duration>,
+}
+
+impl TimedBus {
+    fn slowest(&self) -> Duration {
+        *self.slowest.lock().expect("lock")
+    }
+}
+
+impl hydra_orchestrator::EventBus for TimedBus {
+    fn publish(&self, event: &hydra_orchestrator::LifecycleEvent) -> Result<(), orch_core::BusError> {
+        let t = Instant::now();
+        let r = self.inner.publish(event);
+        let took = t.elapsed();
+        let mut s = self.slowest.lock().expect("lock");
+        *s = (*s).max(took);
+        r
+    }
+    fn flush(&self, timeout: Duration) -> Result<(), orch_core::BusError> {
+        self.inner.flush(timeout)
+    }
+    fn subscribe(&self, channels: &[&str]) -> Result<Box<dyn orch_core::Subscription>, orch_core::BusError> {
+        self.inner.subscribe(channels)
+    }
+}
+
 fn mail_daemon_restarted_during_operations(_: &mut Rng, c: &mut Counts) {
     let p = Project::new();
     let sock = p.dir.path().join("mail.sock");
     let daemon = TestDaemon::start(&sock).expect("daemon");
     let agent = sleeper(&p);
+    let bus = Arc::new(TimedBus {
+        inner: MailBus::new(&sock),
+        slowest: std::sync::Mutex::new(Duration::ZERO),
+    });
     let orch = Orchestrator::builder()
         .project(&p.root)
         .tmux_socket(p.socket.clone())
-        .bus(Arc::new(MailBus::new(&sock)))
+        .bus(bus.clone())
         .build()
         .expect("orchestrator");
     let id = orch.spawn(p.config(&agent)).expect("spawn");
@@ -350,15 +384,18 @@ fn mail_daemon_restarted_during_operations(_: &mut Rng, c: &mut Counts) {
         "no event arrived after the restart"
     );
     println!(
-        "  {ops} operations; slowest with the daemon down {:.1} ms, with it up {:.1} ms",
+        "  {ops} operations; slowest with the daemon down {:.1} ms, with it up {:.1} ms; slowest call to the bus {:.3} ms",
         slowest_down.as_secs_f64() * 1000.0,
-        slowest_up.as_secs_f64() * 1000.0
+        slowest_up.as_secs_f64() * 1000.0,
+        bus.slowest().as_secs_f64() * 1000.0
     );
-    // "Because of the daemon": no operation may take 50 ms longer than the slowest one with
-    // the daemon up (a blocking connect or reply wait would take a second or more).
+    // "Because of the daemon": the time an operation spends waiting on it is the time spent in
+    // the bus (a blocking connect or reply wait would take a second). Whole operations also
+    // fsync files, whose latency depends on the disk, not on the daemon.
     assert!(
-        slowest_down < slowest_up + Duration::from_millis(50),
-        "an operation blocked {slowest_down:?} while the daemon was down"
+        bus.slowest() < Duration::from_millis(50),
+        "a publish blocked {:?}",
+        bus.slowest()
     );
 }
 

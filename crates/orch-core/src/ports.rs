@@ -44,7 +44,8 @@ pub struct PaneInfo {
     pub pane_pid: Option<u32>,
     /// The program exited and the pane is kept for its status.
     pub dead: bool,
-    /// Exit status of a dead pane.
+    /// Exit status of a dead pane (briefly unknown: tmux sees the terminal close before it
+    /// reaps the process).
     pub exit_status: Option<i32>,
     /// Last output in the pane.
     pub activity: Option<Timestamp>,

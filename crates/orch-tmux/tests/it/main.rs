@@ -121,12 +121,14 @@ fn a_lone_program_with_spaces_in_its_path_runs_without_a_shell() {
 fn exited_program_leaves_a_dead_pane_with_its_status() {
     let srv = Server::new();
     srv.spawn("hydralph-dead", &["sh", "-c", "exit 7"]);
-    let pane = wait_for("dead pane", || {
+    // tmux marks the pane dead when its terminal closes and learns the exit status when it
+    // reaps the process, a moment later (a CI run saw dead=1 with no status yet).
+    let pane = wait_for("dead pane with its status", || {
         srv.tmux
             .snapshot()
             .expect("snapshot")
             .get("hydralph-dead")
-            .filter(|p| p.dead)
+            .filter(|p| p.dead && p.exit_status.is_some())
             .cloned()
     });
     assert_eq!(pane.exit_status, Some(7));

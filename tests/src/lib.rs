@@ -51,7 +51,7 @@ impl Project {
 
     /// An orchestrator on this project and tmux server.
     pub fn orch(&self) -> Orchestrator {
-        Orchestrator::builder()
+        hydra_orchestrator::Builder::from_env()
             .project(&self.root)
             .tmux_socket(self.socket.clone())
             .reconcile(true)
@@ -174,8 +174,13 @@ pub fn wait_state(
     }
 }
 
+/// The loop's last report in the runtime directory `layout`, if readable.
+pub fn report(layout: &hydra_orchestrator::RuntimeLayout) -> Option<hydra_orchestrator::LoopReport> {
+    hydra_orchestrator::LoopReport::parse(&std::fs::read(layout.report_file()).ok()?).ok()
+}
+
 /// Whether any process of group `pgid` is alive (zombies, exited but not yet reaped, are not).
 pub fn group_alive(pgid: u32) -> bool {
-    use hydra_orchestrator::Signals;
-    hydra_orchestrator::PosixSignals.group_alive(pgid)
+    use hydra_orchestrator::Host;
+    hydra_orchestrator::adapters::PosixHost::default().group_alive(pgid)
 }

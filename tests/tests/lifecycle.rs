@@ -1,7 +1,7 @@
 //! End-to-end lifecycle of hydra-orchestrator with real tmux (a private server per test), real
 //! git, real agent processes, and the hydra-mail test daemon where events are counted.
 
-use hydra_e2e::{git, group_alive, wait_for, wait_state, Project};
+use hydra_e2e::{git, group_alive, report, wait_for, wait_state, Project};
 use hydra_orchestrator::adapters::MailBus;
 use hydra_orchestrator::{Multiplexer, PauseMode, SessionConfig, SessionState};
 use orch_mail::test_daemon::TestDaemon;
@@ -29,7 +29,7 @@ fn three_demo_sessions_complete_with_the_right_iteration_counts() {
         let st = wait_state(&orch, id, 60, "completion", |s| s.is_terminal());
         assert_eq!(st, SessionState::Completed { iterations: 3 }, "{id}");
         // Each session worked on its own copy of the PRD.
-        let prd = std::fs::read_to_string(orch.runtime_dir(id).prd()).expect("prd copy");
+        let prd = std::fs::read_to_string(orch.runtime_layout(id).prd()).expect("prd copy");
         assert_eq!(prd.matches("\"passes\": true").count(), 3);
     }
     // The user's PRD is untouched, and no tmux session outlives its loop.
@@ -70,7 +70,7 @@ if [[ $input == *"use the staging key"* ]]; then echo done; echo "<promise>COMPL
     assert!(last.starts_with("## Messages from your operator"), "{last}");
     assert!(last.contains("use the staging key"));
     assert!(
-        std::fs::read_dir(orch.runtime_dir(&id).inbox())
+        std::fs::read_dir(orch.runtime_layout(&id).inbox())
             .expect("inbox")
             .next()
             .is_none(),
@@ -89,18 +89,28 @@ fn checkpoint_pause_holds_the_loop_and_resume_continues() {
             ..p.config(&agent)
         })
         .expect("spawn");
+    // A second session keeps time: the negative check below waits on its progress, a
+    // positive signal, instead of sleeping.
+    let metronome = orch
+        .spawn(SessionConfig {
+            max_iterations: 10_000,
+            ..p.config(&agent)
+        })
+        .expect("metronome");
     wait_state(&orch, &id, 20, "iteration 2", |s| s.iteration() >= 2);
     orch.pause(&id).expect("pause");
-    let rt = orch.runtime_dir(&id);
+    let rt = orch.runtime_layout(&id);
     let held = wait_for(20, "loop reports paused", || {
-        let (status, _) = rt.read_status();
-        status
-            .filter(|s| s.status == orch_core::LoopPhase::Paused)
+        report(&rt)
+            .filter(|s| s.phase == orch_core::LoopPhase::Paused)
             .map(|s| s.iteration)
     });
-    std::thread::sleep(Duration::from_millis(400));
+    let beat = report(&orch.runtime_layout(&metronome)).map_or(0, |r| r.iteration);
+    wait_for(20, "the metronome moves on by three iterations", || {
+        (report(&orch.runtime_layout(&metronome))?.iteration >= beat + 3).then_some(())
+    });
     assert_eq!(
-        rt.read_status().0.expect("status").iteration,
+        report(&rt).expect("status").iteration,
         held,
         "no iteration while paused"
     );
@@ -125,24 +135,32 @@ fn freeze_stops_a_busy_agent_at_once_and_resume_restarts_it() {
     let p = Project::new();
     let agent = p.agent(
         "busy.sh",
-        "cat > /dev/null; while true; do echo x >> ticks; sleep 0.02; done",
+        "cat > /dev/null; while true; do echo x >> \"ticks-$HYDRALPH_SESSION_ID\"; sleep 0.02; done",
     );
     let orch = p.orch();
+    // Two busy agents, each ticking into its own file; the second is never frozen, so its
+    // ticks are the positive signal that time went by.
     let id = orch.spawn(p.config(&agent)).expect("spawn");
-    let ticks = p.root.join("ticks");
-    let size = || std::fs::metadata(&ticks).map(|m| m.len()).unwrap_or(0);
-    wait_for(20, "agent busy", || (size() > 10).then_some(()));
-    orch.pause_with(&id, Some(PauseMode::Freeze)).expect("freeze");
-    std::thread::sleep(Duration::from_millis(150));
-    let frozen = size();
-    std::thread::sleep(Duration::from_millis(400));
-    assert_eq!(size(), frozen, "output went on while frozen");
+    let metronome = orch.spawn(p.config(&agent)).expect("metronome");
+    let ticks = format!("ticks-{id}");
+    let beats = format!("ticks-{metronome}");
+    let size = |name: &str| std::fs::metadata(p.root.join(name)).map(|m| m.len()).unwrap_or(0);
+    wait_for(20, "agent busy", || (size(&ticks) > 10).then_some(()));
+    orch.pause_with(&id, PauseMode::Freeze).expect("freeze");
+    let beat = size(&beats);
+    wait_for(20, "five metronome ticks", || (size(&beats) >= beat + 10).then_some(()));
+    let frozen = size(&ticks);
+    let beat = size(&beats);
+    wait_for(20, "twenty more metronome ticks", || {
+        (size(&beats) >= beat + 40).then_some(())
+    });
+    assert_eq!(size(&ticks), frozen, "output went on while frozen");
     assert!(orch.record(&id).expect("record").frozen);
     orch.resume(&id).expect("resume");
-    wait_for(20, "output after resume", || (size() > frozen).then_some(()));
+    wait_for(20, "output after resume", || (size(&ticks) > frozen).then_some(()));
     assert!(!orch.record(&id).expect("record").frozen);
     // Kill of a frozen session leaves no stopped group behind.
-    orch.pause_with(&id, Some(PauseMode::Freeze)).expect("freeze again");
+    orch.pause_with(&id, PauseMode::Freeze).expect("freeze again");
     let pid = p
         .tmux()
         .snapshot()
@@ -174,7 +192,7 @@ fn kill_ends_everything_keeps_the_record_and_prune_removes_it() {
     let report = orch.prune(false).expect("prune");
     assert_eq!(report.removed_sessions, vec![id.clone()]);
     assert!(orch.record(&id).is_err());
-    assert!(!orch.runtime_dir(&id).path().exists());
+    assert!(!orch.runtime_layout(&id).dir().exists());
 }
 
 #[test]
@@ -210,7 +228,7 @@ fn a_silent_agent_goes_stuck_once_and_recovers_when_it_prints() {
         "silent.sh",
         "cat > /dev/null; while [ ! -e go ]; do sleep 0.1; done; while true; do echo alive; sleep 0.2; done",
     );
-    let orch = hydra_orchestrator::Orchestrator::builder()
+    let orch = hydra_orchestrator::Builder::from_env()
         .project(&p.root)
         .tmux_socket(p.socket.clone())
         .bus(Arc::new(MailBus::new(daemon.socket())))
@@ -292,30 +310,23 @@ fn two_sessions_in_one_working_dir_never_share_files() {
             ..p.config(&agent)
         })
         .expect("b");
-    let (ra, rb) = (orch.runtime_dir(&a), orch.runtime_dir(&b));
-    assert_ne!(ra.path(), rb.path());
+    let (ra, rb) = (orch.runtime_layout(&a), orch.runtime_layout(&b));
+    assert_ne!(ra.dir(), rb.dir());
     wait_state(&orch, &a, 20, "a running", |s| s.iteration() >= 1);
     orch.pause(&a).expect("pause a");
     assert!(ra.pause_marker().exists() && !rb.pause_marker().exists());
     let held = wait_for(20, "a paused", || {
-        ra.read_status()
-            .0
-            .filter(|s| s.status == orch_core::LoopPhase::Paused)
+        report(&ra)
+            .filter(|s| s.phase == orch_core::LoopPhase::Paused)
             .map(|s| s.iteration)
     });
-    let b_now = rb.read_status().0.map(|s| s.iteration).unwrap_or(0);
+    let b_now = report(&rb).map(|s| s.iteration).unwrap_or(0);
     wait_for(20, "b keeps going", || {
-        (rb.read_status().0?.iteration > b_now + 2).then_some(())
+        (report(&rb)?.iteration > b_now + 2).then_some(())
     });
-    assert_eq!(ra.read_status().0.expect("a status").iteration, held);
-    assert_eq!(
-        ra.read_status().0.expect("a status").session.as_deref(),
-        Some(a.as_str())
-    );
-    assert_eq!(
-        rb.read_status().0.expect("b status").session.as_deref(),
-        Some(b.as_str())
-    );
+    assert_eq!(report(&ra).expect("a status").iteration, held);
+    assert_eq!(report(&ra).expect("a status").session.as_deref(), Some(a.as_str()));
+    assert_eq!(report(&rb).expect("b status").session.as_deref(), Some(b.as_str()));
 }
 
 #[test]
@@ -359,7 +370,9 @@ fn worktree_sessions_get_their_own_worktree_and_port_and_kill_keeps_work() {
     assert!(report.worktree_kept.is_some(), "{report:?}");
     assert!(wb.join("precious.rs").exists());
     // a holds only the agent's scratch files, which are its work too: kept unless forced.
-    let report = orch.kill_with(&a, "stop", true).expect("kill a");
+    let report = orch
+        .kill_with(&a, "stop", hydra_orchestrator::KillOptions::forced())
+        .expect("kill a");
     assert!(report.worktree_removed);
     assert!(!wa.exists());
     assert!(

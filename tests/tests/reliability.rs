@@ -10,7 +10,7 @@
 
 use hydra_e2e::{group_alive, wait_for, Project};
 use hydra_orchestrator::adapters::MailBus;
-use hydra_orchestrator::{Multiplexer, Orchestrator, SessionConfig, SessionId, SessionState, Store, Worktree};
+use hydra_orchestrator::{Multiplexer, Orchestrator, SessionConfig, SessionId, SessionState, Store, Worktrees};
 use orch_mail::test_daemon::TestDaemon;
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
@@ -132,7 +132,7 @@ fn unreported(p: &Project, orch: &Orchestrator) -> u64 {
                 continue;
             }
             let owned = records.iter().any(|r| r.id.as_str() == name);
-            if !owned && !orphans.runtime_dirs.contains(&e.path()) {
+            if !owned && !orphans.runtime_dirs.iter().any(|d| d.as_str() == name) {
                 println!("  unreported runtime dir {name}");
                 missing += 1;
             }
@@ -343,7 +343,7 @@ fn mail_daemon_restarted_during_operations(_: &mut Rng, c: &mut Counts) {
         inner: MailBus::new(&sock),
         slowest: std::sync::Mutex::new(Duration::ZERO),
     });
-    let orch = Orchestrator::builder()
+    let orch = hydra_orchestrator::Builder::from_env()
         .project(&p.root)
         .tmux_socket(p.socket.clone())
         .bus(bus.clone())
@@ -461,8 +461,12 @@ fn disk_full_and_read_only(_: &mut Rng, c: &mut Counts) {
         let err = orch.pause(&id).expect_err("read-only file system");
         c.faults += 1;
         assert!(
-            format!("{err:?}").contains("ReadOnlyFilesystem") && err.to_string().contains("failed to"),
+            matches!(err, hydra_orchestrator::Error::ReadOnly { .. }) && err.to_string().contains("read-only"),
             "{err:?}"
+        );
+        assert!(
+            !orch.runtime_layout(&id).pause_marker().exists(),
+            "the refused pause left no marker behind"
         );
         assert_eq!(
             std::fs::read(sessions.join(format!("{id}.json"))).expect("intact"),
@@ -478,11 +482,14 @@ fn disk_full_and_read_only(_: &mut Rng, c: &mut Counts) {
     }
     // The failing writer of the fake store.
     let store = Arc::new(orch_core::testing::MemoryStore::new());
-    let fake = Orchestrator::builder()
+    let fake = hydra_orchestrator::Builder::from_env()
         .project(&p.root)
         .multiplexer(Arc::new(orch_core::testing::FakeMultiplexer::new()))
         .store(store.clone())
-        .without_signals()
+        .host(Arc::new(hydra_orchestrator::adapters::PosixHost::new(
+            std::env::var_os("PATH"),
+            None,
+        )))
         .build()
         .expect("fake");
     let fid = fake.spawn(p.config(&agent)).expect("spawn");
@@ -524,8 +531,17 @@ fn four_processes_of_mixed_operations(rng: &mut Rng, c: &mut Counts) {
                                     args.push("--worktree");
                                 }
                                 let out = hydra(p, &args);
-                                assert!(out.status.success(), "spawn: {}", String::from_utf8_lossy(&out.stderr));
-                                spawned.push(String::from_utf8_lossy(&out.stdout).trim().to_owned());
+                                let err = String::from_utf8_lossy(&out.stderr);
+                                // Another worker may kill a session while it is starting (its
+                                // record is booked first); the spawn then says so.
+                                assert!(
+                                    out.status.success()
+                                        || err.contains("was ended by another command while it was starting"),
+                                    "spawn: {err}"
+                                );
+                                if out.status.success() {
+                                    spawned.push(String::from_utf8_lossy(&out.stdout).trim().to_owned());
+                                }
                             }
                             1 => {
                                 if let Some(id) = pick() {
@@ -651,11 +667,11 @@ fn misbehaving_agents(_: &mut Rng, c: &mut Counts) {
     );
     assert!(p.tmux().snapshot().expect("snapshot").get(&h.tmux_name()).is_none());
     // The 50 MB flood left a bounded log (LOG_MAX 5 MiB, one rotation).
-    let rt = orch.runtime_dir(&b);
+    let rt = orch.runtime_layout(&b);
     let size = |p: PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-    let total = size(rt.log()) + size(rt.path().join("agent.log.1"));
+    let total = size(rt.log()) + size(rt.dir().join("agent.log.1"));
     assert!(total <= 12 * 1024 * 1024, "logs grew to {total} bytes");
-    assert!(std::fs::read_to_string(orch.runtime_dir(&a).log())
+    assert!(std::fs::read_to_string(orch.runtime_layout(&a).log())
         .expect("log")
         .contains("failing"));
 }
@@ -782,12 +798,13 @@ fn hostile_input(_: &mut Rng, c: &mut Counts) {
         "m".repeat(1024 * 1024)
     );
     orch.inject(&id, &message).expect("1 MB message");
-    let queued: Vec<_> = std::fs::read_dir(orch.runtime_dir(&id).inbox())
+    let queued: Vec<_> = std::fs::read_dir(orch.runtime_layout(&id).inbox())
         .expect("inbox")
         .flatten()
         .collect();
     assert_eq!(std::fs::read_to_string(queued[0].path()).expect("queued"), message);
-    orch.inject_with(&id, "$(touch pwned6) C-c Enter", true).expect("live");
+    orch.inject_with(&id, "$(touch pwned6) C-c Enter", hydra_orchestrator::InjectMode::Live)
+        .expect("live");
     // The pane echoes what it was typed: once the text shows, it has been delivered.
     wait_for(10, "live text in the pane", || {
         p.tmux()

@@ -132,7 +132,7 @@ fn main() {
     std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let socket = format!("hydra-bench-{}", std::process::id());
     let tmux = Arc::new(Tmux::new(TmuxConfig::with_socket_name(&socket)));
-    let orch = Orchestrator::builder()
+    let orch = hydra_orchestrator::Builder::from_env()
         .project(&root)
         .multiplexer(tmux.clone())
         .build()
@@ -166,7 +166,7 @@ fn main() {
     for _ in 0..rounds {
         let t = Instant::now();
         spawn.push(b.spawn_one());
-        let status = b.orch.runtime_dir(b.ids.last().expect("id")).status();
+        let status = b.orch.runtime_layout(b.ids.last().expect("id")).report_file();
         while !status.exists() {
             std::thread::sleep(Duration::from_micros(200));
         }
@@ -186,7 +186,9 @@ fn main() {
             })
             .expect("spawn wt");
         wt.push(t.elapsed());
-        b.orch.kill_with(&id, "bench", true).expect("kill");
+        b.orch
+            .kill_with(&id, "bench", hydra_orchestrator::KillOptions::forced())
+            .expect("kill");
     }
     let (wt_med, wt_p95) = stats(wt);
     println!("\nspawn()                       median {spawn_med:7.2} ms   p95 {spawn_p95:7.2} ms");
@@ -325,7 +327,7 @@ fn main() {
         median(v) * 1000.0
     };
     let down = {
-        let bus = MailBus::with_options(base.join("absent.sock"), Default::default(), Box::new(|_| {}));
+        let bus = MailBus::with_options(base.join("absent.sock"), Default::default());
         median(
             (0..n_pub)
                 .map(|_| {

@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result};
 use hydra_orchestrator::adapters::{Tmux, TmuxConfig};
-use hydra_orchestrator::{Orchestrator, SessionConfig, SessionState};
+use hydra_orchestrator::{SessionConfig, SessionState};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -62,7 +62,7 @@ pub fn run(sessions: usize, json: bool) -> Result<i32> {
     git(&dir, &["add", "README.md"]);
     git(&dir, &["commit", "-q", "-m", "demo project"]);
 
-    let orch = Orchestrator::builder()
+    let orch = hydra_orchestrator::Builder::from_env()
         .project(&dir)
         .tmux_socket(socket.clone())
         .reconcile(false)

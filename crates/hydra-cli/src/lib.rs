@@ -7,12 +7,16 @@
 //! copy of the binary; `src/main.rs` only calls it.
 
 mod demo;
+pub mod demo_agent;
 mod duration;
 mod output;
+mod report;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use hydra_orchestrator::{Orchestrator, PauseMode, SessionConfig, SessionId, SessionStatus};
+use hydra_orchestrator::{
+    InjectMode, KillOptions, Orchestrator, PauseMode, PruneOptions, SessionConfig, SessionId, SessionStatus,
+};
 use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -187,7 +191,7 @@ fn parse_pause_mode(s: &str) -> Result<PauseMode, String> {
 }
 
 fn open(g: &Global) -> Result<Orchestrator> {
-    let mut b = Orchestrator::builder().with_mail().reconcile(false);
+    let mut b = hydra_orchestrator::Builder::from_env().with_mail().reconcile(false);
     if let Some(p) = &g.project {
         b = b.project(p);
     }
@@ -209,7 +213,7 @@ pub fn main_entry() -> i32 {
     let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("hydra: error: {e:#}");
+            eprint!("{}", report::render(&e));
             1
         }
     };
@@ -228,7 +232,7 @@ pub fn main_entry() -> i32 {
 fn run(cli: Cli) -> Result<i32> {
     let g = cli.global;
     match cli.command {
-        Command::DemoAgent => Ok(hydra_orchestrator::run_demo_agent()),
+        Command::DemoAgent => Ok(demo_agent::run_demo_agent()),
         Command::Demo { sessions } => demo::run(sessions, g.json),
         Command::Init => init(&g),
         Command::Spawn(args) => {
@@ -261,15 +265,17 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Ls => {
             let orch = open(&g)?;
             let statuses = orch.refresh()?;
-            for name in orch.orphan_sessions() {
+            let orphans = orch.last_orphans();
+            for name in &orphans.tmux_sessions {
                 eprintln!("hydra: orphaned tmux session {name} has no record; `hydra prune` ends it");
             }
-            for p in orch.load_problems() {
+            for name in &orphans.untagged_sessions {
                 eprintln!(
-                    "hydra: unreadable record {} moved aside: {}",
-                    p.path.display(),
-                    p.reason
+                    "hydra: tmux session {name} belongs to no project (another tool's); `hydra prune --force` ends it"
                 );
+            }
+            for n in orch.take_notices() {
+                eprintln!("hydra: {n}");
             }
             if g.json {
                 println!(
@@ -300,7 +306,11 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Command::Pause { id, now } => {
             let orch = open(&g)?;
-            orch.pause_with(&id, now.then_some(PauseMode::Freeze))?;
+            if now {
+                orch.pause_with(&id, PauseMode::Freeze)?;
+            } else {
+                orch.pause(&id)?;
+            }
             println!(
                 "{id} paused{}",
                 if now {
@@ -330,7 +340,7 @@ fn run(cli: Cli) -> Result<i32> {
             } else {
                 message
             };
-            orch.inject_with(&id, &text, live)?;
+            orch.inject_with(&id, &text, if live { InjectMode::Live } else { InjectMode::Queue })?;
             println!(
                 "{id}: message {}",
                 if live {
@@ -344,7 +354,11 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Command::Kill { id, reason, force } => {
             let orch = open(&g)?;
-            let report = orch.kill_with(&id, &reason, force)?;
+            let report = orch.kill_with(
+                &id,
+                &reason,
+                KillOptions { force },
+            )?;
             println!("{id} killed ({reason})");
             if let Some((path, why)) = report.worktree_kept {
                 eprintln!(
@@ -358,8 +372,7 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Command::Logs { id, lines, follow } => {
             let orch = open(&g)?;
-            let text = orch.logs(&id, lines)?;
-            if !text.is_empty() {
+            if let Some(text) = orch.logs(&id, lines)? {
                 println!("{text}");
             }
             if follow {
@@ -370,7 +383,10 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Monitor { interval, once } => monitor(&g, interval, once),
         Command::Prune { dry_run } => {
             let orch = open(&g)?;
-            let report = orch.prune(dry_run)?;
+            let report = orch.prune_with(PruneOptions {
+                dry_run,
+                ..PruneOptions::default()
+            })?;
             print!("{}", output::prune(&report, g.json));
             finish(&orch);
             Ok(0)
@@ -422,7 +438,7 @@ fn init(g: &Global) -> Result<i32> {
 }
 
 fn follow_log(orch: &Orchestrator, id: &SessionId) -> Result<()> {
-    let path = orch.runtime_dir(id).log();
+    let path = orch.runtime_layout(id).log();
     let mut offset = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     loop {
         std::thread::sleep(Duration::from_millis(500));
@@ -450,7 +466,7 @@ fn monitor(g: &Global, interval: u64, once: bool) -> Result<i32> {
         bail!("--interval must be at least 1 second");
     }
     let orch = open(g)?;
-    for n in orch.notices() {
+    for n in orch.take_notices() {
         eprintln!("hydra: {n}");
     }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

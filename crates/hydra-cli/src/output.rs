@@ -98,7 +98,7 @@ pub fn detail(s: &SessionStatus, orch: &Orchestrator) -> String {
         let _ = writeln!(out, "port         {p}");
     }
     let _ = writeln!(out, "tmux         {} (hydra attach {})", s.tmux_session, s.id);
-    let _ = writeln!(out, "runtime dir  {}", orch.runtime_dir(&s.id).path().display());
+    let _ = writeln!(out, "runtime dir  {}", orch.runtime_layout(&s.id).dir().display());
     out
 }
 
@@ -131,7 +131,7 @@ pub fn prune(r: &PruneReport, json: bool) -> String {
         let _ = writeln!(out, "{verb} orphaned tmux session {n}");
     }
     for d in &r.orphans.runtime_dirs {
-        let _ = writeln!(out, "{verb} orphaned runtime dir {}", d.display());
+        let _ = writeln!(out, "{verb} orphaned runtime dir of {d}");
     }
     for (b, p) in &r.orphans.worktrees {
         let _ = writeln!(

@@ -221,7 +221,7 @@ fn usage_errors_exit_2_and_failures_exit_1_with_advice() {
     let out = env.hydra(&["pause", "abcdef12"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("hydra ls"),
+        String::from_utf8_lossy(&out.stderr).contains("hydra ls --all"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -238,26 +238,36 @@ fn usage_errors_exit_2_and_failures_exit_1_with_advice() {
 #[test]
 fn ls_names_orphaned_tmux_sessions_on_stderr() {
     let env = Env::new();
-    Command::new("tmux")
-        .args([
-            "-L",
-            &env.socket,
-            "new-session",
-            "-d",
-            "-s",
-            "hydralph-0rphan00",
-            "sleep",
-            "60",
-        ])
-        .status()
-        .expect("tmux");
+    let tag = hydra_orchestrator::project_tag(&env.root().canonicalize().expect("canonical"));
+    let tmux = |name: &str, tag: Option<&str>| {
+        let mut c = Command::new("tmux");
+        c.args(["-L", &env.socket, "new-session", "-d", "-s", name, "sleep", "60"]);
+        if let Some(tag) = tag {
+            c.args([";", "set-option", "-t", &format!("={name}:"), "@hydra_project", tag]);
+        }
+        assert!(c.status().expect("tmux").success());
+    };
+    tmux("hydralph-0aaaaaa0", Some(&tag));
+    tmux("hydralph-0bbbbbb0", None);
+    tmux("hydralph-0cccccc0", Some("ffffffffffffffff"));
     let out = env.hydra(&["ls"]);
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("hydralph-0rphan00"));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.contains("hydralph-0aaaaaa0"), "{err}");
+    assert!(err.contains("hydralph-0bbbbbb0"), "{err}");
+    assert!(
+        !err.contains("hydralph-0cccccc0"),
+        "another project's session is not ours to report: {err}"
+    );
     let report = env.ok(&["prune"]);
-    assert!(report.contains("orphaned tmux session hydralph-0rphan00"), "{report}");
+    assert!(report.contains("orphaned tmux session hydralph-0aaaaaa0"), "{report}");
     let out = env.hydra(&["ls"]);
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("hydralph-0rphan00"));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!err.contains("hydralph-0aaaaaa0"), "{err}");
+    assert!(
+        err.contains("hydralph-0bbbbbb0"),
+        "the untagged one is kept without --force: {err}"
+    );
 }
 
 #[test]

@@ -6,9 +6,19 @@
 //! what an embedder needs, so one dependency line is enough. [`Orchestrator::builder`] swaps
 //! any adapter or the clock.
 //!
-//! The store is the source of truth: every mutation takes the store's lock, re-reads the
-//! record, applies the core's transition, writes it, and then publishes the event, so a
-//! `hydra monitor` and a user's `hydra pause` in two processes lose no update.
+//! The store is the source of truth, and every command goes through one transaction: lock the
+//! store, load the records, take one tmux snapshot and read the loops' reports, decide with
+//! the pure core, write, unlock, publish, and only then do the slow work decided (ending
+//! processes, removing worktrees), finalized by a second short transaction. So a
+//! `hydra monitor`, a user's `hydra pause` and a `hydra spawn` in three processes lose no
+//! update and never misjudge each other's sessions.
+//!
+//! # Blocking
+//!
+//! The calls are synchronous: `list`, `status` and the control calls take a few milliseconds
+//! (tmux and the disk), `spawn` with a worktree some tens (git), and `kill` up to the second
+//! an agent gets to end. From async code, run them on the blocking pool, as the background
+//! monitor below does with `tokio::task::spawn_blocking`.
 //!
 //! # Creating an Orchestrator
 //!
@@ -138,30 +148,53 @@
 //! }
 //! # fn main() { let rt = tokio::runtime::Runtime::new().unwrap(); let _ = rt.spawn(monitor_task(Orchestrator::new())); }
 //! ```
+//!
+//! `health_check` blocks for a few milliseconds; a monitor that shares its runtime with
+//! latency-sensitive tasks runs it on the blocking pool instead:
+//!
+//! ```no_run
+//! # use hydra_orchestrator::Orchestrator;
+//! # use std::sync::Arc;
+//! async fn monitor_task(orch: Arc<Orchestrator>) {
+//!     loop {
+//!         tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+//!         let o = Arc::clone(&orch);
+//!         match tokio::task::spawn_blocking(move || o.health_check()).await {
+//!             Ok(Ok(killed)) => killed.iter().for_each(|id| println!("{id} killed")),
+//!             Ok(Err(e)) => eprintln!("health check failed: {e}"),
+//!             Err(e) => eprintln!("health check panicked: {e}"),
+//!         }
+//!     }
+//! }
+//! ```
 
-mod demo_agent;
 mod error;
+mod muxes;
+mod ops;
 mod orchestrator;
-mod runtime;
 mod support;
+mod txn;
 
-pub use demo_agent::run_demo_agent;
 pub use error::{Error, Result};
-pub use orchestrator::{find_project_root, Builder, KillReport, Orchestrator, Orphans, PruneReport};
-pub use runtime::{read_prd, resolve_program, RuntimeDir, LOOP_SCRIPT};
-pub use support::{NoSignals, NoopBus, PosixSignals, Sig, Signals, SystemClock};
+pub use ops::control::{InjectMode, KillOptions, KillReport, MAX_MESSAGE_BYTES};
+pub use ops::prune::{KeptSession, PruneOptions, PruneReport};
+pub use orchestrator::{find_project, find_project_root, Builder, Notice, NoticeKind, Orchestrator, Orphans};
+pub use support::{NoopBus, SystemClock};
 
+pub use orch_core::project_tag;
 pub use orch_core::{
-    Channel, Clock, ConfigError, EventBus, HealthPolicy, LifecycleEvent, LoadProblem, LoopStatus, Multiplexer,
-    PauseMode, Pulse, SessionConfig, SessionId, SessionRecord, SessionState, SessionStatus, Store, Subscription,
-    Timestamp, Worktree,
+    Channel, Clock, ConfigError, EventBus, HealthPolicy, Host, LifecycleEvent, LoadProblem, LoopPhase, LoopReport,
+    LoopRuntime, Multiplexer, MuxServer, PauseMode, Prd, Pulse, RuntimeLayout, SessionConfig, SessionId, SessionRecord,
+    SessionState, SessionStatus, Store, Subscription, Timestamp, TransitionError, Worktrees,
 };
 
 /// The adapters, for embedders that configure them through [`Orchestrator::builder`].
 pub mod adapters {
+    pub use orch_host::PosixHost;
+    pub use orch_loop::{FsLoopRuntime, LOOP_SCRIPT};
     pub use orch_mail::{MailBus, MailOptions};
     pub use orch_store_fs::FsStore;
-    pub use orch_tmux::{Server, Tmux, TmuxConfig};
+    pub use orch_tmux::{Tmux, TmuxConfig};
     #[cfg(feature = "worktree")]
     pub use orch_wt::GitWorktrees;
 }

@@ -1,66 +1,86 @@
 //! The whole lifecycle driven through the facade with `orch_core::testing` fakes only: no tmux,
-//! no daemon, no git, and a manual clock (the runtime directories are real files in a temp
-//! project, since they are the loop's interface). Not an integration test of the adapters.
+//! no file system, no daemon, no git, and a manual clock. Not an integration test of the
+//! adapters. Each step builds a fresh `Orchestrator` over the same fakes, so nothing carries
+//! over between steps except what the store persisted.
 
-use hydra_orchestrator::{Error, Orchestrator, PauseMode, SessionConfig, SessionId, SessionState};
-use orch_core::testing::{FakeMultiplexer, FakeWorktree, ManualClock, MemoryStore, RecordingBus};
-use orch_core::{Clock, Store, Timestamp};
-use std::path::Path;
+use hydra_orchestrator::{
+    Error, InjectMode, KillOptions, Orchestrator, PauseMode, PruneOptions, SessionConfig, SessionId, SessionState,
+};
+use orch_core::testing::{
+    FakeHost, FakeMultiplexer, FakeWorktrees, ManualClock, MemoryRuntime, MemoryStore, RecordingBus,
+};
+use orch_core::{Clock, Multiplexer, Store, Timestamp};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+const PROJECT: &str = "/fake/project";
+const PRD: &str = r#"{"userStories":[{"id":"1","title":"a","passes":false},{"id":"2","title":"b","passes":false}]}"#;
+
 struct Rig {
-    dir: tempfile::TempDir,
     mux: Arc<FakeMultiplexer>,
     store: Arc<MemoryStore>,
     bus: Arc<RecordingBus>,
-    wt: Arc<FakeWorktree>,
+    wt: Arc<FakeWorktrees>,
+    runtime: Arc<MemoryRuntime>,
+    host: Arc<FakeHost>,
     clock: Arc<ManualClock>,
 }
 
 impl Rig {
     fn new() -> Self {
-        let dir = tempfile::tempdir().expect("tmp");
-        std::fs::write(
-            dir.path().join("prd.json"),
-            r#"{"userStories":[{"id":"1","title":"a","passes":false},{"id":"2","title":"b","passes":false}]}"#,
-        )
-        .expect("prd");
+        let runtime = Arc::new(MemoryRuntime::new());
+        runtime.add_file(Path::new(PROJECT).join("prd.json"), PRD);
+        let host = Arc::new(FakeHost::new());
+        host.add_dir(PROJECT);
+        host.add_program("agent");
         Rig {
-            dir,
             mux: Arc::new(FakeMultiplexer::new()),
             store: Arc::new(MemoryStore::new()),
             bus: Arc::new(RecordingBus::new()),
-            wt: Arc::new(FakeWorktree::new()),
+            wt: Arc::new(FakeWorktrees::new()),
+            runtime,
+            host,
             clock: Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000))),
         }
     }
+    /// A fresh orchestrator over the rig's fakes.
     fn orch(&self) -> Orchestrator {
         Orchestrator::builder()
-            .project(self.dir.path())
+            .project(PROJECT)
             .multiplexer(self.mux.clone())
             .store(self.store.clone())
             .bus(self.bus.clone())
-            .worktree(Some(self.wt.clone()))
+            .worktrees(Some(self.wt.clone()))
+            .runtime(self.runtime.clone())
+            .host(self.host.clone())
             .clock(self.clock.clone())
-            .without_signals()
+            .kill_grace(Duration::ZERO)
             .build()
             .expect("build")
     }
     fn config(&self) -> SessionConfig {
         SessionConfig {
-            agent_cli: "sh".into(),
-            prd_path: self.dir.path().join("prd.json"),
-            working_dir: self.dir.path().to_path_buf(),
+            agent_cli: "agent".into(),
+            prd_path: PathBuf::from(PROJECT).join("prd.json"),
+            working_dir: PathBuf::from(PROJECT),
             max_duration: Duration::from_secs(3600),
             ..SessionConfig::default()
         }
     }
-    fn loop_reports(&self, orch: &Orchestrator, id: &SessionId, json: &str) {
-        std::fs::write(orch.runtime_dir(id).status(), json).expect("status");
+    fn spawn(&self) -> SessionId {
+        self.orch().spawn(self.config()).expect("spawn")
     }
-    fn state(&self, orch: &Orchestrator, id: &SessionId) -> SessionState {
-        orch.list().into_iter().find(|s| &s.id == id).expect("listed").state
+    fn loop_reports(&self, id: &SessionId, json: &str) {
+        self.runtime.report(id, json, self.clock.now());
+    }
+    fn state(&self, id: &SessionId) -> SessionState {
+        self.orch()
+            .list()
+            .into_iter()
+            .find(|s| &s.id == id)
+            .expect("listed")
+            .state
     }
     fn count(&self, channel: &str) -> usize {
         self.bus.channels().iter().filter(|c| **c == channel).count()
@@ -70,26 +90,33 @@ impl Rig {
 #[test]
 fn full_lifecycle_with_fakes() {
     let rig = Rig::new();
-    let orch = rig.orch();
-    let id = orch.spawn(rig.config()).expect("spawn");
+    let id = rig.spawn();
     let name = id.tmux_name();
     let session = rig.mux.session(&name).expect("tmux session created");
     assert!(session.spec.argv[1].ends_with("hydralph.sh"));
+    assert_eq!(
+        session.spec.tag.as_deref(),
+        Some(rig.orch().project_tag()),
+        "tagged as ours"
+    );
     assert!(session
         .spec
         .env
         .iter()
         .any(|(k, v)| k == "HYDRALPH_SESSION_ID" && v == id.as_str()));
     assert_eq!(rig.bus.channels(), ["session:spawned"]);
-    assert_eq!(rig.state(&orch, &id), SessionState::Starting);
+    assert_eq!(rig.state(&id), SessionState::Starting);
+    assert!(
+        rig.store.load(&id).expect("load").expect("kept").spawning.is_none(),
+        "finalized"
+    );
 
     rig.loop_reports(
-        &orch,
         &id,
-        r#"{"status":"running","iteration":1,"max":10,"stories":"0/2"}"#,
+        r#"{"status":"running","iteration":1,"max":10,"stories":"0/2","run":1}"#,
     );
     assert_eq!(
-        rig.state(&orch, &id),
+        rig.state(&id),
         SessionState::Running {
             iteration: 1,
             stories: Some("0/2".into())
@@ -99,62 +126,73 @@ fn full_lifecycle_with_fakes() {
 
     // 16 minutes of silence: stuck, reported once however often we look.
     rig.clock.advance(Duration::from_secs(16 * 60));
-    assert!(orch.health_check().expect("health").is_empty());
-    assert!(matches!(rig.state(&orch, &id), SessionState::Stuck { .. }));
-    orch.health_check().expect("health");
+    assert!(rig.orch().health_check().expect("health").is_empty());
+    assert!(matches!(rig.state(&id), SessionState::Stuck { .. }));
+    rig.orch().health_check().expect("health");
     assert_eq!(rig.count("session:stuck"), 1);
     // Pane output clears it.
     rig.clock.advance(Duration::from_secs(5));
     rig.mux.touch(&name, rig.clock.now());
-    orch.health_check().expect("health");
-    assert!(matches!(rig.state(&orch, &id), SessionState::Running { .. }));
+    rig.orch().health_check().expect("health");
+    assert!(matches!(rig.state(&id), SessionState::Running { .. }));
 
     // Checkpoint pause and resume.
-    orch.pause(&id).expect("pause");
-    assert!(orch.runtime_dir(&id).pause_marker().exists());
-    assert!(matches!(
-        rig.state(&orch, &id),
-        SessionState::Paused { iteration: 1, .. }
-    ));
-    assert!(orch.pause(&id).is_err(), "pausing twice is refused");
-    orch.resume(&id).expect("resume");
-    assert!(!orch.runtime_dir(&id).pause_marker().exists());
+    rig.orch().pause(&id).expect("pause");
+    assert!(rig.runtime.dir(&id).expect("dir").paused);
+    assert!(matches!(rig.state(&id), SessionState::Paused { iteration: 1, .. }));
+    assert!(rig.orch().pause(&id).is_err(), "pausing twice is refused");
+    rig.orch().resume(&id).expect("resume");
+    assert!(!rig.runtime.dir(&id).expect("dir").paused);
 
     // Blocked: the loop exits; inject queues; resume restarts the loop at the same iteration.
-    rig.loop_reports(&orch, &id, r#"{"status":"blocked","iteration":2,"max":10}"#);
+    rig.loop_reports(
+        &id,
+        r#"{"status":"blocked","iteration":2,"max":10,"reason":"needs a key","run":1}"#,
+    );
     rig.mux.exit(&name, 2);
-    assert!(matches!(
-        rig.state(&orch, &id),
-        SessionState::Blocked { iteration: 2, .. }
-    ));
-    orch.inject(&id, "use the staging key").expect("inject");
-    let queued: Vec<_> = std::fs::read_dir(orch.runtime_dir(&id).inbox())
-        .expect("inbox")
-        .collect();
-    assert_eq!(queued.len(), 1);
-    orch.resume(&id).expect("resume blocked");
+    assert_eq!(
+        rig.state(&id),
+        SessionState::Blocked {
+            iteration: 2,
+            reason: "needs a key".into()
+        }
+    );
+    rig.orch().inject(&id, "use the staging key").expect("inject");
+    assert_eq!(rig.runtime.dir(&id).expect("dir").inbox, ["use the staging key"]);
+    rig.orch().resume(&id).expect("resume blocked");
     let restarted = rig.mux.session(&name).expect("loop restarted");
     assert!(!restarted.pane.dead);
-    assert!(restarted
-        .spec
-        .env
-        .iter()
-        .any(|(k, v)| k == "HYDRALPH_START_ITERATION" && v == "2"));
-    assert!(matches!(
-        rig.state(&orch, &id),
-        SessionState::Running { iteration: 2, .. }
-    ));
+    let env = |k: &str| {
+        restarted
+            .spec
+            .env
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(env("HYDRALPH_START_ITERATION").as_deref(), Some("2"));
+    assert_eq!(env("HYDRALPH_RUN").as_deref(), Some("2"), "a new run of the loop");
+    assert!(
+        rig.runtime.dir(&id).expect("dir").report.is_none(),
+        "the old run's report is gone"
+    );
+    assert!(matches!(rig.state(&id), SessionState::Running { iteration: 2, .. }));
 
     // Completion: recorded, the finished pane reaped.
     rig.loop_reports(
-        &orch,
         &id,
-        r#"{"status":"complete","iteration":3,"max":10,"stories":"2/2"}"#,
+        r#"{"status":"complete","iteration":3,"max":10,"stories":"2/2","run":2}"#,
     );
     rig.mux.exit(&name, 0);
-    assert_eq!(rig.state(&orch, &id), SessionState::Completed { iterations: 3 });
+    assert_eq!(rig.state(&id), SessionState::Completed { iterations: 3 });
     assert!(rig.mux.session(&name).is_none(), "ended pane reaped");
-    assert!(orch.kill(&id, "late").is_err(), "terminal sessions accept nothing");
+    let rec = rig.store.load(&id).expect("load").expect("kept");
+    assert_eq!(rec.cleanup, None, "the clean-up finished");
+    assert_eq!(rec.ended_at, Some(rig.clock.now()));
+    assert!(
+        rig.orch().kill(&id, "late").is_err(),
+        "terminal sessions accept nothing"
+    );
     for ch in [
         "session:paused",
         "session:resumed",
@@ -169,63 +207,75 @@ fn full_lifecycle_with_fakes() {
 #[test]
 fn duration_limit_vanished_session_and_kill() {
     let rig = Rig::new();
-    let orch = rig.orch();
-    let old = orch
+    let old = rig
+        .orch()
         .spawn(SessionConfig {
             max_duration: Duration::from_secs(2),
             ..rig.config()
         })
         .expect("spawn");
-    let gone = orch.spawn(rig.config()).expect("spawn");
-    let killed = orch.spawn(rig.config()).expect("spawn");
+    let gone = rig.spawn();
+    let killed = rig.spawn();
+    rig.loop_reports(&killed, r#"{"status":"running","iteration":4,"max":10,"run":1}"#);
     rig.mux.vanish(&gone.tmux_name());
     rig.clock.advance(Duration::from_secs(3));
-    assert_eq!(orch.health_check().expect("health"), vec![old.clone()]);
+    assert_eq!(rig.orch().health_check().expect("health"), vec![old.clone()]);
     assert_eq!(
-        rig.state(&orch, &old),
+        rig.state(&old),
         SessionState::Failed {
             reason: "duration limit exceeded".into()
         }
     );
     assert_eq!(
-        rig.state(&orch, &gone),
+        rig.state(&gone),
         SessionState::Failed {
             reason: "tmux session ended unexpectedly".into()
         }
     );
     assert!(rig.mux.session(&old.tmux_name()).is_none());
-    orch.kill(&killed, "Task completed").expect("kill");
+    rig.orch().kill(&killed, "Task completed").expect("kill");
+    let st = rig.orch().status(&killed).expect("status");
     assert_eq!(
-        rig.state(&orch, &killed),
+        st.state,
         SessionState::Failed {
             reason: "Task completed".into()
         }
     );
+    assert_eq!(st.iteration, 4, "a kill keeps the iteration");
+    let ev = rig
+        .bus
+        .events()
+        .into_iter()
+        .find(|e| e.channel.as_str() == "session:killed" && e.session == killed);
+    assert_eq!(ev.expect("killed event").data["iteration"], 4);
     assert!(rig.mux.session(&killed.tmux_name()).is_none());
     assert!(rig.store.load(&killed).expect("load").is_some(), "the record is kept");
-    // Pruning removes ended sessions.
-    let report = orch.prune(false).expect("prune");
+    // Pruning removes ended sessions, archiving their logs.
+    let report = rig.orch().prune(false).expect("prune");
     assert_eq!(report.removed_sessions.len(), 3);
     assert!(rig.store.records().is_empty());
+    assert!(rig.runtime.archived(&killed).is_some(), "logs archived, not deleted");
 }
 
 #[test]
 fn worktree_sessions_and_a_dirty_kill() {
     let rig = Rig::new();
-    let orch = rig.orch();
-    let a = orch
+    let a = rig
+        .orch()
         .spawn(SessionConfig {
             use_worktree: true,
             ..rig.config()
         })
         .expect("a");
-    let b = orch
+    let b = rig
+        .orch()
         .spawn(SessionConfig {
             use_worktree: true,
             branch_name: Some("feature/b".into()),
             ..rig.config()
         })
         .expect("b");
+    let orch = rig.orch();
     let (ra, rb) = (orch.record(&a).expect("a"), orch.record(&b).expect("b"));
     assert_ne!(ra.allocated_port, rb.allocated_port);
     assert_ne!(ra.worktree_path, rb.worktree_path);
@@ -235,44 +285,59 @@ fn worktree_sessions_and_a_dirty_kill() {
         ra.worktree_path.clone().expect("path")
     );
     rig.wt.mark_dirty("feature/b");
-    let report = orch.kill(&b, "stop").expect("kill");
+    let report = rig.orch().kill(&b, "stop").expect("kill");
     assert!(report.worktree_kept.is_some(), "dirty worktree kept");
-    let report = orch.kill(&a, "stop").expect("kill");
+    assert!(
+        rig.orch().record(&b).expect("b").worktree_kept.is_some(),
+        "and the record says so"
+    );
+    let report = rig.orch().kill(&a, "stop").expect("kill");
     assert!(report.worktree_removed);
+    assert_eq!(rig.orch().record(&a).expect("a").allocated_port, None, "port freed");
+    // Prune keeps the session whose worktree holds work, and says why.
+    let report = rig.orch().prune(false).expect("prune");
+    assert_eq!(report.removed_sessions, vec![a]);
+    assert_eq!(report.kept.len(), 1);
+    assert_eq!(report.kept[0].id, b);
+    // Forced: removed even with work.
+    rig.orch()
+        .kill_with(&b, "again", KillOptions::forced())
+        .expect_err("already ended");
 }
 
 #[test]
 fn failed_spawn_rolls_back_everything() {
     let rig = Rig::new();
-    let orch = rig.orch();
     rig.mux.fail_creates(true);
-    let err = orch
+    let err = rig
+        .orch()
         .spawn(SessionConfig {
             use_worktree: true,
             ..rig.config()
         })
         .expect_err("tmux fails");
     assert!(err.to_string().contains("injected failure"), "{err}");
-    assert!(rig.store.records().is_empty());
+    assert!(rig.store.records().is_empty(), "the booked record is removed");
     assert!(
-        orch_core::Worktree::list(&*rig.wt, Path::new("/"))
+        orch_core::Worktrees::list(&*rig.wt, Path::new("/"))
             .expect("list")
             .is_empty(),
         "worktree undone"
     );
-    let ralph = rig.dir.path().join(".hydra/ralph");
-    assert_eq!(
-        std::fs::read_dir(&ralph).map(|d| d.count()).unwrap_or(0),
-        0,
-        "runtime dir undone"
-    );
+    assert!(rig.runtime.ids().is_empty(), "runtime dir undone");
     assert!(rig.bus.events().is_empty());
+    // A failing runtime directory is undone the same way.
+    rig.mux.fail_creates(false);
+    rig.runtime.fail_creates(true);
+    rig.orch().spawn(rig.config()).expect_err("runtime fails");
+    assert!(rig.store.records().is_empty() && rig.mux.names().is_empty());
 }
 
 #[test]
 fn bad_input_names_the_field_and_creates_nothing() {
     let rig = Rig::new();
-    let orch = rig.orch();
+    rig.runtime
+        .add_file(PathBuf::from(PROJECT).join("empty.json"), r#"{"userStories":[]}"#);
     let cases = [
         (
             SessionConfig {
@@ -283,7 +348,14 @@ fn bad_input_names_the_field_and_creates_nothing() {
         ),
         (
             SessionConfig {
-                prd_path: rig.dir.path().join("missing.json"),
+                prd_path: PathBuf::from(PROJECT).join("missing.json"),
+                ..rig.config()
+            },
+            "prd_path",
+        ),
+        (
+            SessionConfig {
+                prd_path: PathBuf::from(PROJECT).join("empty.json"),
                 ..rig.config()
             },
             "prd_path",
@@ -297,27 +369,27 @@ fn bad_input_names_the_field_and_creates_nothing() {
         ),
         (
             SessionConfig {
-                working_dir: "/".into(),
-                ..rig.config()
-            },
-            "working_dir",
-        ),
-        (
-            SessionConfig {
                 max_iterations: 0,
                 ..rig.config()
             },
             "max_iterations",
         ),
+        (
+            SessionConfig {
+                name: Some("bad name".into()),
+                ..rig.config()
+            },
+            "name",
+        ),
     ];
     for (cfg, field) in cases {
-        let err = orch.spawn(cfg).expect_err(field);
+        let err = rig.orch().spawn(cfg).expect_err(field);
         assert!(matches!(&err, Error::Config(c) if c.field == field), "{field}: {err}");
     }
     assert!(rig.mux.names().is_empty() && rig.store.records().is_empty());
-    assert!(matches!(orch.pause(&SessionId("../x".into())), Err(Error::Id(_))));
+    assert!(matches!(rig.orch().pause(&SessionId("../x".into())), Err(Error::Id(_))));
     assert!(matches!(
-        orch.pause(&SessionId("nosuch".into())),
+        rig.orch().pause(&SessionId("nosuch".into())),
         Err(Error::NotFound(_))
     ));
 }
@@ -325,19 +397,11 @@ fn bad_input_names_the_field_and_creates_nothing() {
 #[test]
 fn a_new_orchestrator_sees_the_same_states() {
     let rig = Rig::new();
-    let first = rig.orch();
-    let a = first.spawn(rig.config()).expect("a");
-    let b = first
-        .spawn(SessionConfig {
-            pause_mode: PauseMode::Checkpoint,
-            ..rig.config()
-        })
-        .expect("b");
-    first.pause(&b).expect("pause");
-    let before = first.list();
-    drop(first);
-    let second = rig.orch();
-    let after = second.list();
+    let a = rig.spawn();
+    let b = rig.spawn();
+    rig.orch().pause(&b).expect("pause");
+    let before = rig.orch().list();
+    let after = rig.orch().list();
     assert_eq!(
         before.iter().map(|s| (&s.id, &s.state)).collect::<Vec<_>>(),
         after.iter().map(|s| (&s.id, &s.state)).collect::<Vec<_>>()
@@ -346,22 +410,39 @@ fn a_new_orchestrator_sees_the_same_states() {
 }
 
 #[test]
-fn a_full_disk_fails_clearly_and_keeps_the_record() {
+fn a_full_disk_fails_clearly_and_keeps_the_record_and_the_loop_running() {
     let rig = Rig::new();
-    let orch = rig.orch();
-    let id = orch.spawn(rig.config()).expect("spawn");
+    let id = rig.spawn();
     rig.store.fail_writes(true);
-    let err = orch.pause(&id).expect_err("disk full");
+    let err = rig.orch().pause(&id).expect_err("disk full");
     assert!(err.to_string().contains("failed to write"), "{err}");
     rig.store.fail_writes(false);
-    assert_eq!(orch.record(&id).expect("record").state, SessionState::Starting);
+    assert_eq!(rig.orch().record(&id).expect("record").state, SessionState::Starting);
+    assert!(!rig.runtime.dir(&id).expect("dir").paused, "the pause marker is undone");
+}
+
+#[test]
+fn a_read_only_store_is_read_and_nothing_changes() {
+    let rig = Rig::new();
+    let id = rig.spawn();
+    rig.mux.vanish(&id.tmux_name());
+    rig.store.set_read_only(true);
+    let orch = rig.orch();
+    let statuses = orch.try_list().expect("reading works read-only");
+    assert!(matches!(statuses[0].state, SessionState::Failed { .. }), "judged");
+    assert!(orch.take_notices().iter().any(|n| n.message.contains("read-only")));
+    rig.store.set_read_only(false);
+    assert_eq!(rig.store.records()[0].state, SessionState::Starting, "but not saved");
+    assert_eq!(rig.bus.channels(), ["session:spawned"], "nor published");
+    rig.store.set_read_only(true);
+    assert!(matches!(rig.orch().kill(&id, "x"), Err(Error::ReadOnly { .. })));
 }
 
 #[test]
 fn health_check_works_inside_a_tokio_task() {
     let rig = Rig::new();
+    rig.spawn();
     let orch = rig.orch();
-    orch.spawn(rig.config()).expect("spawn");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -378,16 +459,14 @@ fn health_check_works_inside_a_tokio_task() {
 #[test]
 fn regression_pause_records_the_loops_current_iteration() {
     let rig = Rig::new();
-    let orch = rig.orch();
-    let id = orch.spawn(rig.config()).expect("spawn");
+    let id = rig.spawn();
     rig.loop_reports(
-        &orch,
         &id,
-        r#"{"status":"running","iteration":3,"max":10,"stories":"1/2"}"#,
+        r#"{"status":"running","iteration":3,"max":10,"stories":"1/2","run":1}"#,
     );
-    orch.pause(&id).expect("pause");
+    rig.orch().pause(&id).expect("pause");
     assert_eq!(
-        orch.record(&id).expect("record").state,
+        rig.orch().record(&id).expect("record").state,
         SessionState::Paused {
             iteration: 3,
             stories: Some("1/2".into())
@@ -396,68 +475,298 @@ fn regression_pause_records_the_loops_current_iteration() {
 }
 
 #[test]
-fn ralph_pulses_from_the_bus_move_states() {
+fn a_freeze_is_booked_before_the_processes_are_stopped() {
     let rig = Rig::new();
-    let orch = rig.orch();
-    let id = orch.spawn(rig.config()).expect("spawn");
-    let pulse = |channel: &str, data: serde_json::Value| orch_core::Pulse {
-        id: format!("p-{channel}"),
+    let id = rig.spawn();
+    let pid = rig.mux.session(&id.tmux_name()).expect("s").pane.pane_pid.expect("pid");
+    rig.orch().pause_with(&id, PauseMode::Freeze).expect("freeze");
+    assert!(rig.orch().record(&id).expect("r").frozen);
+    assert_eq!(rig.host.stopped(), [pid]);
+    rig.orch().resume(&id).expect("resume");
+    assert!(!rig.orch().record(&id).expect("r").frozen);
+    assert!(rig.host.signals().contains(&(pid, orch_core::Sig::Cont)));
+}
+
+fn pulse(channel: &str, at: Timestamp, data: serde_json::Value) -> orch_core::Pulse {
+    orch_core::Pulse {
+        id: format!("p-{channel}-{}", at.as_millis()),
         channel: channel.into(),
         kind: "status".into(),
-        timestamp: String::new(),
+        timestamp: at.to_rfc3339(),
         data,
-    };
+    }
+}
+
+#[test]
+fn fresh_ralph_pulses_move_states_and_old_ones_change_nothing() {
+    let rig = Rig::new();
+    let id = rig.spawn();
+    rig.clock.advance(Duration::from_secs(1));
     let running = pulse(
         "ralph:iteration",
+        rig.clock.now(),
         serde_json::json!({"session": id.as_str(), "status": "running", "iteration": 2, "max": 10, "stories": "1/2"}),
     );
-    assert!(orch.apply_pulse(&running).expect("apply"));
+    rig.clock.advance(Duration::from_secs(1));
+    assert!(rig.orch().apply_pulse(&running).expect("apply"));
     assert_eq!(
-        orch.record(&id).expect("record").state,
+        rig.orch().record(&id).expect("record").state,
         SessionState::Running {
             iteration: 2,
             stories: Some("1/2".into())
         }
     );
+    // The same pulse again (hydra-mail's replay to a restarted monitor) changes nothing.
+    assert!(!rig.orch().apply_pulse(&running).expect("apply"));
+    rig.clock.advance(Duration::from_secs(1));
     let done = pulse(
         "ralph:complete",
+        rig.clock.now(),
         serde_json::json!({"session": id.as_str(), "status": "complete", "iteration": 3, "max": 10}),
     );
-    assert!(orch.apply_pulse(&done).expect("apply"));
+    rig.clock.advance(Duration::from_secs(1));
+    assert!(rig.orch().apply_pulse(&done).expect("apply"));
+    let rec = rig.orch().record(&id).expect("record");
+    assert_eq!(rec.state, SessionState::Completed { iterations: 3 });
     assert_eq!(
-        orch.record(&id).expect("record").state,
-        SessionState::Completed { iterations: 3 }
+        rec.ended_at,
+        Some(rig.clock.now()),
+        "the end time is booked on this path too"
     );
-    // Pulses for unknown sessions, other channels or terminal sessions change nothing.
+    // Pulses for unknown sessions or without a time change nothing.
     let stranger = pulse(
         "ralph:complete",
+        rig.clock.now(),
         serde_json::json!({"session": "nosuch", "status": "complete", "iteration": 1}),
     );
-    assert!(!orch.apply_pulse(&stranger).expect("apply"));
-    assert!(!orch.apply_pulse(&running).expect("apply"));
+    assert!(!rig.orch().apply_pulse(&stranger).expect("apply"));
     assert!(rig.bus.channels().contains(&"session:completed"));
+}
+
+/// Regression: a restarted monitor received hydra-mail's replay of a `ralph:blocked` that came
+/// before a resume and put the session back to blocked; a replayed `ralph:iteration` moved the
+/// iteration backwards.
+#[test]
+fn regression_replayed_pulses_never_undo_a_resume_or_lower_the_iteration() {
+    let rig = Rig::new();
+    let id = rig.spawn();
+    rig.clock.advance(Duration::from_secs(1));
+    let blocked = pulse(
+        "ralph:blocked",
+        rig.clock.now(),
+        serde_json::json!({"session": id.as_str(), "status": "blocked", "iteration": 2, "max": 10}),
+    );
+    let early = pulse(
+        "ralph:iteration",
+        rig.clock.now(),
+        serde_json::json!({"session": id.as_str(), "status": "running", "iteration": 1, "max": 10}),
+    );
+    rig.clock.advance(Duration::from_secs(1));
+    assert!(rig.orch().apply_pulse(&blocked).expect("apply"));
+    rig.mux.exit(&id.tmux_name(), 2);
+    rig.clock.advance(Duration::from_secs(1));
+    rig.orch().resume(&id).expect("resume");
+    rig.clock.advance(Duration::from_secs(1));
+    // The replay.
+    assert!(!rig.orch().apply_pulse(&blocked).expect("apply"));
+    assert!(!rig.orch().apply_pulse(&early).expect("apply"));
+    let st = rig.orch().status(&id).expect("status");
+    assert_eq!(
+        st.state,
+        SessionState::Running {
+            iteration: 2,
+            stories: None
+        }
+    );
+    let iterations: Vec<_> = rig
+        .bus
+        .events()
+        .iter()
+        .filter(|e| e.channel.as_str() == "session:iteration")
+        .map(|e| e.data["iteration"].as_u64())
+        .collect();
+    assert!(iterations.is_empty(), "no backwards session:iteration: {iterations:?}");
 }
 
 #[test]
 fn an_external_loop_script_replaces_the_embedded_one() {
     let rig = Rig::new();
-    let orch = rig.orch();
-    let script = rig.dir.path().join("my-hydralph.sh");
-    std::fs::write(&script, "#!/usr/bin/env bash\necho custom loop\n").expect("script");
-    let id = orch
+    let script = PathBuf::from(PROJECT).join("my-hydralph.sh");
+    rig.runtime.add_file(&script, "#!/usr/bin/env bash\necho custom loop\n");
+    let id = rig
+        .orch()
         .spawn(SessionConfig {
-            loop_script: Some(script.clone()),
+            loop_script: Some(script),
             ..rig.config()
         })
         .expect("spawn");
-    let rt = orch.runtime_dir(&id);
     assert_eq!(
-        std::fs::read_to_string(rt.script()).expect("copied"),
-        "#!/usr/bin/env bash\necho custom loop\n"
+        rig.runtime.dir(&id).expect("dir").external_loop.as_deref(),
+        Some(&b"#!/usr/bin/env bash\necho custom loop\n"[..])
     );
     let missing = SessionConfig {
-        loop_script: Some(rig.dir.path().join("nope.sh")),
+        loop_script: Some(PathBuf::from(PROJECT).join("nope.sh")),
         ..rig.config()
     };
-    assert!(matches!(orch.spawn(missing), Err(Error::Config(c)) if c.field == "loop_script"));
+    assert!(matches!(rig.orch().spawn(missing), Err(Error::Config(c)) if c.field == "loop_script"));
+}
+
+#[test]
+fn live_inject_types_into_the_pane_and_marks_a_long_message_as_cut() {
+    let rig = Rig::new();
+    let id = rig.spawn();
+    rig.orch()
+        .inject_with(&id, "now please", InjectMode::Live)
+        .expect("live");
+    assert_eq!(rig.mux.session(&id.tmux_name()).expect("s").typed, ["now please\n"]);
+    let long = "x".repeat(12_000);
+    rig.orch().inject(&id, &long).expect("queued");
+    let ev = rig.bus.events().pop().expect("injected");
+    assert_eq!(ev.data["truncated"], true);
+    assert_eq!(ev.data["bytes"], 12_000);
+    assert_eq!(ev.data["message"].as_str().map(str::len), Some(1000));
+}
+
+#[test]
+fn names_and_prefixes_resolve_and_ambiguity_is_refused() {
+    let rig = Rig::new();
+    let named = rig
+        .orch()
+        .spawn(SessionConfig {
+            name: Some("api-refactor".into()),
+            ..rig.config()
+        })
+        .expect("named");
+    let orch = rig.orch();
+    assert_eq!(orch.resolve("api-refactor").expect("name"), named);
+    assert_eq!(orch.resolve(named.as_str()).expect("id"), named);
+    assert_eq!(orch.resolve(&named.as_str()[..6]).expect("prefix"), named);
+    assert!(matches!(orch.resolve("zzzz"), Err(Error::NotFound(_))));
+    let taken = orch.spawn(SessionConfig {
+        name: Some("api-refactor".into()),
+        ..rig.config()
+    });
+    assert!(
+        matches!(taken, Err(Error::Config(c)) if c.field == "name"),
+        "a live name is unique"
+    );
+    // With enough sessions, a one-character prefix matches several.
+    let mut ids = vec![named];
+    while ids.len() < 20 {
+        ids.push(rig.spawn());
+    }
+    let first = ids[0].as_str()[..1].to_owned();
+    if ids.iter().filter(|i| i.as_str().starts_with(&first)).count() > 1 {
+        assert!(matches!(orch.resolve(&first), Err(Error::Ambiguous { matches, .. }) if matches.len() > 1));
+    }
+    let all_hex = "0123456789abcdef";
+    let ambiguous = all_hex
+        .chars()
+        .map(String::from)
+        .find(|p| ids.iter().filter(|i| i.as_str().starts_with(p.as_str())).count() > 1)
+        .expect("20 random ids share a first character");
+    assert!(matches!(orch.resolve(&ambiguous), Err(Error::Ambiguous { .. })));
+}
+
+#[test]
+fn prune_ends_only_this_projects_orphans_and_reports_untagged_ones() {
+    let rig = Rig::new();
+    let orch = rig.orch();
+    let mine = format!("hydralph-{}", "0badc0de");
+    rig.mux.add_foreign(&mine, Some(orch.project_tag()));
+    rig.mux.add_foreign("hydralph-deadbeef", Some("ffffffffffffffff"));
+    rig.mux.add_foreign("hydralph-00000001", None);
+    rig.mux.add_foreign("my-own-session", None);
+    let report = orch.prune_with(PruneOptions::default()).expect("prune");
+    assert_eq!(report.orphans.tmux_sessions, std::slice::from_ref(&mine));
+    assert_eq!(report.orphans.untagged_sessions, ["hydralph-00000001"]);
+    let names = rig.mux.names();
+    assert!(!names.contains(&mine), "our orphan is ended");
+    assert!(
+        names.contains(&"hydralph-deadbeef".to_owned()),
+        "another project's is invisible"
+    );
+    assert!(
+        names.contains(&"hydralph-00000001".to_owned()),
+        "an untagged one is only reported"
+    );
+    assert!(names.contains(&"my-own-session".to_owned()));
+    let forced = orch
+        .prune_with(PruneOptions {
+            force: true,
+            ..PruneOptions::default()
+        })
+        .expect("prune --force");
+    assert!(forced.forced);
+    assert!(!rig.mux.names().contains(&"hydralph-00000001".to_owned()));
+    assert!(rig.mux.names().contains(&"hydralph-deadbeef".to_owned()));
+}
+
+#[test]
+fn records_on_another_server_are_judged_on_that_server_never_failed_from_here() {
+    let rig = Rig::new();
+    let id = rig.spawn();
+    // A command that uses another server and cannot reach the session's.
+    let other = Arc::new(FakeMultiplexer::on(orch_core::MuxServer::Name("other".into())));
+    let elsewhere = Orchestrator::builder()
+        .project(PROJECT)
+        .multiplexer(other.clone())
+        .store(rig.store.clone())
+        .bus(rig.bus.clone())
+        .runtime(rig.runtime.clone())
+        .host(rig.host.clone())
+        .clock(rig.clock.clone())
+        .build()
+        .expect("build");
+    rig.clock.advance(Duration::from_secs(7200));
+    let st = elsewhere.try_list().expect("list");
+    assert_eq!(st[0].state, SessionState::Starting, "unknown, not failed or killed");
+    // With a way to reach it, it is judged there.
+    let mux = rig.mux.clone();
+    let reaching = Orchestrator::builder()
+        .project(PROJECT)
+        .multiplexer(other)
+        .multiplexer_factory(move |_| Some(mux.clone() as Arc<dyn Multiplexer>))
+        .store(rig.store.clone())
+        .bus(rig.bus.clone())
+        .runtime(rig.runtime.clone())
+        .host(rig.host.clone())
+        .clock(rig.clock.clone())
+        .build()
+        .expect("build");
+    assert_eq!(reaching.health_check().expect("health"), vec![id]);
+}
+
+#[test]
+fn status_of_one_session_probes_one_session_and_takes_no_snapshot() {
+    let rig = Rig::new();
+    let id = rig.spawn();
+    let orch = rig.orch();
+    let snapshots = rig.mux.snapshot_calls();
+    orch.status(&id).expect("status");
+    orch.pause(&id).expect("pause");
+    orch.resume(&id).expect("resume");
+    assert_eq!(rig.mux.snapshot_calls(), snapshots, "no full snapshot for one session");
+    assert_eq!(rig.mux.probe_calls(), 3);
+}
+
+#[test]
+fn a_builder_refuses_settings_it_cannot_honour() {
+    let rig = Rig::new();
+    let err = Orchestrator::builder()
+        .project(PROJECT)
+        .multiplexer(rig.mux.clone())
+        .tmux_socket("x")
+        .host(rig.host.clone())
+        .build()
+        .expect_err("a socket with a custom multiplexer");
+    assert!(matches!(err, Error::Builder(_)), "{err}");
+    let err = Orchestrator::builder()
+        .project(PROJECT)
+        .bus(rig.bus.clone())
+        .with_mail()
+        .host(rig.host.clone())
+        .build()
+        .expect_err("a custom bus and hydra-mail");
+    assert!(matches!(err, Error::Builder(_)), "{err}");
 }

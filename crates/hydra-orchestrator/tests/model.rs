@@ -3,9 +3,10 @@
 //! what each session's state, each call's outcome and each tmux session should be.
 
 use hydra_orchestrator::{Orchestrator, SessionConfig, SessionId, SessionState};
-use orch_core::testing::{FakeMultiplexer, ManualClock, MemoryStore, RecordingBus};
-use orch_core::Timestamp;
+use orch_core::testing::{FakeHost, FakeMultiplexer, ManualClock, MemoryRuntime, MemoryStore, RecordingBus};
+use orch_core::{Clock, Timestamp};
 use proptest::prelude::*;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,14 +65,36 @@ impl M {
     }
 }
 
-/// What the loop's last report does to a state (the model's own reading of DESIGN.md §3).
+/// What the loop's last report does to a state (the model's own reading of DESIGN.md §3): a
+/// report of an iteration below the one known is stale and changes nothing.
 fn catch_up(s: &mut ModelSession) {
+    let known = s.state.iteration();
     s.state = match (s.state, s.status) {
-        (M::Starting | M::Running(_), Some(Report::Running(i))) => M::Running(i),
-        (M::Starting | M::Running(_) | M::Paused(_), Some(Report::Blocked(i))) => M::Blocked(i),
-        (M::Starting | M::Running(_) | M::Paused(_), Some(Report::Complete(i))) => M::Completed(i),
+        (M::Starting | M::Running(_), Some(Report::Running(i))) if i >= known => M::Running(i),
+        (M::Starting | M::Running(_) | M::Paused(_), Some(Report::Blocked(i))) if i >= known => M::Blocked(i),
+        (M::Starting | M::Running(_) | M::Paused(_), Some(Report::Complete(i))) if i >= known => M::Completed(i),
         (state, _) => state,
     };
+}
+
+/// What one look at a session (a refresh, or the catch-up every control call makes) does:
+/// the loop's report first, then a vanished or dead pane ends a live session, and an ended
+/// session's pane is ended.
+fn observe_one(m: &mut ModelSession) {
+    catch_up(m);
+    if !m.state.terminal() {
+        let fails = match m.pane {
+            Pane::Gone => true,
+            Pane::Dead => !matches!(m.state, M::Blocked(_)),
+            Pane::Alive => false,
+        };
+        if fails {
+            m.state = M::Failed;
+        }
+    }
+    if m.state.terminal() {
+        m.pane = Pane::Gone;
+    }
 }
 
 fn observe(state: &SessionState) -> M {
@@ -108,23 +131,30 @@ proptest! {
 
     #[test]
     fn the_facade_behaves_like_the_model(ops in proptest::collection::vec(arb_op(), 1..30)) {
-        let dir = tempfile::tempdir().expect("tmp");
-        std::fs::write(dir.path().join("prd.json"), r#"{"userStories":[{"id":"1","title":"a","passes":false}]}"#).expect("prd");
+        let project = PathBuf::from("/model/project");
+        let runtime = Arc::new(MemoryRuntime::new());
+        runtime.add_file(project.join("prd.json"), r#"{"userStories":[{"id":"1","title":"a","passes":false}]}"#);
+        let host = Arc::new(FakeHost::new());
+        host.add_dir(&project);
+        host.add_program("agent");
         let mux = Arc::new(FakeMultiplexer::new());
+        let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
         let orch = Orchestrator::builder()
-            .project(dir.path())
+            .project(&project)
             .multiplexer(mux.clone())
             .store(Arc::new(MemoryStore::new()))
             .bus(Arc::new(RecordingBus::new()))
-            .worktree(None)
-            .clock(Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000))))
-            .without_signals()
+            .worktrees(None)
+            .runtime(runtime.clone())
+            .host(host)
+            .clock(clock.clone())
+            .kill_grace(Duration::ZERO)
             .build()
             .expect("build");
         let config = SessionConfig {
-            agent_cli: "sh".into(),
-            prd_path: dir.path().join("prd.json"),
-            working_dir: dir.path().to_path_buf(),
+            agent_cli: "agent".into(),
+            prd_path: project.join("prd.json"),
+            working_dir: project.clone(),
             max_duration: Duration::from_secs(3600),
             ..SessionConfig::default()
         };
@@ -143,7 +173,7 @@ proptest! {
                         Report::Blocked(i) => format!(r#"{{"status":"blocked","iteration":{i},"max":10}}"#),
                         Report::Complete(i) => format!(r#"{{"status":"complete","iteration":{i},"max":10}}"#),
                     };
-                    std::fs::write(orch.runtime_dir(id).status(), json).expect("status");
+                    runtime.report(id, &json, clock.now());
                     let m = &mut model[k];
                     m.status = Some(r);
                     if !matches!(r, Report::Running(_)) && m.pane == Pane::Alive {
@@ -154,10 +184,10 @@ proptest! {
                 Op::Pause(k) | Op::Resume(k) | Op::Kill(k) | Op::Inject(k) => {
                     let Some(id) = ids.get(k) else { continue };
                     let m = &mut model[k];
-                    // The call first applies the loop's latest report; a refused call saves
-                    // nothing, so the model keeps its state then too.
-                    let mut trial = m.clone();
-                    catch_up(&mut trial);
+                    // The call first looks at the session (the loop's latest report, its
+                    // pane) and books that, whether the call itself is refused or not.
+                    observe_one(m);
+                    let trial = m.clone();
                     let (expected_ok, next) = match (op, trial.state) {
                         (Op::Pause(_), M::Starting | M::Running(_)) => (true, M::Paused(trial.state.iteration())),
                         (Op::Resume(_), M::Paused(i)) => (true, M::Running(i)),
@@ -195,20 +225,7 @@ proptest! {
                     let listed = orch.list();
                     prop_assert_eq!(listed.len(), ids.len());
                     for m in model.iter_mut() {
-                        catch_up(m);
-                        if !m.state.terminal() {
-                            let fails = match m.pane {
-                                Pane::Gone => true,
-                                Pane::Dead => !matches!(m.state, M::Blocked(_)),
-                                Pane::Alive => false,
-                            };
-                            if fails {
-                                m.state = M::Failed;
-                            }
-                        }
-                        if m.state.terminal() {
-                            m.pane = Pane::Gone;
-                        }
+                        observe_one(m);
                     }
                 }
             }

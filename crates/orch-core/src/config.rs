@@ -10,6 +10,8 @@ pub const MAX_ITERATIONS_LIMIT: u32 = 100_000;
 const MAX_DURATION_LIMIT: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The longest `agent_flags` string accepted, in bytes.
 const MAX_FLAGS_LEN: usize = 64 * 1024;
+/// The longest session name accepted, in characters.
+pub const MAX_NAME_LEN: usize = 40;
 
 /// How `pause` stops an agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -48,6 +50,9 @@ impl std::str::FromStr for PauseMode {
 /// `SessionConfig { agent_cli: "claude".into(), ..Default::default() }`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionConfig {
+    /// A name for the session, usable wherever its id is (`api-refactor`); unique among the
+    /// project's live sessions.
+    pub name: Option<String>,
     /// How many loop iterations the agent gets before the loop stops with `max-iterations`.
     pub max_iterations: u32,
     /// Wall-clock limit; `health_check` kills a session older than this.
@@ -79,6 +84,7 @@ pub struct SessionConfig {
 impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
+            name: None,
             max_iterations: 10,
             max_duration: Duration::from_secs(4 * 3600),
             agent_cli: "claude".into(),
@@ -189,6 +195,9 @@ impl SessionConfig {
                 ));
             }
         }
+        if let Some(name) = &self.name {
+            check_name(name)?;
+        }
         if self.branch_name.is_some() && !self.use_worktree {
             return Err(ConfigError::new(
                 "branch_name",
@@ -197,6 +206,33 @@ impl SessionConfig {
         }
         Ok(())
     }
+}
+
+/// Checks a session name: 1 to 40 characters of `A-Z a-z 0-9 . _ -`, starting with a letter
+/// or digit (so it can never be read as an option or a path).
+pub fn check_name(name: &str) -> Result<(), ConfigError> {
+    let allowed = "1 to 40 characters of letters, digits, '.', '_' and '-', starting with a letter or digit";
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    let len = name.chars().count();
+    if len == 0 || len > MAX_NAME_LEN {
+        return Err(ConfigError::new(
+            "name",
+            format!("{name:?} has {len} characters; allowed: {allowed}"),
+        ));
+    }
+    if let Some(c) = name.chars().find(|c| !ok_char(*c)) {
+        return Err(ConfigError::new(
+            "name",
+            format!("{name:?} holds {c:?}; allowed: {allowed}"),
+        ));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(ConfigError::new(
+            "name",
+            format!("{name:?} does not start with a letter or digit; allowed: {allowed}"),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -278,6 +314,24 @@ mod tests {
                 ..Default::default()
             },
             "stuck_after",
+        );
+    }
+
+    #[test]
+    fn names_are_checked() {
+        for good in ["api-refactor", "a", "v1.2_x", &"n".repeat(40)] {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "-x", ".x", "a b", "a/b", "é", &"n".repeat(41)] {
+            let err = check_name(bad).expect_err(bad);
+            assert_eq!(err.field, "name");
+        }
+        check_field(
+            SessionConfig {
+                name: Some("../x".into()),
+                ..Default::default()
+            },
+            "name",
         );
     }
 

@@ -2,7 +2,8 @@
 //! pulses that come back from the bus.
 
 use crate::id::SessionId;
-use crate::loop_status::LoopStatus;
+use crate::loop_report::LoopReport;
+use crate::record::SessionRecord;
 use crate::state::{Event, SessionState};
 use crate::time::Timestamp;
 use serde_json::{Map, Value};
@@ -131,23 +132,23 @@ impl LifecycleEvent {
         self
     }
 
-    /// The event announcing a transition, with the new state's details.
-    pub fn transition(
-        session: &SessionId,
-        from: &SessionState,
-        to: &SessionState,
-        event: &Event,
-        at: Timestamp,
-    ) -> Self {
-        let mut ev = LifecycleEvent::new(Channel::for_transition(from, event), session, at)
+    /// The event announcing the transition of `record` out of `from` on `event` (the record
+    /// already holds the new state): the new state's details, the iteration and story count
+    /// the record keeps, and the session's name when it has one.
+    pub fn transition(record: &SessionRecord, from: &SessionState, event: &Event, at: Timestamp) -> Self {
+        let to = &record.state;
+        let mut ev = LifecycleEvent::new(Channel::for_transition(from, event), &record.id, at)
             .with("state", to.name())
             .with("from", from.name())
-            .with("iteration", to.iteration());
+            .with("iteration", record.iteration);
         if let Some(reason) = to.reason() {
             ev = ev.with("reason", reason);
         }
-        if let Some(stories) = to.stories() {
-            ev = ev.with("stories", stories);
+        if let Some(stories) = &record.stories {
+            ev = ev.with("stories", stories.as_str());
+        }
+        if let Some(name) = &record.name {
+            ev = ev.with("name", name.as_str());
         }
         ev
     }
@@ -175,19 +176,25 @@ impl Pulse {
         SessionId::parse(s).ok()
     }
 
-    /// The loop status a `ralph:*` pulse carries (its `data` is the loop's status object).
-    pub fn loop_status(&self) -> Option<LoopStatus> {
+    /// The loop report a `ralph:*` pulse carries (its `data` is the loop's status object).
+    pub fn loop_report(&self) -> Option<LoopReport> {
         if !self.channel.starts_with("ralph:") {
             return None;
         }
         serde_json::from_value(self.data.clone()).ok()
+    }
+
+    /// When the pulse was sent, from its RFC 3339 `timestamp` (`None` when it has none that
+    /// parses: such a pulse cannot be shown to be fresh).
+    pub fn at(&self) -> Option<Timestamp> {
+        Timestamp::parse_rfc3339(&self.timestamp)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::loop_status::LoopPhase;
+    use crate::loop_report::LoopPhase;
 
     #[test]
     fn seed_channels_are_named_as_the_seed_says() {
@@ -248,13 +255,11 @@ mod tests {
             Channel::for_transition(&run, &Event::Kill { reason: "x".into() }),
             Channel::Killed
         );
-        let ev = LifecycleEvent::transition(
-            &SessionId("ab".into()),
-            &run,
-            &SessionState::Failed { reason: "gone".into() },
-            &Event::MuxGone { reason: "gone".into() },
-            Timestamp(5),
-        );
+        let mut rec = crate::SessionRecord::new(SessionId("ab".into()), &crate::SessionConfig::default(), Timestamp(1));
+        rec.state = run.clone();
+        let ev = rec
+            .transition(&Event::MuxGone { reason: "gone".into() }, Timestamp(5))
+            .expect("fails");
         assert_eq!(ev.channel, Channel::Failed);
         assert_eq!(ev.data["session"], "ab");
         assert_eq!(ev.data["reason"], "gone");
@@ -266,10 +271,11 @@ mod tests {
             id: "x".into(),
             channel: "ralph:complete".into(),
             kind: "status".into(),
-            timestamp: String::new(),
+            timestamp: "2026-11-24T05:47:25.871368348Z".into(),
             data: serde_json::json!({"session": "ab12", "status": "complete", "iteration": 4, "max": 10, "stories": "3/3"}),
         };
         assert_eq!(p.session(), Some(SessionId("ab12".into())));
-        assert_eq!(p.loop_status().map(|s| s.status), Some(LoopPhase::Complete));
+        assert_eq!(p.loop_report().map(|s| s.phase), Some(LoopPhase::Complete));
+        assert_eq!(p.at(), Some(Timestamp(1_795_499_245_871)));
     }
 }

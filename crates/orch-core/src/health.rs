@@ -1,24 +1,48 @@
-//! The health policy: from a session, what was observed and `now`, the decisions to take.
-//! Pure, so "15 minutes of silence" is a value in a test, not a wait.
+//! The health policy: from a session's record, what was observed of it and `now`, the
+//! transitions to book and the slow work to do. Pure, so "15 minutes of silence" is a value in
+//! a test, not a wait.
 
-use crate::loop_status::LoopStatus;
+use crate::events::LifecycleEvent;
+use crate::intent::{Cleanup, Lease, WorktreeRelease, LEASE_EXPIRY};
+use crate::loop_report::LoopReport;
+use crate::ports::LoopReading;
 use crate::record::SessionRecord;
-use crate::state::{apply, Event, SessionState};
+use crate::state::{Event, SessionState};
 use crate::time::Timestamp;
 use std::time::Duration;
 
+/// The reason of a session whose tmux session vanished.
+pub const GONE_REASON: &str = "tmux session ended unexpectedly";
+/// The reason of a session whose `spawn` died before it finished.
+pub const SPAWN_INTERRUPTED: &str = "spawn interrupted";
+
 /// Tunables of the health policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HealthPolicy {
     /// Stuck threshold for records that carry none (default 15 minutes).
     pub stuck_after: Duration,
+    /// How long a live `spawn` may take before its session is treated as interrupted.
+    pub spawn_grace: Duration,
+    /// How long a live process's clean-up lease holds before others take the work over.
+    pub lease_expiry: Duration,
 }
 
 impl Default for HealthPolicy {
     fn default() -> Self {
         HealthPolicy {
             stuck_after: Duration::from_secs(15 * 60),
+            spawn_grace: Duration::from_secs(10 * 60),
+            lease_expiry: LEASE_EXPIRY,
         }
+    }
+}
+
+impl HealthPolicy {
+    /// This policy with another default stuck threshold.
+    pub fn with_stuck_after(mut self, stuck_after: Duration) -> Self {
+        self.stuck_after = stuck_after;
+        self
     }
 }
 
@@ -37,151 +61,236 @@ pub enum MuxObservation {
     },
     /// No such session.
     Gone,
+    /// The session's server could not be asked (another server than this command's): nothing
+    /// about the pane is known, so nothing is decided from it.
+    Unknown,
 }
 
-/// Everything seen of one session at one moment.
+/// Everything seen of one session at one moment, inside one transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observation {
     /// The multiplexer's view.
     pub mux: MuxObservation,
-    /// The loop's `status.json`, if readable.
-    pub loop_status: Option<LoopStatus>,
-    /// When `status.json` last changed, if known.
-    pub status_changed: Option<Timestamp>,
+    /// The pane's process group, when its program runs.
+    pub pgid: Option<u32>,
+    /// What the loop's directory shows.
+    pub reading: LoopReading,
+    /// Whether the process of the record's `spawning` lease is alive.
+    pub spawn_owner_alive: bool,
+    /// Whether the process of the record's clean-up lease is alive.
+    pub cleanup_owner_alive: bool,
 }
 
-/// One thing the orchestrator should do to a session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    /// Record the loop's progress.
-    Advance(Event),
-    /// Mark the session stuck (publish `session:stuck` once).
-    MarkStuck {
-        /// The latest activity seen.
-        last_activity: Timestamp,
-        /// The threshold that was passed.
-        stuck_after: Duration,
-    },
-    /// The stuck session shows activity again.
-    ClearStuck,
-    /// Kill the session: it is older than its `max_duration`.
-    KillForDuration,
-    /// Mark the session failed: its tmux session or loop is gone.
-    MarkFailed {
-        /// What was seen.
-        reason: String,
-    },
-}
-
-impl Decision {
-    /// The lifecycle event that carries out this decision for `record`.
-    pub fn event(&self, record: &SessionRecord) -> Event {
-        match self {
-            Decision::Advance(ev) => ev.clone(),
-            Decision::MarkStuck {
-                last_activity,
-                stuck_after,
-            } => Event::Idle {
-                last_activity: *last_activity,
-                stuck_after: *stuck_after,
-            },
-            Decision::ClearStuck => Event::Activity,
-            Decision::KillForDuration => Event::DurationExceeded {
-                created: record.created(),
-                max: record.max_duration(),
-            },
-            Decision::MarkFailed { reason } => Event::MuxGone { reason: reason.clone() },
+impl Observation {
+    /// An observation of `mux` with nothing else known (no report, no owners alive).
+    pub fn of(mux: MuxObservation) -> Self {
+        Observation {
+            mux,
+            pgid: None,
+            reading: LoopReading::default(),
+            spawn_owner_alive: false,
+            cleanup_owner_alive: false,
         }
+    }
+
+    /// This observation with the loop reporting `report`.
+    pub fn with_report(mut self, report: LoopReport) -> Self {
+        self.reading.report = Some(report);
+        self
     }
 }
 
-/// The decisions for one session, and the latest activity seen (to persist).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The outcome of assessing one session: its updated record and what follows from it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Assessment {
-    /// In order; each applies to the state the previous one produced.
-    pub decisions: Vec<Decision>,
-    /// The latest of every activity signal, never earlier than the record's.
-    pub last_activity: Timestamp,
-    /// The state after all decisions.
-    pub state: SessionState,
+    /// The record after every transition (and the latest activity, reports, intents).
+    pub record: SessionRecord,
+    /// The events of the transitions, in order.
+    pub events: Vec<LifecycleEvent>,
+    /// Whether the record differs from the one assessed (it must be saved).
+    pub changed: bool,
+    /// The session was killed for exceeding its duration.
+    pub killed: bool,
+    /// A process group to continue at once: a freeze whose pause was never recorded.
+    pub thaw: Option<u32>,
+    /// The caller owns the record's clean-up and should carry it out after saving.
+    pub run_cleanup: bool,
 }
 
-/// Decides what to do with `record` given `obs` at `now`.
+/// Decides what `record`, observed as `obs` at `now`, becomes. `me` is the calling process,
+/// which owns any clean-up decided here.
 ///
-/// Rules: the loop's reports move the state first (so a loop that completed and exited is
-/// Completed, not Failed); a vanished tmux session or an exited loop that reported nothing
-/// final is Failed; age beyond `max_duration` kills; silence beyond the stuck threshold marks a
-/// Running session Stuck once per episode, and activity after that clears it. Time that went
-/// backwards (now before the record's activity or creation) yields no time-based decision.
-pub fn assess(record: &SessionRecord, obs: &Observation, now: Timestamp, policy: &HealthPolicy) -> Assessment {
-    let mut state = record.state.clone();
-    let mut decisions = Vec::new();
-    let mut last_activity = record.last_activity;
-    for t in [obs.status_changed, mux_activity(obs.mux)].into_iter().flatten() {
-        if t > last_activity && t <= now {
-            last_activity = t;
+/// Rules, in order: a spawn still in progress is left alone (a dead or overdue one is
+/// "spawn interrupted"); the loop's reports move the state first, unless they are stale (an
+/// earlier run of the loop) or would move the iteration backwards, so a loop that completed
+/// and exited is Completed, not Failed; a vanished tmux session or an exited loop that reported
+/// nothing final is Failed; age beyond `max_duration` kills; silence beyond the stuck
+/// threshold marks a Running session Stuck once per episode, and later activity clears it.
+/// Time that went backwards yields no time-based transition. A session that ends gets a
+/// clean-up (end its pane; for a duration kill, also release its worktree when safe).
+pub fn assess(record: &SessionRecord, obs: &Observation, now: Timestamp, me: u32, policy: &HealthPolicy) -> Assessment {
+    let mut a = Assessment {
+        record: record.clone(),
+        events: Vec::new(),
+        changed: false,
+        killed: false,
+        thaw: None,
+        run_cleanup: false,
+    };
+    let rec = &mut a.record;
+    let pane_exists = matches!(obs.mux, MuxObservation::Alive { .. } | MuxObservation::Exited { .. });
+    let report = obs
+        .reading
+        .report
+        .as_ref()
+        .filter(|r| r.run.is_none_or(|run| run >= rec.run));
+
+    // The latest activity: pane output and report changes, never in the future.
+    for t in [obs.reading.changed, mux_activity(obs.mux)].into_iter().flatten() {
+        if t > rec.last_activity && t <= now {
+            rec.last_activity = t;
         }
     }
-    if state.is_terminal() {
-        return Assessment {
-            decisions,
-            last_activity,
-            state,
-        };
+
+    if rec.state.is_terminal() {
+        if rec.cleanup.is_none() && pane_exists {
+            // The pane is kept dead for its exit status; once the end is booked, it has no
+            // reason to live on.
+            rec.cleanup = Some(Cleanup {
+                end_session: true,
+                pgid: obs.pgid,
+                ..Cleanup::new(Lease::new(me, now))
+            });
+        }
+        claim_cleanup(&mut a, obs, now, me, policy);
+        a.changed |= a.record != *record;
+        return a;
     }
-    let mut take = |d: Decision, state: &mut SessionState| {
-        if let Ok(next) = apply(state, &d.event(record), now) {
-            *state = next;
-            decisions.push(d);
+
+    if rec.frozen && !matches!(rec.state, SessionState::Paused { .. }) {
+        a.thaw = obs.pgid;
+        rec.frozen = false;
+    }
+
+    let take = |rec: &mut SessionRecord, event: Event, events: &mut Vec<LifecycleEvent>| {
+        if let Ok(ev) = rec.transition(&event, now) {
+            events.push(ev);
+            true
+        } else {
+            false
         }
     };
 
-    if let Some(status) = &obs.loop_status {
-        for ev in progress_events(&state, status) {
-            take(Decision::Advance(ev), &mut state);
-        }
-    }
-    match obs.mux {
-        MuxObservation::Gone => take(
-            Decision::MarkFailed {
-                reason: "tmux session ended unexpectedly".into(),
-            },
-            &mut state,
-        ),
-        // A blocked loop exits by contract (status 2) and waits for `resume` to restart it.
-        MuxObservation::Exited { .. } if matches!(state, SessionState::Blocked { .. }) => {}
-        MuxObservation::Exited { status } => {
-            let reason = match status {
-                Some(code) => format!("agent loop exited with status {code} before reporting an end"),
-                None => "agent loop exited before reporting an end".to_owned(),
+    if let Some(lease) = rec.spawning {
+        if lease.is_stale(obs.spawn_owner_alive, now, policy.spawn_grace) {
+            let event = Event::MuxGone {
+                reason: SPAWN_INTERRUPTED.into(),
             };
-            take(Decision::MarkFailed { reason }, &mut state);
+            take(rec, event, &mut a.events);
+            rec.cleanup = Some(Cleanup {
+                end_session: true,
+                pgid: obs.pgid,
+                worktree: Some(WorktreeRelease::WhenSafe),
+                ..Cleanup::new(Lease::new(me, now))
+            });
+            claim_cleanup(&mut a, obs, now, me, policy);
+            a.changed = true;
+            return a;
         }
-        MuxObservation::Alive { .. } => {}
     }
-    if !state.is_terminal()
-        && now
-            .since(record.created())
-            .is_some_and(|age| age > record.max_duration())
+    let spawning = rec.spawning.is_some();
+
+    if let Some(report) = report {
+        if let Some(stories) = &report.stories {
+            rec.stories = Some(stories.clone());
+        }
+        rec.loop_phase = Some(report.phase);
+        for event in progress_events(&rec.state, rec.iteration, report) {
+            take(rec, event, &mut a.events);
+        }
+    }
+    if !spawning {
+        match obs.mux {
+            MuxObservation::Gone => {
+                take(
+                    rec,
+                    Event::MuxGone {
+                        reason: GONE_REASON.into(),
+                    },
+                    &mut a.events,
+                );
+            }
+            // A blocked loop exits by contract (status 2) and waits for `resume` to restart it.
+            MuxObservation::Exited { .. } if matches!(rec.state, SessionState::Blocked { .. }) => {}
+            MuxObservation::Exited { status } => {
+                let reason = match status {
+                    Some(code) => format!("agent loop exited with status {code} before reporting an end"),
+                    None => "agent loop exited before reporting an end".to_owned(),
+                };
+                take(rec, Event::MuxGone { reason }, &mut a.events);
+            }
+            MuxObservation::Alive { .. } | MuxObservation::Unknown => {}
+        }
+    }
+    let known = obs.mux != MuxObservation::Unknown;
+    if known && !rec.state.is_terminal() {
+        let event = Event::DurationExceeded {
+            created: rec.created(),
+            max: rec.max_duration(),
+        };
+        if take(rec, event, &mut a.events) {
+            a.killed = true;
+            rec.cleanup = Some(Cleanup {
+                end_session: true,
+                pgid: obs.pgid,
+                worktree: Some(WorktreeRelease::WhenSafe),
+                ..Cleanup::new(Lease::new(me, now))
+            });
+        }
+    }
+    if known && !spawning {
+        let stuck_after = rec.stuck_after(policy.stuck_after);
+        match rec.state {
+            SessionState::Running { .. } => {
+                let event = Event::Idle {
+                    last_activity: rec.last_activity,
+                    stuck_after,
+                };
+                take(rec, event, &mut a.events);
+            }
+            SessionState::Stuck { since, .. } if rec.last_activity > since => {
+                take(rec, Event::Activity, &mut a.events);
+            }
+            _ => {}
+        }
+    }
+    if rec.state.is_terminal() && rec.cleanup.is_none() && pane_exists {
+        rec.cleanup = Some(Cleanup {
+            end_session: true,
+            pgid: obs.pgid,
+            ..Cleanup::new(Lease::new(me, now))
+        });
+    }
+    claim_cleanup(&mut a, obs, now, me, policy);
+    a.changed |= a.record != *record;
+    a
+}
+
+/// Decides whether the caller carries out the record's clean-up: its own, or a stale one it
+/// takes over.
+fn claim_cleanup(a: &mut Assessment, obs: &Observation, now: Timestamp, me: u32, policy: &HealthPolicy) {
+    let Some(cleanup) = a.record.cleanup.as_mut() else {
+        return;
+    };
+    if cleanup.owner.pid == me {
+        a.run_cleanup = true;
+    } else if cleanup
+        .owner
+        .is_stale(obs.cleanup_owner_alive, now, policy.lease_expiry)
     {
-        take(Decision::KillForDuration, &mut state);
-    }
-    let stuck_after = record.stuck_after(policy.stuck_after);
-    match &state {
-        SessionState::Running { .. } => take(
-            Decision::MarkStuck {
-                last_activity,
-                stuck_after,
-            },
-            &mut state,
-        ),
-        SessionState::Stuck { since, .. } if last_activity > *since => take(Decision::ClearStuck, &mut state),
-        _ => {}
-    }
-    Assessment {
-        decisions,
-        last_activity,
-        state,
+        cleanup.owner = Lease::new(me, now);
+        a.run_cleanup = true;
     }
 }
 
@@ -192,12 +301,22 @@ fn mux_activity(mux: MuxObservation) -> Option<Timestamp> {
     }
 }
 
-/// The events that bring `state` up to what the loop reports, or none when it adds nothing
-/// (the same iteration again, or an old report that would free a stuck session).
-pub fn progress_events(state: &SessionState, status: &LoopStatus) -> Vec<Event> {
-    let Some(ev) = status.event() else {
+/// The events that bring `state` (whose record knows iteration `iteration`) up to what the
+/// loop reports, or none when the report adds nothing: the same iteration again, an iteration
+/// below the one known (a late or replayed report), or an old report that would free a
+/// stuck session.
+pub fn progress_events(state: &SessionState, iteration: u32, report: &LoopReport) -> Vec<Event> {
+    let Some(ev) = report.event() else {
         return Vec::new();
     };
+    let reported = match &ev {
+        Event::LoopRunning { iteration, .. } | Event::LoopBlocked { iteration, .. } => *iteration,
+        Event::LoopCompleted { iterations } | Event::LoopMaxIterations { iterations } => *iterations,
+        _ => iteration,
+    };
+    if reported < iteration {
+        return Vec::new();
+    }
     match (state, &ev) {
         // Same iteration and stories: nothing new.
         (
@@ -230,31 +349,25 @@ mod tests {
     use super::*;
     use crate::config::SessionConfig;
     use crate::id::SessionId;
-    use crate::loop_status::LoopPhase;
+    use crate::loop_report::LoopPhase;
 
     const T0: Timestamp = Timestamp(10_000_000);
+    const ME: u32 = 4242;
 
     fn record(state: SessionState) -> SessionRecord {
         let mut r = SessionRecord::new(SessionId("s1".into()), &SessionConfig::default(), T0);
+        r.iteration = state.iteration();
         r.state = state;
         r
     }
     fn alive(at: Timestamp) -> Observation {
         Observation {
-            mux: MuxObservation::Alive { activity: Some(at) },
-            loop_status: None,
-            status_changed: None,
+            pgid: Some(77),
+            ..Observation::of(MuxObservation::Alive { activity: Some(at) })
         }
     }
-    fn status(phase: LoopPhase, iteration: u32) -> LoopStatus {
-        LoopStatus {
-            session: None,
-            status: phase,
-            iteration,
-            max: 10,
-            stories: None,
-            reason: None,
-        }
+    fn report(phase: LoopPhase, iteration: u32) -> LoopReport {
+        LoopReport::new(phase, iteration)
     }
     fn running(i: u32) -> SessionState {
         SessionState::Running {
@@ -265,25 +378,25 @@ mod tests {
     fn mins(m: u64) -> Duration {
         Duration::from_secs(m * 60)
     }
+    fn judge(rec: &SessionRecord, obs: &Observation, now: Timestamp) -> Assessment {
+        assess(rec, obs, now, ME, &HealthPolicy::default())
+    }
 
     #[track_caller]
-    fn check(rec: &SessionRecord, obs: Observation, now: Timestamp, expected: &[Decision]) {
-        assert_eq!(assess(rec, &obs, now, &HealthPolicy::default()).decisions, expected);
+    fn check(rec: &SessionRecord, obs: Observation, now: Timestamp, channels: &[&str]) -> Assessment {
+        let a = judge(rec, &obs, now);
+        let got: Vec<_> = a.events.iter().map(|e| e.channel.as_str()).collect();
+        assert_eq!(got, channels);
+        a
     }
 
     #[test]
     fn quiet_running_session_goes_stuck_after_threshold_only() {
         let rec = record(running(1));
         check(&rec, alive(T0), T0.plus(mins(14)), &[]);
-        check(
-            &rec,
-            alive(T0),
-            T0.plus(mins(15)),
-            &[Decision::MarkStuck {
-                last_activity: T0,
-                stuck_after: mins(15),
-            }],
-        );
+        let a = check(&rec, alive(T0), T0.plus(mins(15)), &["session:stuck"]);
+        assert!(matches!(a.record.state, SessionState::Stuck { .. }));
+        assert_eq!(a.record.last_activity, T0, "going stuck is not activity");
     }
 
     #[test]
@@ -293,114 +406,86 @@ mod tests {
     }
 
     #[test]
-    fn stuck_is_reported_once_per_episode() {
+    fn stuck_is_reported_once_per_episode_and_cleared_by_activity() {
         let rec = record(SessionState::Stuck {
             since: T0.plus(mins(15)),
             last_iteration: 1,
         });
         check(&rec, alive(T0), T0.plus(mins(60)), &[]);
+        check(&rec, alive(T0.plus(mins(16))), T0.plus(mins(17)), &["session:unstuck"]);
     }
 
     #[test]
-    fn activity_after_stuck_clears_it() {
-        let rec = record(SessionState::Stuck {
-            since: T0.plus(mins(15)),
-            last_iteration: 1,
-        });
-        check(
-            &rec,
-            alive(T0.plus(mins(16))),
-            T0.plus(mins(17)),
-            &[Decision::ClearStuck],
+    fn gone_session_is_failed_and_keeps_its_iteration() {
+        let rec = record(running(3));
+        let a = check(&rec, Observation::of(MuxObservation::Gone), T0, &["session:failed"]);
+        assert_eq!(
+            a.record.state,
+            SessionState::Failed {
+                reason: GONE_REASON.into()
+            }
         );
+        assert_eq!(a.record.iteration, 3);
+        assert_eq!(a.record.cleanup, None, "nothing left to end");
     }
 
     #[test]
-    fn gone_session_is_marked_failed() {
-        let rec = record(running(1));
-        let obs = Observation {
-            mux: MuxObservation::Gone,
-            loop_status: None,
-            status_changed: None,
-        };
-        check(
-            &rec,
-            obs,
-            T0,
-            &[Decision::MarkFailed {
-                reason: "tmux session ended unexpectedly".into(),
-            }],
-        );
-    }
-
-    #[test]
-    fn completed_loop_that_exited_is_completed_not_failed() {
+    fn completed_loop_that_exited_is_completed_and_its_pane_ended() {
         let rec = record(running(2));
-        let obs = Observation {
-            mux: MuxObservation::Exited { status: Some(0) },
-            loop_status: Some(status(LoopPhase::Complete, 3)),
-            status_changed: Some(T0),
-        };
-        check(
-            &rec,
-            obs,
-            T0,
-            &[Decision::Advance(Event::LoopCompleted { iterations: 3 })],
-        );
+        let obs =
+            Observation::of(MuxObservation::Exited { status: Some(0) }).with_report(report(LoopPhase::Complete, 3));
+        let a = check(&rec, obs, T0, &["session:completed"]);
+        assert_eq!(a.record.state, SessionState::Completed { iterations: 3 });
+        assert_eq!(a.record.ended_at, Some(T0));
+        let cleanup = a.record.cleanup.as_ref().expect("the dead pane is ended");
+        assert!(cleanup.end_session && cleanup.worktree.is_none(), "the work is kept");
+        assert!(a.run_cleanup);
     }
 
     #[test]
-    fn loop_exit_without_final_status_fails() {
+    fn loop_exit_without_final_report_fails() {
         let rec = record(running(2));
-        let obs = Observation {
-            mux: MuxObservation::Exited { status: Some(127) },
-            loop_status: Some(status(LoopPhase::Running, 2)),
-            status_changed: None,
-        };
-        let a = assess(&rec, &obs, T0, &HealthPolicy::default());
-        assert!(matches!(&a.decisions[..], [Decision::MarkFailed { reason }] if reason.contains("127")));
+        let obs =
+            Observation::of(MuxObservation::Exited { status: Some(127) }).with_report(report(LoopPhase::Running, 2));
+        let a = judge(&rec, &obs, T0);
+        assert!(matches!(&a.record.state, SessionState::Failed { reason } if reason.contains("127")));
     }
 
     #[test]
     fn blocked_loop_that_exited_waits_for_resume() {
         let rec = record(running(2));
-        let obs = Observation {
-            mux: MuxObservation::Exited { status: Some(2) },
-            loop_status: Some(status(LoopPhase::Blocked, 2)),
-            status_changed: None,
-        };
-        let a = assess(&rec, &obs, T0, &HealthPolicy::default());
-        assert!(
-            matches!(a.state, SessionState::Blocked { iteration: 2, .. }),
-            "{:?}",
-            a.state
-        );
+        let obs =
+            Observation::of(MuxObservation::Exited { status: Some(2) }).with_report(report(LoopPhase::Blocked, 2));
+        let a = check(&rec, obs, T0, &["session:blocked"]);
+        assert!(matches!(a.record.state, SessionState::Blocked { iteration: 2, .. }));
     }
 
     #[test]
-    fn old_session_is_killed_for_duration() {
+    fn old_session_is_killed_for_duration_and_its_worktree_released_when_safe() {
         let rec = record(running(1));
         let now = T0.plus(rec.max_duration() + Duration::from_secs(1));
-        check(&rec, alive(now), now, &[Decision::KillForDuration]);
+        let a = check(&rec, alive(now), now, &["session:killed"]);
+        assert!(a.killed);
+        let c = a.record.cleanup.expect("cleanup");
+        assert_eq!(
+            (c.end_session, c.pgid, c.worktree),
+            (true, Some(77), Some(WorktreeRelease::WhenSafe))
+        );
+        assert_eq!(c.owner.pid, ME);
     }
 
     #[test]
     fn time_going_back_decides_nothing() {
         let rec = record(running(1));
-        check(&rec, alive(T0), Timestamp(T0.0 - 5_000), &[]);
+        let a = check(&rec, alive(T0), Timestamp(T0.0 - 5_000), &[]);
+        assert!(!a.changed);
     }
 
     #[test]
     fn blocked_before_seen_running_passes_through_running() {
         let rec = record(SessionState::Starting);
-        let obs = Observation {
-            mux: MuxObservation::Alive { activity: None },
-            loop_status: Some(status(LoopPhase::Blocked, 1)),
-            status_changed: None,
-        };
-        let a = assess(&rec, &obs, T0, &HealthPolicy::default());
-        assert_eq!(a.decisions.len(), 2);
-        assert!(matches!(a.state, SessionState::Blocked { iteration: 1, .. }));
+        let obs = Observation::of(MuxObservation::Alive { activity: None }).with_report(report(LoopPhase::Blocked, 1));
+        check(&rec, obs, T0, &["session:running", "session:blocked"]);
     }
 
     #[test]
@@ -423,12 +508,98 @@ mod tests {
     fn per_record_threshold_wins() {
         let mut rec = record(running(1));
         rec.stuck_after_secs = Some(2);
-        let a = assess(
-            &rec,
-            &alive(T0),
-            T0.plus(Duration::from_secs(2)),
-            &HealthPolicy::default(),
+        let a = judge(&rec, &alive(T0), T0.plus(Duration::from_secs(2)));
+        assert!(matches!(a.record.state, SessionState::Stuck { .. }));
+    }
+
+    #[test]
+    fn a_spawn_in_progress_is_starting_not_failed() {
+        let mut rec = record(SessionState::Starting);
+        rec.spawning = Some(Lease::new(99, T0));
+        let obs = Observation {
+            spawn_owner_alive: true,
+            ..Observation::of(MuxObservation::Gone)
+        };
+        let a = check(&rec, obs.clone(), T0.plus(mins(1)), &[]);
+        assert_eq!(a.record.state, SessionState::Starting);
+        // Its owner died: interrupted, and what it may have made is cleaned up.
+        let dead = Observation {
+            spawn_owner_alive: false,
+            ..obs
+        };
+        let a = check(&rec, dead, T0.plus(mins(1)), &["session:failed"]);
+        assert_eq!(
+            a.record.state,
+            SessionState::Failed {
+                reason: SPAWN_INTERRUPTED.into()
+            }
         );
-        assert!(matches!(a.state, SessionState::Stuck { .. }));
+        assert_eq!(a.record.spawning, None);
+        assert!(a.record.cleanup.expect("cleanup").end_session);
+    }
+
+    #[test]
+    fn an_overdue_spawn_is_interrupted_even_if_its_owner_lives() {
+        let mut rec = record(SessionState::Starting);
+        rec.spawning = Some(Lease::new(99, T0));
+        let obs = Observation {
+            spawn_owner_alive: true,
+            ..Observation::of(MuxObservation::Gone)
+        };
+        check(&rec, obs, T0.plus(mins(11)), &["session:failed"]);
+    }
+
+    #[test]
+    fn reports_of_an_earlier_run_or_lower_iteration_are_stale() {
+        let mut rec = record(running(4));
+        rec.run = 2;
+        let mut old_run = report(LoopPhase::Blocked, 4);
+        old_run.run = Some(1);
+        check(&rec, alive(T0).with_report(old_run), T0, &[]);
+        check(&rec, alive(T0).with_report(report(LoopPhase::Running, 3)), T0, &[]);
+        let mut current = report(LoopPhase::Running, 5);
+        current.run = Some(2);
+        check(&rec, alive(T0).with_report(current), T0, &["session:iteration"]);
+    }
+
+    #[test]
+    fn unknown_server_decides_nothing_from_the_pane_or_the_clock() {
+        let rec = record(running(1));
+        let obs = Observation::of(MuxObservation::Unknown);
+        check(&rec, obs.clone(), T0.plus(Duration::from_secs(100_000)), &[]);
+        // The loop's own final report still counts.
+        check(
+            &rec,
+            obs.with_report(report(LoopPhase::Complete, 2)),
+            T0,
+            &["session:completed"],
+        );
+    }
+
+    #[test]
+    fn a_stale_cleanup_of_a_dead_owner_is_taken_over_a_live_one_is_not() {
+        let mut rec = record(SessionState::Failed { reason: "x".into() });
+        rec.cleanup = Some(Cleanup {
+            end_session: true,
+            ..Cleanup::new(Lease::new(99, T0))
+        });
+        let live = Observation {
+            cleanup_owner_alive: true,
+            ..Observation::of(MuxObservation::Gone)
+        };
+        let a = judge(&rec, &live, T0.plus(mins(1)));
+        assert!(!a.run_cleanup && !a.changed);
+        let a = judge(&rec, &Observation::of(MuxObservation::Gone), T0.plus(mins(1)));
+        assert!(a.run_cleanup && a.changed);
+        assert_eq!(a.record.cleanup.expect("kept").owner.pid, ME);
+    }
+
+    #[test]
+    fn a_freeze_whose_pause_was_never_booked_is_thawed() {
+        let mut rec = record(running(1));
+        rec.frozen = true;
+        let a = judge(&rec, &alive(T0), T0);
+        assert_eq!(a.thaw, Some(77));
+        assert!(!a.record.frozen && a.changed);
     }
 }

@@ -7,6 +7,9 @@ use std::fmt;
 /// The longest id [`SessionId::parse`] accepts.
 pub const MAX_ID_LEN: usize = 64;
 
+/// The prefix of every tmux session the orchestrator creates: `hydralph-<id>`.
+pub const TMUX_PREFIX: &str = "hydralph-";
+
 /// Identifier of one agent session, e.g. `a1b2c3d4`.
 ///
 /// The field is public because the seed API builds ids as `SessionId(id)`; every adapter that
@@ -94,7 +97,13 @@ impl SessionId {
 
     /// The tmux session name of this id: `hydralph-<id>`.
     pub fn tmux_name(&self) -> String {
-        format!("hydralph-{}", self.0)
+        format!("{TMUX_PREFIX}{}", self.0)
+    }
+
+    /// The id of a tmux session named `hydralph-<id>`, or `None` for any other name (or a
+    /// suffix that is not a valid id). The inverse of [`SessionId::tmux_name`].
+    pub fn from_tmux_name(name: &str) -> Option<SessionId> {
+        SessionId::parse(name.strip_prefix(TMUX_PREFIX)?).ok()
     }
 
     /// The default worktree branch of this id: `hydralph/<id>`.
@@ -160,6 +169,9 @@ mod tests {
         assert_eq!(id.as_str(), "a1b203ff");
         assert!(id.validate().is_ok());
         assert_eq!(id.tmux_name(), "hydralph-a1b203ff");
+        assert_eq!(SessionId::from_tmux_name("hydralph-a1b203ff"), Some(id.clone()));
+        assert_eq!(SessionId::from_tmux_name("hydralph-../x"), None);
+        assert_eq!(SessionId::from_tmux_name("other-a1b203ff"), None);
         assert_eq!(id.default_branch(), "hydralph/a1b203ff");
     }
 }

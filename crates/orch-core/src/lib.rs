@@ -1,20 +1,24 @@
 //! `orch-core` is the pure heart of hydra-orchestrator: the session lifecycle as a state machine
-//! ([`apply`]), the health policy that turns observations into decisions ([`assess`]), the
-//! persisted record and the status shown to users, and the *ports* — narrow traits for the
-//! outside world ([`Multiplexer`], [`Store`], [`EventBus`], [`Worktree`], [`Clock`]).
+//! ([`apply`], booked on a record by [`SessionRecord::transition`]), the health policy that
+//! turns observations into transitions and intents ([`assess`]), the persisted record and the
+//! status shown to users, and the *ports*, narrow traits for the outside world
+//! ([`Multiplexer`], [`Store`], [`EventBus`], [`Worktrees`], [`LoopRuntime`], [`Host`],
+//! [`Clock`]).
 //!
-//! Nothing in this crate performs I/O, reads a clock or draws randomness: time and new ids are
-//! arguments, so every rule here is testable as a plain function. Adapter crates (`orch-tmux`,
-//! `orch-store-fs`, `orch-mail`, `orch-wt`) implement the ports; the `hydra-orchestrator` facade
-//! wires them together. With the `testing` feature, the `testing` module holds stateful fakes of every
-//! port and a manual clock.
+//! Nothing in this crate performs I/O, reads a clock or draws randomness: time, process ids
+//! and new ids are arguments, so every rule here is testable as a plain function. Adapter
+//! crates implement the ports; the `hydra-orchestrator` facade wires them together. With the
+//! `testing` feature, the `testing` module holds stateful fakes of every port and a manual clock.
 
 mod config;
 mod events;
 mod health;
 mod id;
-mod loop_status;
+mod intent;
+mod loop_report;
 mod ports;
+mod prd;
+mod project;
 mod record;
 mod saga;
 mod state;
@@ -24,16 +28,22 @@ mod time;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-pub use config::{ConfigError, PauseMode, SessionConfig, MAX_ITERATIONS_LIMIT};
+pub use config::{check_name, ConfigError, PauseMode, SessionConfig, MAX_ITERATIONS_LIMIT, MAX_NAME_LEN};
 pub use events::{Channel, LifecycleEvent, Pulse};
-pub use health::{assess, progress_events, Assessment, Decision, HealthPolicy, MuxObservation, Observation};
-pub use id::{IdError, SessionId};
-pub use loop_status::{LoopPhase, LoopStatus};
-pub use ports::{
-    AttachCommand, BusError, Clock, EventBus, LoadProblem, LoadReport, LockGuard, Multiplexer, MuxError, MuxSnapshot,
-    PaneInfo, RemoveOutcome, SpawnSpec, Store, StoreError, Subscription, Worktree, WorktreeError, WorktreeInfo,
-    WorktreeRequest,
+pub use health::{
+    assess, progress_events, Assessment, HealthPolicy, MuxObservation, Observation, GONE_REASON, SPAWN_INTERRUPTED,
 };
+pub use id::{IdError, SessionId, MAX_ID_LEN, TMUX_PREFIX};
+pub use intent::{Cleanup, KeptWorktree, Lease, PruneIntent, WorktreeRelease, LEASE_EXPIRY};
+pub use loop_report::{LoopPhase, LoopReport};
+pub use ports::{
+    AttachCommand, BusError, Clock, EventBus, Host, HostError, LoadProblem, LoadReport, LockGuard, LockStats,
+    LogDisposal, LoopReading, LoopRuntime, Multiplexer, MuxError, MuxServer, MuxSnapshot, PaneInfo, RemoveOutcome,
+    RuntimeError, RuntimeRequest, Sig, SpawnSpec, Store, StoreError, Subscription, WorktreeError, WorktreeInfo,
+    WorktreeRequest, Worktrees,
+};
+pub use prd::{Prd, Story};
+pub use project::{project_tag, RuntimeLayout};
 pub use record::{SessionRecord, CURRENT_SCHEMA_VERSION};
 pub use saga::Saga;
 pub use state::{apply, Event, SessionState, TransitionError};

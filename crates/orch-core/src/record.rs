@@ -1,29 +1,45 @@
-//! The persisted session record: the seed's JSON, plus what a restart needs.
+//! The persisted session record: the seed's JSON, plus what a restart needs, and
+//! [`SessionRecord::transition`], the one place a state change is booked.
 
 use crate::config::{PauseMode, SessionConfig};
+use crate::events::LifecycleEvent;
 use crate::id::SessionId;
-use crate::state::SessionState;
+use crate::intent::{Cleanup, KeptWorktree, Lease};
+use crate::loop_report::LoopPhase;
+use crate::ports::MuxServer;
+use crate::state::{apply, Event, SessionState, TransitionError};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// The schema version this build writes. Records without one are version 0 (the original
-/// hydra-orchestrator) and are migrated on load.
-pub const CURRENT_SCHEMA_VERSION: u32 = 1;
+/// hydra-orchestrator) and are migrated on load; records of a newer version are left alone.
+pub const CURRENT_SCHEMA_VERSION: u32 = 2;
 
 /// One session as stored in `.hydra/orchestrator/sessions/<id>.json`.
 ///
 /// Field names are the seed's, so records written by the original tool load.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct SessionRecord {
     /// Format version; absent (0) in records of the original tool.
     #[serde(default)]
     pub schema_version: u32,
     /// The session's id.
     pub id: SessionId,
+    /// A name chosen by the user, usable wherever the id is.
+    #[serde(default)]
+    pub name: Option<String>,
     /// Name of its tmux session (`hydralph-<id>`).
     pub tmux_session: String,
+    /// The tmux server it lives on; `None` in records that predate this field (the server of
+    /// whichever command looks at them).
+    #[serde(default)]
+    pub tmux_server: Option<MuxServer>,
+    /// The tag of the project that owns the tmux session (see [`crate::project_tag`]).
+    #[serde(default)]
+    pub project_tag: Option<String>,
     /// The PRD the agent works on.
     pub prd_path: PathBuf,
     /// Iteration limit of the loop.
@@ -57,9 +73,21 @@ pub struct SessionRecord {
     /// Lifecycle state.
     #[serde(default = "starting")]
     pub state: SessionState,
+    /// The latest iteration the loop reported (kept when the session ends).
+    #[serde(default)]
+    pub iteration: u32,
+    /// The latest story count the loop reported, `"done/total"` (kept when the session ends).
+    #[serde(default)]
+    pub stories: Option<String>,
+    /// The phase the loop last reported (a checkpoint pause is "pausing" until it says paused).
+    #[serde(default)]
+    pub loop_phase: Option<LoopPhase>,
     /// Latest activity seen (pane output, status change, our own control actions).
     #[serde(default)]
     pub last_activity: Timestamp,
+    /// When the state last changed: news older than this (a replayed pulse) is stale.
+    #[serde(default)]
+    pub last_transition: Timestamp,
     /// Stuck threshold in seconds; the policy default when absent.
     #[serde(default)]
     pub stuck_after_secs: Option<u64>,
@@ -69,21 +97,39 @@ pub struct SessionRecord {
     /// Whether the pane's process group is stopped with SIGSTOP right now.
     #[serde(default)]
     pub frozen: bool,
-    /// The session's own runtime directory (`.hydra/ralph/<id>/`).
+    /// The session's own runtime directory (`.hydra/ralph/<id>/`); `None` for sessions of the
+    /// original tool, whose loop shares `.hydra/ralph/`.
     #[serde(default)]
     pub runtime_dir: Option<PathBuf>,
     /// An external loop script used instead of the embedded one.
     #[serde(default)]
     pub loop_script: Option<PathBuf>,
-    /// Base revision of the worktree branch.
+    /// Base revision of the worktree branch, as asked.
     #[serde(default)]
     pub base_ref: Option<String>,
+    /// The commit the worktree branch started from, when the spawn created the branch.
+    #[serde(default)]
+    pub base_commit: Option<String>,
     /// When the session reached a terminal state.
     #[serde(default)]
     pub ended_at: Option<Timestamp>,
     /// Pause of the loop between iterations, in milliseconds.
     #[serde(default = "default_delay_ms")]
     pub loop_delay_ms: u64,
+    /// How many times the loop was started (1 at spawn, +1 per restart); the loop writes it
+    /// into its reports, so a report of an earlier run is recognised as stale.
+    #[serde(default)]
+    pub run: u32,
+    /// Set while `spawn` is still creating the session's parts (worktree, runtime directory,
+    /// tmux session); a dead owner means the spawn was interrupted.
+    #[serde(default)]
+    pub spawning: Option<Lease>,
+    /// Slow clean-up work decided and not yet finished.
+    #[serde(default)]
+    pub cleanup: Option<Cleanup>,
+    /// The worktree kept at clean-up because it holds work.
+    #[serde(default)]
+    pub worktree_kept: Option<KeptWorktree>,
     /// Incremented by every save, so concurrent writers can be checked for lost updates.
     #[serde(default)]
     pub revision: u64,
@@ -104,6 +150,9 @@ impl SessionRecord {
             schema_version: CURRENT_SCHEMA_VERSION,
             tmux_session: id.tmux_name(),
             id,
+            name: config.name.clone(),
+            tmux_server: None,
+            project_tag: None,
             prd_path: config.prd_path.clone(),
             max_iterations: config.max_iterations,
             max_duration_secs: config.max_duration.as_secs().max(1),
@@ -117,15 +166,24 @@ impl SessionRecord {
             created_at: now.as_secs(),
             created_at_ms: now.as_millis(),
             state: SessionState::Starting,
+            iteration: 0,
+            stories: None,
+            loop_phase: None,
             last_activity: now,
+            last_transition: now,
             stuck_after_secs: Some(config.stuck_after.as_secs().max(1)),
             pause_mode: config.pause_mode,
             frozen: false,
             runtime_dir: None,
             loop_script: config.loop_script.clone(),
             base_ref: config.base_ref.clone(),
+            base_commit: None,
             ended_at: None,
             loop_delay_ms: u64::try_from(config.loop_delay.as_millis()).unwrap_or(u64::MAX),
+            run: 1,
+            spawning: None,
+            cleanup: None,
+            worktree_kept: None,
             revision: 0,
         }
     }
@@ -154,11 +212,48 @@ impl SessionRecord {
         self.worktree_path.as_deref().unwrap_or(&self.working_dir)
     }
 
+    /// Whether the session was started by the original tool (no runtime directory of its own).
+    pub fn is_foreign(&self) -> bool {
+        self.runtime_dir.is_none()
+    }
+
+    /// Applies `event` at `now` and books everything a transition changes, in one place: the
+    /// state, the iteration and story count (never moving backwards), the latest activity, the
+    /// time of the transition, the end time, and the freeze flag. Returns the event announcing
+    /// it; on refusal nothing changes.
+    ///
+    /// Errors: the [`TransitionError`] of [`apply`].
+    pub fn transition(&mut self, event: &Event, now: Timestamp) -> Result<LifecycleEvent, TransitionError> {
+        let from = self.state.clone();
+        let to = apply(&from, event, now)?;
+        if !matches!(to, SessionState::Failed { .. }) {
+            self.iteration = self.iteration.max(to.iteration());
+        }
+        if let Some(stories) = to.stories() {
+            self.stories = Some(stories.to_owned());
+        }
+        if !matches!(event, Event::Idle { .. }) {
+            self.last_activity = self.last_activity.max(now);
+        }
+        self.last_transition = self.last_transition.max(now);
+        if to.is_terminal() {
+            self.ended_at = Some(now);
+            self.frozen = false;
+            self.spawning = None;
+        }
+        if matches!(event, Event::Resume) {
+            self.frozen = false;
+        }
+        self.state = to;
+        Ok(LifecycleEvent::transition(self, &from, event, now))
+    }
+
     /// Brings a loaded record to [`CURRENT_SCHEMA_VERSION`].
     ///
-    /// Version 0 records (the original tool's) get their creation time as last activity.
-    /// Returns an error naming the version when the record is from a newer build.
-    pub fn migrate(mut self) -> Result<Self, String> {
+    /// Version 0 records (the original tool's) live on the default tmux server and get their
+    /// creation time as last activity; version 1 records get their iteration from their state.
+    /// Returns `Err(version)` when the record is from a newer build.
+    pub fn migrate(mut self) -> Result<Self, u32> {
         match self.schema_version {
             0 => {
                 if self.last_activity == Timestamp(0) {
@@ -167,13 +262,26 @@ impl SessionRecord {
                 if self.created_at_ms == 0 {
                     self.created_at_ms = self.created().as_millis();
                 }
+                if self.tmux_server.is_none() {
+                    self.tmux_server = Some(MuxServer::Default);
+                }
+                self.schema_version = 1;
+                self.migrate()
+            }
+            1 => {
+                self.iteration = self.iteration.max(self.state.iteration());
+                if self.last_transition == Timestamp(0) {
+                    self.last_transition = self.last_activity;
+                }
+                if self.stories.is_none() {
+                    self.stories = self.state.stories().map(str::to_owned);
+                }
+                self.run = self.run.max(1);
                 self.schema_version = CURRENT_SCHEMA_VERSION;
                 Ok(self)
             }
             CURRENT_SCHEMA_VERSION => Ok(self),
-            v => Err(format!(
-                "schema_version {v} is newer than this build understands (up to {CURRENT_SCHEMA_VERSION})"
-            )),
+            v => Err(v),
         }
     }
 }
@@ -184,6 +292,10 @@ mod tests {
 
     use crate::testing::SEED_RECORD;
 
+    fn record() -> SessionRecord {
+        SessionRecord::new(SessionId("r1".into()), &SessionConfig::default(), Timestamp(1_000))
+    }
+
     #[test]
     fn seed_record_deserializes_and_migrates() {
         let rec: SessionRecord = serde_json::from_str(SEED_RECORD).expect("seed record parses");
@@ -193,6 +305,12 @@ mod tests {
         assert_eq!(rec.schema_version, CURRENT_SCHEMA_VERSION);
         assert_eq!(rec.last_activity, Timestamp::from_secs(1_706_112_345));
         assert_eq!(rec.allocated_port, Some(8080));
+        assert_eq!(
+            rec.tmux_server,
+            Some(MuxServer::Default),
+            "the original tool used the default server"
+        );
+        assert!(rec.is_foreign());
     }
 
     #[test]
@@ -209,9 +327,46 @@ mod tests {
     }
 
     #[test]
-    fn future_schema_is_refused() {
+    fn future_schema_is_refused_with_its_version() {
         let mut rec: SessionRecord = serde_json::from_str(SEED_RECORD).expect("parses");
         rec.schema_version = 99;
-        assert!(rec.migrate().expect_err("refused").contains("99"));
+        assert_eq!(rec.migrate().expect_err("refused"), 99);
+    }
+
+    #[test]
+    fn transition_books_state_times_and_iteration_together() {
+        let mut r = record();
+        let ev = r
+            .transition(
+                &Event::LoopRunning {
+                    iteration: 3,
+                    stories: Some("1/4".into()),
+                },
+                Timestamp(2_000),
+            )
+            .expect("running");
+        assert_eq!(ev.data["iteration"], 3);
+        assert_eq!((r.iteration, r.stories.as_deref()), (3, Some("1/4")));
+        assert_eq!(
+            (r.last_activity, r.last_transition),
+            (Timestamp(2_000), Timestamp(2_000))
+        );
+        let ev = r
+            .transition(&Event::Kill { reason: "stop".into() }, Timestamp(3_000))
+            .expect("kill");
+        assert_eq!(r.iteration, 3, "a kill keeps the iteration");
+        assert_eq!(ev.data["iteration"], 3, "and so does its event");
+        assert_eq!(r.ended_at, Some(Timestamp(3_000)));
+        assert!(r.transition(&Event::Pause, Timestamp(4_000)).is_err());
+        assert_eq!(r.last_transition, Timestamp(3_000), "a refusal changes nothing");
+    }
+
+    #[test]
+    fn a_completion_after_any_path_sets_the_end_time() {
+        let mut r = record();
+        r.transition(&Event::LoopCompleted { iterations: 2 }, Timestamp(5_000))
+            .expect("complete");
+        assert_eq!(r.ended_at, Some(Timestamp(5_000)));
+        assert_eq!(r.iteration, 2);
     }
 }

@@ -67,97 +67,7 @@ impl Drop for Saga<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::{Multiplexer, MuxError, RemoveOutcome, SpawnSpec, Worktree, WorktreeInfo, WorktreeRequest};
-    use crate::{AttachCommand, MuxSnapshot, SessionId, WorktreeError};
     use std::cell::RefCell;
-    use std::path::{Path, PathBuf};
-
-    mockall::mock! {
-        Mux {}
-        impl Multiplexer for Mux {
-            fn create(&self, spec: &SpawnSpec) -> Result<(), MuxError>;
-            fn snapshot(&self) -> Result<MuxSnapshot, MuxError>;
-            fn send_text(&self, name: &str, text: &str, enter: bool) -> Result<(), MuxError>;
-            fn capture(&self, name: &str, lines: u32) -> Result<String, MuxError>;
-            fn kill(&self, name: &str) -> Result<(), MuxError>;
-            fn attach_command(&self, name: &str) -> Result<AttachCommand, MuxError>;
-        }
-    }
-    mockall::mock! {
-        Wt {}
-        impl Worktree for Wt {
-            fn create(&self, req: &WorktreeRequest) -> Result<WorktreeInfo, WorktreeError>;
-            fn remove(&self, repo: &Path, branch: &str, force: bool) -> Result<RemoveOutcome, WorktreeError>;
-            fn list(&self, repo: &Path) -> Result<Vec<WorktreeInfo>, WorktreeError>;
-        }
-    }
-
-    /// A spawn-shaped operation: worktree, then tmux session; the tmux failure must undo the
-    /// worktree exactly once and never touch tmux's kill.
-    fn spawn_like(wt: &MockWt, mux: &MockMux) -> Result<(), String> {
-        let mut saga = Saga::new();
-        let req = WorktreeRequest {
-            repo: PathBuf::from("/repo"),
-            branch: "hydralph/ab".into(),
-            base: None,
-            path: None,
-            session: SessionId("ab".into()),
-        };
-        let info = wt.create(&req).map_err(|e| e.to_string())?;
-        saga.on_undo("worktree", move || {
-            wt.remove(Path::new("/repo"), &info.branch, true)
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        });
-        let spec = SpawnSpec {
-            name: "hydralph-ab".into(),
-            argv: vec!["loop".into()],
-            env: vec![],
-            cwd: PathBuf::from("/repo"),
-        };
-        mux.create(&spec).map_err(|e| e.to_string())?;
-        saga.on_undo("tmux", move || mux.kill("hydralph-ab").map_err(|e| e.to_string()));
-        saga.commit();
-        Ok(())
-    }
-
-    fn info() -> WorktreeInfo {
-        WorktreeInfo {
-            branch: "hydralph/ab".into(),
-            path: PathBuf::from("/repo/.hydra/worktrees/hydralph-ab"),
-            port: Some(3001),
-            exists: true,
-        }
-    }
-
-    #[test]
-    fn failed_mux_create_undoes_worktree_once_and_kills_nothing() {
-        let mut wt = MockWt::new();
-        wt.expect_create().times(1).returning(|_| Ok(info()));
-        wt.expect_remove()
-            .withf(|repo, branch, force| repo == Path::new("/repo") && branch == "hydralph/ab" && *force)
-            .times(1)
-            .returning(|_, _, _| Ok(RemoveOutcome::Removed));
-        let mut mux = MockMux::new();
-        mux.expect_create().times(1).returning(|spec| {
-            Err(MuxError::NameTaken {
-                name: spec.name.clone(),
-            })
-        });
-        mux.expect_kill().times(0);
-        assert!(spawn_like(&wt, &mux).is_err());
-    }
-
-    #[test]
-    fn committed_saga_undoes_nothing() {
-        let mut wt = MockWt::new();
-        wt.expect_create().times(1).returning(|_| Ok(info()));
-        wt.expect_remove().times(0);
-        let mut mux = MockMux::new();
-        mux.expect_create().times(1).returning(|_| Ok(()));
-        mux.expect_kill().times(0);
-        assert!(spawn_like(&wt, &mux).is_ok());
-    }
 
     #[test]
     fn rollback_runs_newest_first_and_reports_failures() {
@@ -174,5 +84,24 @@ mod tests {
         let failures = saga.rollback();
         assert_eq!(*order.borrow(), vec!["b", "a"]);
         assert_eq!(failures, vec![("b", "disk gone".to_string())]);
+    }
+
+    #[test]
+    fn a_committed_saga_undoes_nothing_and_a_dropped_one_undoes_everything() {
+        let undone = RefCell::new(0);
+        let mut saga = Saga::new();
+        saga.on_undo("a", || {
+            *undone.borrow_mut() += 1;
+            Ok(())
+        });
+        saga.commit();
+        assert_eq!(*undone.borrow(), 0);
+        let mut saga = Saga::new();
+        saga.on_undo("a", || {
+            *undone.borrow_mut() += 1;
+            Ok(())
+        });
+        drop(saga);
+        assert_eq!(*undone.borrow(), 1);
     }
 }

@@ -1,6 +1,7 @@
 //! What `list()` returns: a session's state and the facts a person looks at.
 
 use crate::id::SessionId;
+use crate::loop_report::LoopPhase;
 use crate::record::SessionRecord;
 use crate::state::SessionState;
 use crate::time::Timestamp;
@@ -9,13 +10,24 @@ use std::time::Duration;
 
 /// A session as shown to users.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SessionStatus {
     /// The session's id.
     pub id: SessionId,
+    /// Its name, if it was given one.
+    pub name: Option<String>,
     /// Lifecycle state (its `Display` is a short word plus details).
     pub state: SessionState,
-    /// Time since creation.
+    /// Time since creation (until the end, for an ended session).
     pub duration: Duration,
+    /// The latest iteration the loop reported (kept after the end).
+    pub iteration: u32,
+    /// Stories done, `"done/total"`, as last reported (kept after the end).
+    pub stories: Option<String>,
+    /// A checkpoint pause was asked for and the loop is still finishing its iteration.
+    pub pausing: bool,
+    /// The agent's processes are stopped (`pause --now`).
+    pub frozen: bool,
     /// The tmux session name.
     pub tmux_session: String,
     /// Where the agent works.
@@ -24,29 +36,57 @@ pub struct SessionStatus {
     pub branch: Option<String>,
     /// Allocated port, if any.
     pub port: Option<u16>,
+    /// The worktree kept at clean-up because it holds work: its path and why.
+    pub worktree_kept: Option<(PathBuf, Vec<String>)>,
     /// Latest activity seen.
     pub last_activity: Timestamp,
     /// Creation time.
     pub created: Timestamp,
+    /// When the session ended, if it has.
+    pub ended: Option<Timestamp>,
     /// The agent program.
     pub agent_cli: String,
+    /// The session was started by the original tool (it has no runtime directory of its own).
+    pub foreign: bool,
 }
 
 impl SessionStatus {
     /// The status of `record` at `now`.
     pub fn from_record(record: &SessionRecord, now: Timestamp) -> Self {
         let end = record.ended_at.unwrap_or(now);
+        let paused_by_marker = matches!(record.state, SessionState::Paused { .. }) && !record.frozen;
         SessionStatus {
             id: record.id.clone(),
+            name: record.name.clone(),
             state: record.state.clone(),
             duration: end.since(record.created()).unwrap_or_default(),
+            iteration: record.iteration,
+            stories: record.stories.clone(),
+            pausing: paused_by_marker && record.loop_phase != Some(LoopPhase::Paused) && !record.is_foreign(),
+            frozen: record.frozen,
             tmux_session: record.tmux_session.clone(),
             working_dir: record.agent_dir().to_path_buf(),
             branch: record.branch_name.clone(),
             port: record.allocated_port,
+            worktree_kept: record
+                .worktree_kept
+                .as_ref()
+                .map(|k| (k.path.clone(), k.reasons.clone())),
             last_activity: record.last_activity,
             created: record.created(),
+            ended: record.ended_at,
             agent_cli: record.agent_cli.clone(),
+            foreign: record.is_foreign(),
+        }
+    }
+
+    /// The state's word as a person reads it: the state's name, except `pausing` for a
+    /// checkpoint pause the loop has not reached yet.
+    pub fn state_word(&self) -> &'static str {
+        if self.pausing {
+            "pausing"
+        } else {
+            self.state.name()
         }
     }
 
@@ -54,19 +94,26 @@ impl SessionStatus {
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "id": self.id.as_str(),
+            "name": self.name,
             "state": self.state.name(),
+            "shown_state": self.state_word(),
             "detail": self.state.to_string(),
-            "iteration": self.state.iteration(),
-            "stories": self.state.stories(),
+            "iteration": self.iteration,
+            "stories": self.stories,
             "reason": self.state.reason(),
+            "pausing": self.pausing,
+            "frozen": self.frozen,
             "tmux_session": self.tmux_session,
             "working_dir": self.working_dir,
             "branch": self.branch,
             "port": self.port,
+            "worktree_kept": self.worktree_kept.as_ref().map(|(p, why)| serde_json::json!({"path": p, "reasons": why})),
             "agent": self.agent_cli,
             "age_secs": self.duration.as_secs(),
             "created_at": self.created.as_secs(),
+            "ended_at": self.ended.map(Timestamp::as_secs),
             "last_activity": self.last_activity.as_secs(),
+            "foreign": self.foreign,
         })
     }
 }
@@ -76,17 +123,25 @@ mod tests {
     use super::*;
     use crate::config::SessionConfig;
 
-    #[test]
-    fn status_reports_age_and_json_fields() {
-        let mut rec = SessionRecord::new(
+    fn record() -> SessionRecord {
+        let mut r = SessionRecord::new(
             SessionId("s1".into()),
             &SessionConfig::default(),
             Timestamp::from_secs(100),
         );
+        r.runtime_dir = Some(PathBuf::from("/p/.hydra/ralph/s1"));
+        r
+    }
+
+    #[test]
+    fn status_reports_age_and_json_fields() {
+        let mut rec = record();
         rec.state = SessionState::Running {
             iteration: 3,
             stories: Some("2/5".into()),
         };
+        rec.iteration = 3;
+        rec.stories = Some("2/5".into());
         let st = SessionStatus::from_record(&rec, Timestamp::from_secs(160));
         assert_eq!(st.duration, Duration::from_secs(60));
         let j = st.to_json();
@@ -102,23 +157,37 @@ mod tests {
             "branch",
             "port",
             "last_activity",
+            "ended_at",
         ] {
             assert!(j.get(key).is_some(), "missing {key}");
         }
     }
 
     #[test]
-    fn ended_sessions_stop_ageing() {
-        let mut rec = SessionRecord::new(
-            SessionId("s1".into()),
-            &SessionConfig::default(),
-            Timestamp::from_secs(100),
-        );
+    fn ended_sessions_stop_ageing_and_keep_iteration_and_stories() {
+        let mut rec = record();
         rec.state = SessionState::Failed { reason: "x".into() };
+        rec.iteration = 4;
+        rec.stories = Some("1/3".into());
         rec.ended_at = Some(Timestamp::from_secs(130));
-        assert_eq!(
-            SessionStatus::from_record(&rec, Timestamp::from_secs(1000)).duration,
-            Duration::from_secs(30)
-        );
+        let st = SessionStatus::from_record(&rec, Timestamp::from_secs(1000));
+        assert_eq!(st.duration, Duration::from_secs(30));
+        assert_eq!((st.iteration, st.stories.as_deref()), (4, Some("1/3")));
+    }
+
+    #[test]
+    fn a_checkpoint_pause_is_pausing_until_the_loop_waits() {
+        let mut rec = record();
+        rec.state = SessionState::Paused {
+            iteration: 1,
+            stories: None,
+        };
+        rec.loop_phase = Some(LoopPhase::Running);
+        assert_eq!(SessionStatus::from_record(&rec, Timestamp(0)).state_word(), "pausing");
+        rec.loop_phase = Some(LoopPhase::Paused);
+        assert_eq!(SessionStatus::from_record(&rec, Timestamp(0)).state_word(), "paused");
+        rec.loop_phase = Some(LoopPhase::Running);
+        rec.frozen = true;
+        assert_eq!(SessionStatus::from_record(&rec, Timestamp(0)).state_word(), "paused");
     }
 }

@@ -1,22 +1,51 @@
 //! Hand-written, stateful fakes of every port and a manual clock, for the core's tests and for
 //! the facade's tests that must run without tmux, a file system, a daemon or git.
+//!
+//! Every fake can be given a [`StepHook`]: a function called with the fake's and the method's
+//! name at the start of each call. Interleaving tests use it to pause one operation at a chosen
+//! step while another runs.
 
 use crate::events::{LifecycleEvent, Pulse};
 use crate::id::SessionId;
+use crate::loop_report::LoopReport;
 use crate::ports::*;
 use crate::record::SessionRecord;
 use crate::time::Timestamp;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A test that panicked while holding a fake's lock has already failed; keep going.
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Called with (`"mux"`, `"create"`) and the like at the start of every call of a fake.
+pub type StepHook = Arc<dyn Fn(&'static str, &'static str) + Send + Sync>;
+
+#[derive(Default)]
+struct Hook(Mutex<Option<StepHook>>);
+
+impl Hook {
+    fn set(&self, hook: StepHook) {
+        *lock(&self.0) = Some(hook);
+    }
+    fn call(&self, port: &'static str, method: &'static str) {
+        let hook = lock(&self.0).clone();
+        if let Some(h) = hook {
+            h(port, method);
+        }
+    }
+}
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hook")
+    }
 }
 
 /// The session record of the seed README, byte for byte (a record of the original tool).
@@ -34,6 +63,9 @@ pub const SEED_RECORD: &str = r#"{
   "allocated_port": 8080,
   "created_at": 1706112345
 }"#;
+
+// ---------------------------------------------------------------------------------------------
+// Clock
 
 /// A clock that moves only when told to.
 #[derive(Debug, Default)]
@@ -63,6 +95,9 @@ impl Clock for ManualClock {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Multiplexer
+
 /// One session of the [`FakeMultiplexer`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FakeSession {
@@ -74,23 +109,74 @@ pub struct FakeSession {
     pub typed: Vec<String>,
 }
 
-/// An in-memory multiplexer: sessions are entries in a map.
-#[derive(Debug, Default)]
+/// An in-memory multiplexer server: sessions are entries in a map.
+#[derive(Debug)]
 pub struct FakeMultiplexer {
+    server: MuxServer,
     sessions: Mutex<BTreeMap<String, FakeSession>>,
     snapshots: AtomicUsize,
+    probes: AtomicUsize,
     next_pid: AtomicUsize,
     fail_create: AtomicBool,
+    hook: Hook,
+}
+
+impl Default for FakeMultiplexer {
+    fn default() -> Self {
+        FakeMultiplexer::on(MuxServer::Name("fake".into()))
+    }
 }
 
 impl FakeMultiplexer {
-    /// An empty fake.
+    /// An empty fake server named `fake`.
     pub fn new() -> Self {
         Self::default()
+    }
+    /// An empty fake standing for `server`.
+    pub fn on(server: MuxServer) -> Self {
+        FakeMultiplexer {
+            server,
+            sessions: Mutex::default(),
+            snapshots: AtomicUsize::new(0),
+            probes: AtomicUsize::new(0),
+            next_pid: AtomicUsize::new(0),
+            fail_create: AtomicBool::new(false),
+            hook: Hook::default(),
+        }
+    }
+    /// Calls `hook("mux", method)` at the start of every call.
+    pub fn set_hook(&self, hook: StepHook) {
+        self.hook.set(hook);
     }
     /// Makes every following `create` fail (to exercise rollback).
     pub fn fail_creates(&self, fail: bool) {
         self.fail_create.store(fail, Ordering::SeqCst);
+    }
+    /// Adds a session as another tool (or another project, given its `tag`) would.
+    pub fn add_foreign(&self, name: &str, tag: Option<&str>) {
+        let pid = 5000 + self.next_pid.fetch_add(1, Ordering::SeqCst);
+        let spec = SpawnSpec {
+            name: name.into(),
+            argv: vec!["sleep".into()],
+            env: vec![],
+            cwd: PathBuf::from("/"),
+            tag: tag.map(str::to_owned),
+        };
+        lock(&self.sessions).insert(
+            name.to_owned(),
+            FakeSession {
+                pane: PaneInfo {
+                    session: name.into(),
+                    pane_pid: u32::try_from(pid).ok(),
+                    dead: false,
+                    exit_status: None,
+                    activity: None,
+                    tag: spec.tag.clone(),
+                },
+                spec,
+                typed: Vec::new(),
+            },
+        );
     }
     /// Removes a session as if it had been killed from outside.
     pub fn vanish(&self, name: &str) {
@@ -121,10 +207,24 @@ impl FakeMultiplexer {
     pub fn snapshot_calls(&self) -> usize {
         self.snapshots.load(Ordering::SeqCst)
     }
+    /// How many single-session probes were made.
+    pub fn probe_calls(&self) -> usize {
+        self.probes.load(Ordering::SeqCst)
+    }
 }
 
 impl Multiplexer for FakeMultiplexer {
+    fn server(&self) -> MuxServer {
+        self.server.clone()
+    }
     fn create(&self, spec: &SpawnSpec) -> Result<(), MuxError> {
+        self.hook.call("mux", "create");
+        if spec.argv.is_empty() {
+            return Err(MuxError::Invalid {
+                op: "create a session",
+                why: "no program to run".into(),
+            });
+        }
         if self.fail_create.load(Ordering::SeqCst) {
             return Err(MuxError::Failed {
                 op: "new-session".into(),
@@ -144,6 +244,7 @@ impl Multiplexer for FakeMultiplexer {
             dead: false,
             exit_status: None,
             activity: None,
+            tag: spec.tag.clone(),
         };
         sessions.insert(
             spec.name.clone(),
@@ -156,12 +257,19 @@ impl Multiplexer for FakeMultiplexer {
         Ok(())
     }
     fn snapshot(&self) -> Result<MuxSnapshot, MuxError> {
+        self.hook.call("mux", "snapshot");
         self.snapshots.fetch_add(1, Ordering::SeqCst);
         Ok(MuxSnapshot {
             sessions: lock(&self.sessions).values().map(|s| s.pane.clone()).collect(),
         })
     }
+    fn probe(&self, name: &str) -> Result<Option<PaneInfo>, MuxError> {
+        self.hook.call("mux", "probe");
+        self.probes.fetch_add(1, Ordering::SeqCst);
+        Ok(lock(&self.sessions).get(name).map(|s| s.pane.clone()))
+    }
     fn send_text(&self, name: &str, text: &str, enter: bool) -> Result<(), MuxError> {
+        self.hook.call("mux", "send_text");
         let mut sessions = lock(&self.sessions);
         let s = sessions
             .get_mut(name)
@@ -170,6 +278,7 @@ impl Multiplexer for FakeMultiplexer {
         Ok(())
     }
     fn capture(&self, name: &str, _lines: u32) -> Result<String, MuxError> {
+        self.hook.call("mux", "capture");
         let sessions = lock(&self.sessions);
         let s = sessions
             .get(name)
@@ -177,6 +286,7 @@ impl Multiplexer for FakeMultiplexer {
         Ok(s.typed.concat())
     }
     fn kill(&self, name: &str) -> Result<(), MuxError> {
+        self.hook.call("mux", "kill");
         lock(&self.sessions).remove(name);
         Ok(())
     }
@@ -190,12 +300,18 @@ impl Multiplexer for FakeMultiplexer {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Store
+
 /// An in-memory store with a real (in-process) exclusive lock.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     records: Mutex<BTreeMap<SessionId, SessionRecord>>,
     lock: Arc<(Mutex<bool>, Condvar)>,
     fail_writes: AtomicBool,
+    read_only: AtomicBool,
+    acquisitions: Arc<AtomicUsize>,
+    hook: Hook,
 }
 
 impl MemoryStore {
@@ -203,13 +319,29 @@ impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
     }
+    /// Calls `hook("store", method)` at the start of every call.
+    pub fn set_hook(&self, hook: StepHook) {
+        self.hook.set(hook);
+    }
     /// Makes saves fail as a full disk would (the old record stays).
     pub fn fail_writes(&self, fail: bool) {
         self.fail_writes.store(fail, Ordering::SeqCst);
     }
+    /// Makes the store read-only: the lock and writes fail with `ReadOnly`, reads work.
+    pub fn set_read_only(&self, read_only: bool) {
+        self.read_only.store(read_only, Ordering::SeqCst);
+    }
     /// Every record, by id.
     pub fn records(&self) -> Vec<SessionRecord> {
         lock(&self.records).values().cloned().collect()
+    }
+    /// Puts `record` in place as another process would (no lock taken).
+    pub fn put(&self, record: SessionRecord) {
+        lock(&self.records).insert(record.id.clone(), record);
+    }
+    /// Whether the lock is held right now.
+    pub fn is_locked(&self) -> bool {
+        *lock(&self.lock.0)
     }
 }
 
@@ -218,13 +350,46 @@ struct MemoryLock(Arc<(Mutex<bool>, Condvar)>);
 impl Drop for MemoryLock {
     fn drop(&mut self) {
         *lock(&self.0 .0) = false;
-        self.0 .1.notify_one();
+        self.0 .1.notify_all();
     }
 }
 
 impl Store for MemoryStore {
-    fn save(&self, record: &SessionRecord) -> Result<(), StoreError> {
+    fn lock(&self) -> Result<LockGuard, StoreError> {
+        self.hook.call("store", "lock");
+        if self.read_only.load(Ordering::SeqCst) {
+            return Err(StoreError::ReadOnly {
+                path: PathBuf::from("memory"),
+            });
+        }
+        let (held, cv) = &*self.lock;
+        let mut g = lock(held);
+        while *g {
+            g = cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+        *g = true;
+        self.acquisitions.fetch_add(1, Ordering::SeqCst);
+        Ok(LockGuard::new(MemoryLock(Arc::clone(&self.lock))))
+    }
+    fn load(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {
+        self.hook.call("store", "load");
+        id.validate()?;
+        Ok(lock(&self.records).get(id).cloned())
+    }
+    fn load_all(&self) -> Result<LoadReport, StoreError> {
+        self.hook.call("store", "load_all");
+        let mut records: Vec<_> = lock(&self.records).values().cloned().collect();
+        records.sort_by_key(|r| (r.created(), r.id.clone()));
+        Ok(LoadReport::of(records))
+    }
+    fn save(&self, _lock: &LockGuard, record: &SessionRecord) -> Result<(), StoreError> {
+        self.hook.call("store", "save");
         record.id.validate()?;
+        if self.read_only.load(Ordering::SeqCst) {
+            return Err(StoreError::ReadOnly {
+                path: PathBuf::from("memory"),
+            });
+        }
         if self.fail_writes.load(Ordering::SeqCst) {
             return Err(StoreError::Io {
                 op: "write",
@@ -235,33 +400,23 @@ impl Store for MemoryStore {
         lock(&self.records).insert(record.id.clone(), record.clone());
         Ok(())
     }
-    fn load(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {
-        id.validate()?;
-        Ok(lock(&self.records).get(id).cloned())
-    }
-    fn load_all(&self) -> Result<LoadReport, StoreError> {
-        let mut records: Vec<_> = lock(&self.records).values().cloned().collect();
-        records.sort_by_key(|r| (r.created(), r.id.clone()));
-        Ok(LoadReport {
-            records,
-            problems: Vec::new(),
-        })
-    }
-    fn remove(&self, id: &SessionId) -> Result<(), StoreError> {
+    fn remove(&self, _lock: &LockGuard, id: &SessionId) -> Result<(), StoreError> {
+        self.hook.call("store", "remove");
         id.validate()?;
         lock(&self.records).remove(id);
         Ok(())
     }
-    fn lock(&self) -> Result<LockGuard, StoreError> {
-        let (held, cv) = &*self.lock;
-        let mut g = lock(held);
-        while *g {
-            g = cv.wait(g).unwrap_or_else(|e| e.into_inner());
+    fn lock_stats(&self) -> LockStats {
+        // Hold times need a clock this crate does not read; the file store measures them.
+        LockStats {
+            acquisitions: self.acquisitions.load(Ordering::SeqCst) as u64,
+            ..LockStats::default()
         }
-        *g = true;
-        Ok(LockGuard::new(MemoryLock(Arc::clone(&self.lock))))
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// EventBus
 
 /// A bus that records what is published and replays pulses given to it.
 #[derive(Debug, Default)]
@@ -311,28 +466,37 @@ impl EventBus for RecordingBus {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Worktrees
+
 /// An in-memory worktree manager with port allocation and "dirty" marks.
 #[derive(Debug)]
-pub struct FakeWorktree {
+pub struct FakeWorktrees {
     trees: Mutex<BTreeMap<String, WorktreeInfo>>,
     dirty: Mutex<Vec<String>>,
     range: (u16, u16),
+    hook: Hook,
 }
 
-impl Default for FakeWorktree {
+impl Default for FakeWorktrees {
     fn default() -> Self {
-        FakeWorktree {
+        FakeWorktrees {
             trees: Mutex::default(),
             dirty: Mutex::default(),
             range: (3001, 3099),
+            hook: Hook::default(),
         }
     }
 }
 
-impl FakeWorktree {
+impl FakeWorktrees {
     /// An empty fake with ports 3001-3099.
     pub fn new() -> Self {
         Self::default()
+    }
+    /// Calls `hook("worktrees", method)` at the start of every call.
+    pub fn set_hook(&self, hook: StepHook) {
+        self.hook.set(hook);
     }
     /// Marks `branch`'s worktree as holding uncommitted work.
     pub fn mark_dirty(&self, branch: &str) {
@@ -340,8 +504,9 @@ impl FakeWorktree {
     }
 }
 
-impl Worktree for FakeWorktree {
+impl Worktrees for FakeWorktrees {
     fn create(&self, req: &WorktreeRequest) -> Result<WorktreeInfo, WorktreeError> {
+        self.hook.call("worktrees", "create");
         let mut trees = lock(&self.trees);
         if let Some(t) = trees.get(&req.branch) {
             return Err(WorktreeError::BranchTaken {
@@ -360,16 +525,12 @@ impl Worktree for FakeWorktree {
             .path
             .clone()
             .unwrap_or_else(|| req.repo.join(".hydra/worktrees").join(req.session.tmux_name()));
-        let info = WorktreeInfo {
-            branch: req.branch.clone(),
-            path,
-            port: Some(port),
-            exists: true,
-        };
+        let info = WorktreeInfo::new(req.branch.clone(), path, Some(port));
         trees.insert(req.branch.clone(), info.clone());
         Ok(info)
     }
     fn remove(&self, _repo: &Path, branch: &str, force: bool) -> Result<RemoveOutcome, WorktreeError> {
+        self.hook.call("worktrees", "remove");
         let mut trees = lock(&self.trees);
         let Some(t) = trees.get(branch) else {
             return Ok(RemoveOutcome::NotFound);
@@ -384,7 +545,289 @@ impl Worktree for FakeWorktree {
         Ok(RemoveOutcome::Removed)
     }
     fn list(&self, _repo: &Path) -> Result<Vec<WorktreeInfo>, WorktreeError> {
+        self.hook.call("worktrees", "list");
         Ok(lock(&self.trees).values().cloned().collect())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// LoopRuntime
+
+/// One session directory of the [`MemoryRuntime`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FakeLoopDir {
+    /// The PRD copy.
+    pub prd: Vec<u8>,
+    /// The loop's report and when it was written.
+    pub report: Option<(LoopReport, Timestamp)>,
+    /// Whether the pause marker is set.
+    pub paused: bool,
+    /// Queued messages, oldest first.
+    pub inbox: Vec<String>,
+    /// The agent log.
+    pub log: String,
+    /// The external loop script it was created with, if any.
+    pub external_loop: Option<Vec<u8>>,
+}
+
+/// An in-memory runtime: session directories are map entries, PRD files are registered bytes.
+#[derive(Debug, Default)]
+pub struct MemoryRuntime {
+    dirs: Mutex<BTreeMap<SessionId, FakeLoopDir>>,
+    archive: Mutex<BTreeMap<SessionId, FakeLoopDir>>,
+    files: Mutex<BTreeMap<PathBuf, Vec<u8>>>,
+    fail_create: AtomicBool,
+    hook: Hook,
+}
+
+impl MemoryRuntime {
+    /// An empty runtime.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Calls `hook("runtime", method)` at the start of every call.
+    pub fn set_hook(&self, hook: StepHook) {
+        self.hook.set(hook);
+    }
+    /// Registers a PRD file.
+    pub fn add_file(&self, path: impl Into<PathBuf>, bytes: impl Into<Vec<u8>>) {
+        lock(&self.files).insert(path.into(), bytes.into());
+    }
+    /// Makes every following `create` fail.
+    pub fn fail_creates(&self, fail: bool) {
+        self.fail_create.store(fail, Ordering::SeqCst);
+    }
+    /// The loop of `id` writes `report` (JSON text) at `at`.
+    pub fn report(&self, id: &SessionId, json: &str, at: Timestamp) {
+        let report = LoopReport::parse(json.as_bytes()).expect("a valid status.json in the test");
+        if let Some(d) = lock(&self.dirs).get_mut(id) {
+            d.report = Some((report, at));
+        }
+    }
+    /// The loop of `id` takes its queued messages into a prompt.
+    pub fn take_inbox(&self, id: &SessionId) -> Vec<String> {
+        lock(&self.dirs)
+            .get_mut(id)
+            .map(|d| std::mem::take(&mut d.inbox))
+            .unwrap_or_default()
+    }
+    /// The agent of `id` prints `text`.
+    pub fn print(&self, id: &SessionId, text: &str) {
+        if let Some(d) = lock(&self.dirs).get_mut(id) {
+            d.log.push_str(text);
+        }
+    }
+    /// The directory of `id`, if it exists.
+    pub fn dir(&self, id: &SessionId) -> Option<FakeLoopDir> {
+        lock(&self.dirs).get(id).cloned()
+    }
+    /// The archived logs of a removed session, if they were archived.
+    pub fn archived(&self, id: &SessionId) -> Option<FakeLoopDir> {
+        lock(&self.archive).get(id).cloned()
+    }
+    /// Ids of every directory.
+    pub fn ids(&self) -> Vec<SessionId> {
+        lock(&self.dirs).keys().cloned().collect()
+    }
+}
+
+impl LoopRuntime for MemoryRuntime {
+    fn read_input(&self, path: &Path) -> Result<Vec<u8>, RuntimeError> {
+        self.hook.call("runtime", "read_input");
+        lock(&self.files).get(path).cloned().ok_or_else(|| RuntimeError::Prd {
+            path: path.to_path_buf(),
+            why: "cannot read it: no such file".into(),
+        })
+    }
+    fn create(&self, req: &RuntimeRequest<'_>) -> Result<(), RuntimeError> {
+        self.hook.call("runtime", "create");
+        if self.fail_create.load(Ordering::SeqCst) {
+            return Err(RuntimeError::Io {
+                op: "create",
+                path: PathBuf::from(format!("memory/{}", req.id)),
+                source: std::io::Error::other("injected failure"),
+            });
+        }
+        let mut dirs = lock(&self.dirs);
+        if dirs.contains_key(req.id) {
+            return Err(RuntimeError::Exists {
+                path: PathBuf::from(format!("memory/{}", req.id)),
+            });
+        }
+        dirs.insert(
+            req.id.clone(),
+            FakeLoopDir {
+                prd: req.prd.to_vec(),
+                external_loop: req.external_loop.map(<[u8]>::to_vec),
+                ..FakeLoopDir::default()
+            },
+        );
+        Ok(())
+    }
+    fn read(&self, id: &SessionId) -> LoopReading {
+        self.hook.call("runtime", "read");
+        let dirs = lock(&self.dirs);
+        let Some(d) = dirs.get(id) else {
+            return LoopReading::default();
+        };
+        LoopReading::new(
+            d.report.as_ref().map(|(r, _)| r.clone()),
+            d.report.as_ref().map(|(_, t)| *t),
+            d.inbox.len(),
+        )
+    }
+    fn set_paused(&self, id: &SessionId, paused: bool) -> Result<(), RuntimeError> {
+        self.hook.call("runtime", "set_paused");
+        let mut dirs = lock(&self.dirs);
+        let d = dirs.get_mut(id).ok_or_else(|| missing(id))?;
+        d.paused = paused;
+        Ok(())
+    }
+    fn queue_message(&self, id: &SessionId, message: &str, _now: Timestamp) -> Result<(), RuntimeError> {
+        self.hook.call("runtime", "queue_message");
+        let mut dirs = lock(&self.dirs);
+        let d = dirs.get_mut(id).ok_or_else(|| missing(id))?;
+        d.inbox.push(message.to_owned());
+        Ok(())
+    }
+    fn clear_report(&self, id: &SessionId) -> Result<(), RuntimeError> {
+        self.hook.call("runtime", "clear_report");
+        if let Some(d) = lock(&self.dirs).get_mut(id) {
+            d.report = None;
+        }
+        Ok(())
+    }
+    fn remove(&self, id: &SessionId, logs: LogDisposal) -> Result<(), RuntimeError> {
+        self.hook.call("runtime", "remove");
+        if let Some(dir) = lock(&self.dirs).remove(id) {
+            if logs == LogDisposal::Archive {
+                lock(&self.archive).insert(id.clone(), dir);
+            }
+        }
+        Ok(())
+    }
+    fn list(&self) -> Result<Vec<SessionId>, RuntimeError> {
+        self.hook.call("runtime", "list");
+        Ok(self.ids())
+    }
+    fn log_tail(&self, id: &SessionId, lines: usize) -> Result<Option<String>, RuntimeError> {
+        let dirs = lock(&self.dirs);
+        let Some(d) = dirs.get(id).filter(|d| !d.log.is_empty()) else {
+            return Ok(None);
+        };
+        let all: Vec<&str> = d.log.lines().collect();
+        Ok(Some(all[all.len().saturating_sub(lines)..].join("\n")))
+    }
+}
+
+fn missing(id: &SessionId) -> RuntimeError {
+    RuntimeError::Missing {
+        id: id.clone(),
+        path: PathBuf::from(format!("memory/{id}")),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host
+
+/// A host with registered programs and directories, processes that are alive until told
+/// otherwise, and a log of the signals sent.
+#[derive(Debug)]
+pub struct FakeHost {
+    programs: Mutex<BTreeSet<String>>,
+    dirs: Mutex<BTreeSet<PathBuf>>,
+    dead: Mutex<BTreeSet<u32>>,
+    signals: Mutex<Vec<(u32, Sig)>>,
+    stopped: Mutex<Vec<u32>>,
+    pid: AtomicU32,
+}
+
+impl Default for FakeHost {
+    fn default() -> Self {
+        FakeHost {
+            programs: Mutex::new(["bash".to_owned()].into()),
+            dirs: Mutex::default(),
+            dead: Mutex::default(),
+            signals: Mutex::default(),
+            stopped: Mutex::default(),
+            pid: AtomicU32::new(4242),
+        }
+    }
+}
+
+impl FakeHost {
+    /// A host with `bash` on its `PATH` and nothing else.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Puts `program` on the `PATH` (a name, or a path with `/`).
+    pub fn add_program(&self, program: &str) {
+        lock(&self.programs).insert(program.to_owned());
+    }
+    /// Makes `dir` an existing directory (its canonical form is itself).
+    pub fn add_dir(&self, dir: impl Into<PathBuf>) {
+        lock(&self.dirs).insert(dir.into());
+    }
+    /// Process `pid` (and group `pid`) has exited.
+    pub fn kill_process(&self, pid: u32) {
+        lock(&self.dead).insert(pid);
+    }
+    /// This host's own pid from now on (another process's view).
+    pub fn set_pid(&self, pid: u32) {
+        self.pid.store(pid, Ordering::SeqCst);
+    }
+    /// Every signal sent, in order.
+    pub fn signals(&self) -> Vec<(u32, Sig)> {
+        lock(&self.signals).clone()
+    }
+    /// Every group whose members were stopped, in order.
+    pub fn stopped(&self) -> Vec<u32> {
+        lock(&self.stopped).clone()
+    }
+}
+
+impl Host for FakeHost {
+    fn find_program(&self, program: &str) -> Option<PathBuf> {
+        let programs = lock(&self.programs);
+        if !programs.contains(program) {
+            return None;
+        }
+        Some(if program.contains('/') {
+            PathBuf::from(program)
+        } else {
+            PathBuf::from("/fake/bin").join(program)
+        })
+    }
+    fn canonical_dir(&self, path: &Path) -> Result<PathBuf, HostError> {
+        if lock(&self.dirs).contains(path) {
+            Ok(path.to_path_buf())
+        } else {
+            Err(HostError::Io {
+                op: "open directory",
+                target: path.display().to_string(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            })
+        }
+    }
+    fn signal_group(&self, pgid: u32, signal: Sig) -> Result<bool, HostError> {
+        lock(&self.signals).push((pgid, signal));
+        if signal == Sig::Kill || signal == Sig::Term {
+            lock(&self.dead).insert(pgid);
+        }
+        Ok(!lock(&self.dead).contains(&pgid))
+    }
+    fn stop_group_members(&self, pgid: u32) -> Result<usize, HostError> {
+        lock(&self.stopped).push(pgid);
+        Ok(1)
+    }
+    fn group_alive(&self, pgid: u32) -> bool {
+        !lock(&self.dead).contains(&pgid)
+    }
+    fn process_alive(&self, pid: u32) -> bool {
+        !lock(&self.dead).contains(&pid)
+    }
+    fn pid(&self) -> u32 {
+        self.pid.load(Ordering::SeqCst)
     }
 }
 
@@ -397,17 +840,17 @@ mod tests {
     fn memory_store_lock_is_exclusive() {
         let store = Arc::new(MemoryStore::new());
         let rec = SessionRecord::new(SessionId("c1".into()), &SessionConfig::default(), Timestamp(1));
-        store.save(&rec).expect("save");
+        store.put(rec);
         let threads: Vec<_> = (0..4)
             .map(|_| {
                 let store = Arc::clone(&store);
                 std::thread::spawn(move || {
                     for _ in 0..100 {
-                        let _g = store.lock().expect("lock");
+                        let g = store.lock().expect("lock");
                         let mut r = store.load(&SessionId("c1".into())).expect("load").expect("exists");
                         r.revision += 1;
                         std::thread::yield_now();
-                        store.save(&r).expect("save");
+                        store.save(&g, &r).expect("save");
                     }
                 })
             })
@@ -423,11 +866,12 @@ mod tests {
                 .revision,
             400
         );
+        assert_eq!(store.lock_stats().acquisitions, 400);
     }
 
     #[test]
-    fn fake_worktree_keeps_dirty_and_allocates_distinct_ports() {
-        let wt = FakeWorktree::new();
+    fn fake_worktrees_keep_dirty_and_allocate_distinct_ports() {
+        let wt = FakeWorktrees::new();
         let req = |b: &str| WorktreeRequest {
             repo: "/r".into(),
             branch: b.into(),
@@ -447,5 +891,16 @@ mod tests {
             wt.remove(Path::new("/r"), "a", true).expect("forced"),
             RemoveOutcome::Removed
         );
+    }
+
+    #[test]
+    fn hooks_see_every_call() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mux = FakeMultiplexer::new();
+        let s = Arc::clone(&seen);
+        mux.set_hook(Arc::new(move |port, method| lock(&s).push(format!("{port}.{method}"))));
+        mux.snapshot().expect("snapshot");
+        mux.kill("x").expect("kill");
+        assert_eq!(*lock(&seen), ["mux.snapshot", "mux.kill"]);
     }
 }

@@ -25,7 +25,7 @@ fn main() {
     };
 
     let daemon = TestDaemon::start(&sock).expect("daemon");
-    let bus = MailBus::with_options(&sock, opts.clone(), Box::new(|_| {}));
+    let bus = MailBus::with_options(&sock, opts.clone());
     let mut costs = Vec::with_capacity(n);
     let start = Instant::now();
     for _ in 0..n {
@@ -45,7 +45,7 @@ fn main() {
     drop(bus);
     drop(daemon);
 
-    let bus = MailBus::with_options(dir.join("absent.sock"), opts, Box::new(|_| {}));
+    let bus = MailBus::with_options(dir.join("absent.sock"), opts);
     let costs: Vec<Duration> = (0..n)
         .map(|_| {
             let t = Instant::now();

@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// Tunables of a [`MailBus`].
 #[derive(Debug, Clone)]
@@ -69,7 +69,6 @@ struct Shared {
     idle: Condvar,
     socket: PathBuf,
     options: MailOptions,
-    log: Box<dyn Fn(&str) + Send + Sync>,
 }
 
 fn lock(s: &Shared) -> MutexGuard<'_, State> {
@@ -91,19 +90,12 @@ impl MailBus {
     /// A bus publishing to the daemon at `socket`. The daemon need not be up yet: events wait
     /// in the queue (bounded) until it is.
     pub fn new(socket: impl Into<PathBuf>) -> Self {
-        Self::with_options(
-            socket,
-            MailOptions::default(),
-            Box::new(|msg| eprintln!("hydra-mail: {msg}")),
-        )
+        Self::with_options(socket, MailOptions::default())
     }
 
-    /// A bus with explicit options and a log sink for the daemon's refusals and for drops.
-    pub fn with_options(
-        socket: impl Into<PathBuf>,
-        options: MailOptions,
-        log: Box<dyn Fn(&str) + Send + Sync>,
-    ) -> Self {
+    /// A bus with explicit options. The daemon's refusals and dropped events are reported
+    /// through `tracing` (target `orch_mail`).
+    pub fn with_options(socket: impl Into<PathBuf>, options: MailOptions) -> Self {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
@@ -115,14 +107,13 @@ impl MailBus {
             idle: Condvar::new(),
             socket: socket.into(),
             options,
-            log,
         });
         let worker = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("hydra-mail-publisher".into())
             .spawn(move || run_publisher(&worker))
             .map(|_| ())
-            .unwrap_or_else(|e| (shared.log)(&format!("cannot start publisher thread: {e}")));
+            .unwrap_or_else(|e| tracing::error!("cannot start the hydra-mail publisher thread: {e}"));
         MailBus { shared }
     }
 
@@ -146,7 +137,7 @@ impl MailBus {
             st.stats.dropped += 1;
             let dropped = st.stats.dropped;
             if dropped.is_power_of_two() {
-                (self.shared.log)(&format!("event queue full, {dropped} oldest event(s) dropped so far"));
+                tracing::warn!("hydra-mail event queue full: {dropped} oldest event(s) dropped so far");
             }
         }
         st.queue.push_back(line);
@@ -157,7 +148,7 @@ impl MailBus {
 
 impl EventBus for MailBus {
     fn publish(&self, event: &LifecycleEvent) -> Result<(), BusError> {
-        let toon = encode_pulse(event, SystemTime::now())?;
+        let toon = encode_pulse(event)?;
         self.publish_raw(event.channel.as_str(), &toon);
         Ok(())
     }
@@ -259,7 +250,7 @@ fn run_publisher(shared: &Shared) {
                     st.stats.errors.remove(0);
                 }
                 drop(st);
-                (shared.log)(&format!("daemon refused an event: {msg}"));
+                tracing::warn!("hydra-mail refused an event: {msg}");
                 continue;
             }
             Err(SendError::BeforeWrite) => {

@@ -1,6 +1,5 @@
 //! Finding a project's daemon: `socket_path` in `<project>/.hydra/config.toml`.
 
-use orch_core::BusError;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
@@ -9,34 +8,58 @@ struct Config {
     socket_path: PathBuf,
 }
 
-/// The socket of the project's hydra-mail daemon.
-///
-/// Returns `BusError::Standalone` (saying why) when there is no `.hydra/config.toml`, it has no
-/// usable `socket_path`, or no socket exists there: the orchestrator then runs without events.
-pub fn discover_socket(project_root: &Path) -> Result<PathBuf, BusError> {
+/// What a project says about its hydra-mail daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Discovery {
+    /// No `.hydra/config.toml`: the project does not use hydra-mail (nothing to say).
+    NotConfigured,
+    /// The daemon's socket is there.
+    Daemon(PathBuf),
+    /// hydra-mail is configured but its daemon cannot be reached: `why` says so in words.
+    Down {
+        /// What is wrong, for a person.
+        why: String,
+    },
+}
+
+/// What `<project_root>/.hydra/config.toml` says about the daemon, and whether its socket is
+/// there.
+pub fn discover(project_root: &Path) -> Discovery {
     let config = project_root.join(".hydra/config.toml");
-    let text = std::fs::read_to_string(&config).map_err(|e| BusError::Standalone {
-        why: format!("cannot read {}: {e}", config.display()),
-    })?;
-    let parsed: Config = toml::from_str(&text).map_err(|e| BusError::Standalone {
-        why: format!("{} has no usable socket_path: {}", config.display(), e.message()),
-    })?;
+    let text = match std::fs::read_to_string(&config) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Discovery::NotConfigured,
+        Err(e) => {
+            return Discovery::Down {
+                why: format!(
+                    "hydra-mail's {} cannot be read ({e}); events are not delivered",
+                    config.display()
+                ),
+            }
+        }
+    };
+    let parsed: Config = match toml::from_str(&text) {
+        Ok(c) => c,
+        Err(e) => {
+            return Discovery::Down {
+                why: format!(
+                    "hydra-mail's {} has no usable socket_path ({}); events are not delivered",
+                    config.display(),
+                    e.message()
+                ),
+            }
+        }
+    };
     let socket = if parsed.socket_path.is_absolute() {
         parsed.socket_path
     } else {
         project_root.join(parsed.socket_path)
     };
     match std::fs::metadata(&socket) {
-        Ok(m) if m.file_type().is_socket() => Ok(socket),
-        Ok(_) => Err(BusError::Standalone {
-            why: format!("{} is not a socket", socket.display()),
-        }),
-        Err(_) => Err(BusError::Standalone {
-            why: format!(
-                "no daemon socket at {} (start it with `hydra-mail start`)",
-                socket.display()
-            ),
-        }),
+        Ok(m) if m.file_type().is_socket() => Discovery::Daemon(socket),
+        _ => Discovery::Down {
+            why: "hydra-mail is configured but its daemon is not running; events are not delivered".into(),
+        },
     }
 }
 
@@ -45,9 +68,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn missing_config_is_standalone() {
-        let err = discover_socket(Path::new("/nonexistent/project")).expect_err("standalone");
-        assert!(matches!(err, BusError::Standalone { .. }));
-        assert!(err.to_string().contains("standalone"));
+    fn missing_config_is_not_configured_and_a_missing_socket_is_down() {
+        assert_eq!(discover(Path::new("/nonexistent/project")), Discovery::NotConfigured);
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir(dir.path().join(".hydra")).expect("mkdir");
+        std::fs::write(
+            dir.path().join(".hydra/config.toml"),
+            format!("socket_path = \"{}/.hydra/hydra.sock\"\n", dir.path().display()),
+        )
+        .expect("config");
+        let Discovery::Down { why } = discover(dir.path()) else {
+            panic!("a configured daemon without its socket is down");
+        };
+        assert!(why.contains("configured but its daemon is not running"), "{why}");
+        std::fs::write(dir.path().join(".hydra/config.toml"), "nonsense =").expect("config");
+        assert!(matches!(discover(dir.path()), Discovery::Down { .. }));
     }
 }

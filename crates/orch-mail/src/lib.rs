@@ -12,6 +12,9 @@
 //! lines that begin with `id: `, decodes each pulse (folded or nested `data`), skips what does
 //! not decode, and resubscribes when the stream closes or goes silent, dropping replayed
 //! duplicates by pulse id.
+//!
+//! The crate never prints: what a person may want to know (an event the daemon refused,
+//! events dropped from a full queue) goes to `tracing`, and the application decides what to show.
 
 mod bus;
 mod discover;
@@ -22,6 +25,6 @@ mod subscribe;
 pub mod test_daemon;
 
 pub use bus::{MailBus, MailOptions, MailStats};
-pub use discover::discover_socket;
+pub use discover::{discover, Discovery};
 pub use frame::Framer;
-pub use pulse::{decode_pulse, encode_pulse, rfc3339};
+pub use pulse::{decode_pulse, encode_pulse};

@@ -44,10 +44,7 @@ pub(crate) fn subscribe(
     channels: &[&str],
     silence: Duration,
 ) -> Result<Box<dyn Subscription>, BusError> {
-    let handle = tokio::runtime::Handle::try_current().map_err(|e| BusError::Io {
-        op: "subscribe (it needs a tokio runtime) to",
-        source: std::io::Error::other(e.to_string()),
-    })?;
+    let handle = tokio::runtime::Handle::try_current().map_err(|_| BusError::NoRuntime)?;
     let (tx, rx) = mpsc::channel(1024);
     let tasks = channels
         .iter()
@@ -82,7 +79,7 @@ async fn deliver(text: String, seen: &mut Seen, tx: &mpsc::Sender<Pulse>) -> boo
     match decode_pulse(&text) {
         Ok(pulse) => !seen.insert(&pulse.id) || tx.send(pulse).await.is_ok(),
         Err(e) => {
-            eprintln!("hydra-mail: skipped a message that is not a pulse ({e})");
+            tracing::warn!("hydra-mail: skipped a message that is not a pulse ({e})");
             true
         }
     }

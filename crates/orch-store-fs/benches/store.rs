@@ -26,8 +26,9 @@ fn main() {
                 &SessionConfig::default(),
                 Timestamp::from_secs(1_700_000_000 + n as u64),
             );
+            let guard = store.lock().expect("lock");
             let t = Instant::now();
-            store.save(&r).expect("save");
+            store.save(&guard, &r).expect("save");
             saves.push(t.elapsed());
             n += 1;
         }

@@ -1,12 +1,11 @@
-//! [`FsStore`]: records as files, atomic saves, quarantine of bad files, a cross-process lock.
+//! [`FsStore`]: records as files, atomic saves, quarantine of bad files, a cross-process lock
+//! whose hold times it measures.
 
-use orch_core::{LoadProblem, LoadReport, LockGuard, SessionId, SessionRecord, Store, StoreError};
-use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use orch_core::{LoadProblem, LoadReport, LockGuard, LockStats, SessionId, SessionRecord, Store, StoreError};
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Records in `<project>/.hydra/orchestrator/sessions/<id>.json`.
 #[derive(Debug, Clone)]
@@ -14,18 +13,33 @@ pub struct FsStore {
     hydra: PathBuf,
     orchestrator: PathBuf,
     sessions: PathBuf,
+    stats: Arc<Mutex<LockStats>>,
 }
 
-const TMP_MARK: &str = ".tmp-";
 /// A temp file older than this is a crash's leftover even if its pid was reused.
 const STALE_TMP: Duration = Duration::from_secs(600);
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
-    move |source| StoreError::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
+    move |source| {
+        if orch_fs::is_read_only(&source) && op != "read" && op != "read directory" {
+            StoreError::ReadOnly {
+                path: path.to_path_buf(),
+            }
+        } else {
+            StoreError::Io {
+                op,
+                path: path.to_path_buf(),
+                source,
+            }
+        }
     }
+}
+
+/// What a record file turned out to be.
+enum Parsed {
+    Record(Box<SessionRecord>),
+    Corrupt(String),
+    Newer(u32),
 }
 
 impl FsStore {
@@ -38,6 +52,7 @@ impl FsStore {
             hydra,
             orchestrator,
             sessions,
+            stats: Arc::default(),
         }
     }
 
@@ -54,37 +69,42 @@ impl FsStore {
 
     fn ensure_dirs(&self) -> Result<(), StoreError> {
         for dir in [&self.hydra, &self.orchestrator, &self.sessions] {
-            match DirBuilder::new().mode(0o700).create(dir) {
-                Ok(()) => {
-                    // The mode given to mkdir is cut by the umask; set it exactly.
-                    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io("chmod", dir))?;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(io("create directory", dir)(e)),
-            }
+            orch_fs::mkdir_private(dir).map_err(io("create directory", dir))?;
         }
         Ok(())
     }
 
-    fn sync_dir(&self) -> Result<(), StoreError> {
-        File::open(&self.sessions)
-            .and_then(|d| d.sync_all())
-            .map_err(io("fsync", &self.sessions))
-    }
-
-    fn parse(&self, path: &Path, bytes: &[u8], expected: &str) -> Result<SessionRecord, String> {
-        let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
-        let record: SessionRecord = serde_json::from_str(text).map_err(|e| format!("not a session record: {e}"))?;
-        let record = record.migrate()?;
-        record.id.validate().map_err(|e| e.to_string())?;
+    fn parse(&self, path: &Path, bytes: &[u8], expected: &str) -> Parsed {
+        let text = match std::str::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(e) => return Parsed::Corrupt(format!("not UTF-8: {e}")),
+        };
+        let record: SessionRecord = match serde_json::from_str(text) {
+            Ok(r) => r,
+            Err(e) => {
+                // A newer build may have changed what a field holds: read its version alone
+                // before calling it corrupt.
+                return match newer_version(text) {
+                    Some(v) => Parsed::Newer(v),
+                    None => Parsed::Corrupt(format!("not a session record: {e}")),
+                };
+            }
+        };
+        let record = match record.migrate() {
+            Ok(r) => r,
+            Err(version) => return Parsed::Newer(version),
+        };
+        if let Err(e) = record.id.validate() {
+            return Parsed::Corrupt(e.to_string());
+        }
         if record.id.as_str() != expected {
-            return Err(format!(
+            return Parsed::Corrupt(format!(
                 "its id {:?} does not match its file name {}",
                 record.id.as_str(),
                 path.display()
             ));
         }
-        Ok(record)
+        Parsed::Record(Box::new(record))
     }
 
     /// Moves a bad file aside to `<name>.corrupt-<timestamp>`.
@@ -94,21 +114,24 @@ impl FsStore {
         target.push(format!(".corrupt-{}{:09}", stamp.as_secs(), stamp.subsec_nanos()));
         let target = PathBuf::from(target);
         let quarantined = fs::rename(path, &target).ok().map(|()| target);
-        LoadProblem {
-            path: path.to_path_buf(),
-            quarantined,
-            reason,
-        }
+        LoadProblem::new(path.to_path_buf(), quarantined, reason)
+    }
+
+    fn newer(&self, path: &Path, version: u32) -> LoadProblem {
+        LoadProblem::new(
+            path.to_path_buf(),
+            None,
+            format!(
+                "schema_version {version} is newer than this build understands (up to {}); left as it is",
+                orch_core::CURRENT_SCHEMA_VERSION
+            ),
+        )
     }
 
     /// Removes a temp file left by a writer that died (its pid is gone, or it is old).
     fn clean_tmp(&self, path: &Path, name: &str) {
-        let pid = name
-            .rsplit(TMP_MARK)
-            .next()
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|p| p.parse::<i32>().ok());
-        let writer_alive = pid
+        let writer_alive = orch_fs::tmp_writer_pid(name)
+            .and_then(|p| i32::try_from(p).ok())
             .and_then(rustix::process::Pid::from_raw)
             .is_some_and(|pid| rustix::process::test_kill_process(pid).is_ok());
         let old = fs::metadata(path)
@@ -122,44 +145,37 @@ impl FsStore {
     }
 }
 
-struct FlockFile(#[expect(dead_code, reason = "held only so that dropping it releases the lock")] File);
+/// The `schema_version` of a JSON object newer than this build, if the text has one.
+fn newer_version(text: &str) -> Option<u32> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    let version = u32::try_from(v.get("schema_version")?.as_u64()?).ok()?;
+    (version > orch_core::CURRENT_SCHEMA_VERSION).then_some(version)
+}
+
+/// The held flock and the time it was taken; dropping it records the hold and releases.
+struct Held {
+    _file: File,
+    since: Instant,
+    stats: Arc<Mutex<LockStats>>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let held = self.since.elapsed();
+        self.stats.lock().unwrap_or_else(|e| e.into_inner()).record(held);
+    }
+}
 
 impl Store for FsStore {
-    fn save(&self, record: &SessionRecord) -> Result<(), StoreError> {
-        let path = self.record_path(&record.id)?;
+    fn lock(&self) -> Result<LockGuard, StoreError> {
         self.ensure_dirs()?;
-        let mut record = record.clone();
-        record.schema_version = orch_core::CURRENT_SCHEMA_VERSION;
-        let mut bytes = serde_json::to_vec_pretty(&record).map_err(|e| StoreError::Corrupt {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        bytes.push(b'\n');
-        static SEQ: AtomicU64 = AtomicU64::new(0);
-        let tmp = self.sessions.join(format!(
-            ".{}.json{TMP_MARK}{}-{}",
-            record.id.as_str(),
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        let write = || -> Result<(), StoreError> {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(io("create", &tmp))?;
-            f.set_permissions(fs::Permissions::from_mode(0o600))
-                .map_err(io("chmod", &tmp))?;
-            f.write_all(&bytes).map_err(io("write", &tmp))?;
-            f.sync_all().map_err(io("fsync", &tmp))?;
-            fs::rename(&tmp, &path).map_err(io("rename into place", &path))
-        };
-        if let Err(e) = write() {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
-        self.sync_dir()
+        let path = self.orchestrator.join("lock");
+        let file = orch_fs::lock_exclusive(&path).map_err(io("lock", &path))?;
+        Ok(LockGuard::new(Held {
+            _file: file,
+            since: Instant::now(),
+            stats: Arc::clone(&self.stats),
+        }))
     }
 
     fn load(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {
@@ -169,9 +185,23 @@ impl Store for FsStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io("read", &path)(e)),
         };
-        self.parse(&path, &bytes, id.as_str())
-            .map(Some)
-            .map_err(|reason| StoreError::Corrupt { path, reason })
+        match self.parse(&path, &bytes, id.as_str()) {
+            Parsed::Record(r) => Ok(Some(*r)),
+            Parsed::Newer(version) => Err(StoreError::NewerSchema {
+                path,
+                version,
+                supported: orch_core::CURRENT_SCHEMA_VERSION,
+            }),
+            Parsed::Corrupt(reason) => {
+                // As load_all does: a record that does not parse is moved aside.
+                let problem = self.quarantine(&path, reason.clone());
+                Err(StoreError::Corrupt {
+                    path,
+                    reason,
+                    quarantined: problem.quarantined,
+                })
+            }
+        }
     }
 
     fn load_all(&self) -> Result<LoadReport, StoreError> {
@@ -183,12 +213,11 @@ impl Store for FsStore {
         let mut report = LoadReport::default();
         for entry in entries {
             let entry = entry.map_err(io("read directory", &self.sessions))?;
-            let path = entry.path();
-            let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
-                continue;
-            };
-            if name.contains(TMP_MARK) {
-                self.clean_tmp(&path, &name);
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let path = self.sessions.join(name);
+            if name.contains(orch_fs::TMP_MARK) {
+                self.clean_tmp(&path, name);
                 continue;
             }
             let Some(stem) = name.strip_suffix(".json") else {
@@ -202,16 +231,15 @@ impl Store for FsStore {
             }
             match fs::read(&path) {
                 Ok(bytes) => match self.parse(&path, &bytes, stem) {
-                    Ok(record) => report.records.push(record),
-                    Err(reason) => report.problems.push(self.quarantine(&path, reason)),
+                    Parsed::Record(r) => report.records.push(*r),
+                    Parsed::Newer(v) => report.newer.push(self.newer(&path, v)),
+                    Parsed::Corrupt(reason) => report.problems.push(self.quarantine(&path, reason)),
                 },
                 // Removed between listing and reading: not a problem.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => report.problems.push(LoadProblem {
-                    path,
-                    quarantined: None,
-                    reason: format!("unreadable: {e}"),
-                }),
+                Err(e) => report
+                    .problems
+                    .push(LoadProblem::new(path, None, format!("unreadable: {e}"))),
             }
         }
         report
@@ -220,29 +248,31 @@ impl Store for FsStore {
         Ok(report)
     }
 
-    fn remove(&self, id: &SessionId) -> Result<(), StoreError> {
+    fn save(&self, _lock: &LockGuard, record: &SessionRecord) -> Result<(), StoreError> {
+        let path = self.record_path(&record.id)?;
+        self.ensure_dirs()?;
+        let mut record = record.clone();
+        record.schema_version = orch_core::CURRENT_SCHEMA_VERSION;
+        let mut bytes = serde_json::to_vec_pretty(&record).map_err(|e| StoreError::Encode {
+            id: record.id.clone(),
+            reason: e.to_string(),
+        })?;
+        bytes.push(b'\n');
+        orch_fs::write_atomic(&path, &bytes, 0o600).map_err(io("write", &path))?;
+        orch_fs::sync_dir(&self.sessions).map_err(io("fsync", &self.sessions))
+    }
+
+    fn remove(&self, _lock: &LockGuard, id: &SessionId) -> Result<(), StoreError> {
         let path = self.record_path(id)?;
         match fs::remove_file(&path) {
-            Ok(()) => self.sync_dir(),
+            Ok(()) => orch_fs::sync_dir(&self.sessions).map_err(io("fsync", &self.sessions)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io("remove", &path)(e)),
         }
     }
 
-    fn lock(&self) -> Result<LockGuard, StoreError> {
-        self.ensure_dirs()?;
-        let path = self.orchestrator.join("lock");
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io("open lock file", &path))?;
-        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| io("lock", &path)(std::io::Error::from(e)))?;
-        Ok(LockGuard::new(FlockFile(file)))
+    fn lock_stats(&self) -> LockStats {
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -261,5 +291,12 @@ mod tests {
             store.record_path(&SessionId("ab12".into())).expect("valid"),
             Path::new("/project/.hydra/orchestrator/sessions/ab12.json")
         );
+    }
+
+    #[test]
+    fn a_newer_version_is_recognised_even_when_its_fields_changed() {
+        assert_eq!(newer_version(r#"{"schema_version": 9, "state": 42}"#), Some(9));
+        assert_eq!(newer_version(r#"{"schema_version": 1}"#), None);
+        assert_eq!(newer_version("garbage"), None);
     }
 }

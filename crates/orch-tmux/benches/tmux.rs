@@ -28,6 +28,7 @@ fn main() {
         argv: vec!["sleep".into(), "600".into()],
         env: vec![],
         cwd: cwd.clone(),
+        tag: Some("0123456789abcdef".into()),
     };
     let mut created = 0usize;
     let mut create_times = Vec::new();

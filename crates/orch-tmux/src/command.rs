@@ -3,17 +3,18 @@
 use orch_core::MuxError;
 use std::process::{Command, Output, Stdio};
 
-use crate::tmux::{Server, TmuxConfig};
+use crate::tmux::TmuxConfig;
+use orch_core::MuxServer;
 
 /// Builds a tmux command for the configured server. Nothing else in the crate creates one.
 pub(crate) fn tmux_command(config: &TmuxConfig, args: &[&str]) -> Command {
     let mut cmd = Command::new(&config.program);
     match &config.server {
-        Server::Default => {}
-        Server::Name(name) => {
+        MuxServer::Default => {}
+        MuxServer::Name(name) => {
             cmd.arg("-L").arg(name);
         }
-        Server::Path(path) => {
+        MuxServer::Path(path) => {
             cmd.arg("-S").arg(path);
         }
     }
@@ -58,7 +59,7 @@ pub(crate) fn classify(config: &TmuxConfig, op: &str, stderr: &str) -> MuxError 
         && (stderr.contains("No such file or directory") || stderr.contains("Connection refused"));
     if gone.iter().any(|g| stderr.contains(g)) || refused {
         return MuxError::NoServer {
-            socket: config.server.describe(),
+            server: config.server.clone(),
         };
     }
     if let Some(rest) = stderr.strip_prefix("duplicate session: ") {

@@ -5,11 +5,13 @@
 //! shell. Liveness and activity of every session come from ONE `list-panes -a` call, parsed by a
 //! pure function; targets are always exact (`=name`), so `hydralph-ab` never hits
 //! `hydralph-abc`. A [`TmuxConfig`] picks the server (`-L`/`-S`), so tests and embedders can
-//! isolate one.
+//! isolate one. Every session carries its project's tag in a user option read back in that
+//! same call, so a project only ever sees its own sessions.
 
 mod command;
 mod parse;
 mod tmux;
 
-pub use parse::{parse_snapshot, SNAPSHOT_FORMAT};
-pub use tmux::{Server, Tmux, TmuxConfig};
+pub use orch_core::MuxServer as Server;
+pub use parse::{parse_snapshot, SNAPSHOT_FORMAT, TAG_OPTION};
+pub use tmux::{Tmux, TmuxConfig};

@@ -2,17 +2,24 @@
 
 use orch_core::{MuxSnapshot, PaneInfo, Timestamp};
 
-/// The `list-panes -a -F` format of a snapshot. The session name comes last, so spaces (or
-/// anything else tmux allows) in a name cannot shift the other fields.
-pub const SNAPSHOT_FORMAT: &str = "#{pane_pid} #{pane_dead} #{pane_dead_status} #{window_activity} #{session_name}";
+/// The tmux user option holding the owning project's tag on each session we create.
+pub const TAG_OPTION: &str = "@hydra_project";
 
-/// Parses `list-panes -a -F SNAPSHOT_FORMAT` output: one entry per session, its first pane.
+/// The `list-panes -F` format of a snapshot. The tag is written after an `@`, so an untagged
+/// session still has a field there; the session name comes last, so spaces (or anything else
+/// tmux allows) in a name cannot shift the other fields.
+pub const SNAPSHOT_FORMAT: &str =
+    "#{pane_pid} #{pane_dead} #{pane_dead_status} #{window_activity} @#{@hydra_project} #{session_name}";
+
+/// Parses `list-panes -F SNAPSHOT_FORMAT` output: one entry per session, its first pane.
 /// Lines that do not have the expected shape are skipped.
 pub fn parse_snapshot(output: &str) -> MuxSnapshot {
     let mut sessions: Vec<PaneInfo> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for line in output.lines() {
-        let mut fields = line.splitn(5, ' ');
-        let (Some(pid), Some(dead), Some(status), Some(activity), Some(name)) = (
+        let mut fields = line.splitn(6, ' ');
+        let (Some(pid), Some(dead), Some(status), Some(activity), Some(tag), Some(name)) = (
+            fields.next(),
             fields.next(),
             fields.next(),
             fields.next(),
@@ -21,7 +28,10 @@ pub fn parse_snapshot(output: &str) -> MuxSnapshot {
         ) else {
             continue;
         };
-        if sessions.iter().any(|s| s.session == name) {
+        let Some(tag) = tag.strip_prefix('@') else {
+            continue;
+        };
+        if !seen.insert(name) {
             continue;
         }
         sessions.push(PaneInfo {
@@ -30,6 +40,7 @@ pub fn parse_snapshot(output: &str) -> MuxSnapshot {
             dead: dead == "1",
             exit_status: status.parse().ok(),
             activity: activity.parse().ok().map(Timestamp::from_secs),
+            tag: (!tag.is_empty()).then(|| tag.to_owned()),
         });
     }
     MuxSnapshot { sessions }
@@ -62,6 +73,8 @@ mod tests {
         let ab = snap.get("hydralph-ab").expect("listed");
         assert!(!ab.dead);
         assert_eq!(ab.exit_status, None);
+        assert_eq!(ab.tag.as_deref(), Some("5c1f0e2a9b3d4c6e"));
+        assert_eq!(snap.get("hydralph-abc").expect("listed").tag, None, "untagged");
         assert_eq!(ab.pane_pid, Some(4054));
         assert_eq!(ab.activity, Some(Timestamp::from_secs(1_795_501_681)));
         // Exact match: the first pane of a split window wins, and prefixes never match.
@@ -73,5 +86,9 @@ mod tests {
     fn empty_and_garbage_lines_are_skipped() {
         assert!(parse_snapshot("").sessions.is_empty());
         assert!(parse_snapshot("garbage\n1 0\n").sessions.is_empty());
+        assert!(
+            parse_snapshot("1 0  5 notag name\n").sessions.is_empty(),
+            "the old format"
+        );
     }
 }

@@ -1,33 +1,10 @@
 //! [`Tmux`], the [`Multiplexer`] adapter, and its configuration.
 
 use crate::command::{run, tmux_argv};
-use crate::parse::{parse_snapshot, SNAPSHOT_FORMAT};
-use orch_core::{AttachCommand, Multiplexer, MuxError, MuxSnapshot, SpawnSpec};
+use crate::parse::{parse_snapshot, SNAPSHOT_FORMAT, TAG_OPTION};
+use orch_core::{AttachCommand, Multiplexer, MuxError, MuxServer, MuxSnapshot, PaneInfo, SpawnSpec};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-/// Which tmux server to talk to.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum Server {
-    /// The user's default server.
-    #[default]
-    Default,
-    /// A named socket in tmux's socket directory (`tmux -L name`).
-    Name(String),
-    /// A socket at a path (`tmux -S path`).
-    Path(PathBuf),
-}
-
-impl Server {
-    /// A human description for error messages, `None` for the default server.
-    pub(crate) fn describe(&self) -> Option<String> {
-        match self {
-            Server::Default => None,
-            Server::Name(n) => Some(format!("-L {n}")),
-            Server::Path(p) => Some(format!("-S {}", p.display())),
-        }
-    }
-}
 
 /// How to reach and configure tmux.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,18 +12,22 @@ pub struct TmuxConfig {
     /// The tmux program (`tmux`, looked up on `PATH`).
     pub program: PathBuf,
     /// The server.
-    pub server: Server,
+    pub server: MuxServer,
     /// Scrollback kept per pane, set on servers we own (named or path sockets). The user's
     /// default server keeps its own setting: it is a server-wide option and not ours to change.
     pub history_limit: u32,
+    /// Whether the process runs inside a tmux client (`$TMUX` set): attach then switches the
+    /// client instead of nesting one. The caller reads the environment, not this adapter.
+    pub inside_tmux: bool,
 }
 
 impl Default for TmuxConfig {
     fn default() -> Self {
         TmuxConfig {
             program: PathBuf::from("tmux"),
-            server: Server::Default,
+            server: MuxServer::Default,
             history_limit: 2000,
+            inside_tmux: false,
         }
     }
 }
@@ -55,7 +36,15 @@ impl TmuxConfig {
     /// A config for the private server `tmux -L name`.
     pub fn with_socket_name(name: &str) -> Self {
         TmuxConfig {
-            server: Server::Name(name.to_owned()),
+            server: MuxServer::Name(name.to_owned()),
+            ..Self::default()
+        }
+    }
+
+    /// A config for `server`.
+    pub fn for_server(server: MuxServer) -> Self {
+        TmuxConfig {
+            server,
             ..Self::default()
         }
     }
@@ -95,12 +84,36 @@ impl Tmux {
         run(&self.config, op, args)
     }
 
-    /// Ends the whole server and every session on it. A server that is not running is `Ok`.
+    /// Ends the whole server and every session on it, and removes its socket file (tmux leaves
+    /// it behind). A server that is not running is `Ok`. The user's default server is never
+    /// this adapter's to end: refused.
+    ///
+    /// Errors: `Invalid` for the default server, `Failed`.
     pub fn kill_server(&self) -> Result<(), MuxError> {
-        match self.run("kill-server", &["kill-server"]) {
-            Ok(_) | Err(MuxError::NoServer { .. }) => Ok(()),
-            Err(e) => Err(e),
+        if self.config.server == MuxServer::Default {
+            return Err(MuxError::Invalid {
+                op: "kill the tmux server",
+                why: "the default server is the user's, not ours".into(),
+            });
         }
+        let socket = self.socket_path();
+        match self.run("kill-server", &["kill-server"]) {
+            Ok(_) | Err(MuxError::NoServer { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        if let Some(path) = socket {
+            let _ = std::fs::remove_file(path);
+        }
+        Ok(())
+    }
+
+    /// The socket file of this adapter's server, as the running server reports it.
+    pub fn socket_path(&self) -> Option<PathBuf> {
+        let out = self
+            .run("display-message", &["display-message", "-p", "#{socket_path}"])
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        (!text.is_empty()).then(|| PathBuf::from(text))
     }
 
     /// `has-session` for one session: the per-session probe the snapshot replaces. Kept for
@@ -131,11 +144,15 @@ fn chunks(text: &str, max: usize) -> Vec<&str> {
 }
 
 impl Multiplexer for Tmux {
+    fn server(&self) -> MuxServer {
+        self.config.server.clone()
+    }
+
     fn create(&self, spec: &SpawnSpec) -> Result<(), MuxError> {
         if spec.argv.is_empty() {
-            return Err(MuxError::Failed {
-                op: "new-session".into(),
-                stderr: "no program to run".into(),
+            return Err(MuxError::Invalid {
+                op: "create a tmux session",
+                why: "no program to run".into(),
             });
         }
         let cwd = spec.cwd.to_string_lossy().into_owned();
@@ -143,7 +160,7 @@ impl Multiplexer for Tmux {
         let window = format!("={}:", spec.name);
         let history = self.config.history_limit.to_string();
         let mut args: Vec<&str> = Vec::new();
-        let owns_server = self.config.server != Server::Default;
+        let owns_server = self.config.server != MuxServer::Default;
         if owns_server {
             // Starts the server if needed and sets scrollback before the pane exists.
             args.extend(["start-server", ";", "set-option", "-g", "history-limit", &history, ";"]);
@@ -170,8 +187,11 @@ impl Multiplexer for Tmux {
         }
         args.extend(spec.argv.iter().map(String::as_str));
         // In the same invocation, before the server loop can reap a fast-exiting program, so a
-        // dead pane's exit status stays readable.
+        // dead pane's exit status stays readable, and the tag is there for the first snapshot.
         args.extend([";", "set-option", "-w", "-t", &window, "remain-on-exit", "on"]);
+        if let Some(tag) = &spec.tag {
+            args.extend([";", "set-option", "-t", &window, TAG_OPTION, tag.as_str()]);
+        }
         // A server that is exiting (its last session just ended) can still accept our
         // connection and then vanish: the command then fails as "no server". Creating starts a
         // server, so that only means "try again" (found when resume restarted a blocked loop).
@@ -191,6 +211,21 @@ impl Multiplexer for Tmux {
         match self.run("list-panes", &["list-panes", "-a", "-F", SNAPSHOT_FORMAT]) {
             Ok(out) => Ok(parse_snapshot(&String::from_utf8_lossy(&out.stdout))),
             Err(MuxError::NoServer { .. }) => Ok(MuxSnapshot::default()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn probe(&self, name: &str) -> Result<Option<PaneInfo>, MuxError> {
+        let target = format!("={name}");
+        match self.run(
+            "list-panes",
+            &["list-panes", "-s", "-t", &target, "-F", SNAPSHOT_FORMAT],
+        ) {
+            Ok(out) => Ok(parse_snapshot(&String::from_utf8_lossy(&out.stdout))
+                .sessions
+                .into_iter()
+                .find(|p| p.session == name)),
+            Err(MuxError::NoServer { .. } | MuxError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -229,8 +264,7 @@ impl Multiplexer for Tmux {
             return Err(MuxError::NotFound { name: name.to_owned() });
         }
         let target = format!("={name}");
-        let inside_tmux = std::env::var_os("TMUX").is_some_and(|v| !v.is_empty());
-        let argv = if inside_tmux && self.config.server == Server::Default {
+        let argv = if self.config.inside_tmux && self.config.server == MuxServer::Default {
             tmux_argv(&self.config, &["switch-client", "-t", &target])
         } else {
             let mut argv = vec!["env".to_owned(), "-u".to_owned(), "TMUX".to_owned()];

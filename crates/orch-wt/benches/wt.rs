@@ -1,7 +1,7 @@
 //! Benchmark of the worktree adapter: create and remove latency in a small repository.
 //! Run: `cargo bench -p orch-wt` (`HYDRA_BENCH_QUICK=1` for fewer rounds).
 
-use orch_core::{SessionId, Worktree, WorktreeRequest};
+use orch_core::{SessionId, WorktreeRequest, Worktrees};
 use orch_wt::GitWorktrees;
 use std::path::Path;
 use std::process::Command;

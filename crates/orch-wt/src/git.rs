@@ -48,13 +48,3 @@ pub(crate) fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::E
         source,
     }
 }
-
-/// Creates `dir` and its missing parents with mode 0700 (our `.hydra/` directories).
-pub(crate) fn mkdir_private(dir: &Path) -> Result<(), WorktreeError> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(io("create directory", dir))
-}

@@ -1,4 +1,4 @@
-//! `orch-wt` implements `orch_core`'s [`Worktree`](orch_core::Worktree) with the git CLI, in
+//! `orch-wt` implements `orch_core`'s [`Worktrees`](orch_core::Worktrees) with the git CLI, in
 //! the formats of hydra-wt: `.hydra/wt.toml` for the port range, env template, artifacts and
 //! hooks, and `.hydra/wt-ports.json`, the flat `{"branch": port}` registry — which this adapter,
 //! unlike hydra-wt, updates under an exclusive lock with an atomic write, so concurrent creates
@@ -12,10 +12,10 @@
 mod config;
 mod git;
 mod porcelain;
-mod ports;
+mod port_registry;
 mod worktrees;
 
 pub use config::WtConfig;
 pub use porcelain::{parse_worktree_list, GitWorktree};
-pub use ports::PortRegistry;
+pub use port_registry::{PortRegistry, RegistryLock};
 pub use worktrees::GitWorktrees;

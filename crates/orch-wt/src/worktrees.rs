@@ -4,8 +4,8 @@ use crate::config::{render, WtConfig};
 use crate::git::io;
 use crate::git::{git, git_ok};
 use crate::porcelain::{parse_worktree_list, GitWorktree};
-use crate::ports::PortRegistry;
-use orch_core::{RemoveOutcome, Saga, Worktree, WorktreeError, WorktreeInfo, WorktreeRequest};
+use crate::port_registry::PortRegistry;
+use orch_core::{RemoveOutcome, Saga, WorktreeError, WorktreeInfo, WorktreeRequest, Worktrees};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -97,22 +97,10 @@ impl GitWorktrees {
             root,
             &["rev-parse", "--path-format=absolute", "--git-common-dir"],
         )?;
-        let info = PathBuf::from(common.trim()).join("info");
-        std::fs::create_dir_all(&info).map_err(io("create directory", &info))?;
-        let exclude = info.join("exclude");
-        let text = std::fs::read_to_string(&exclude).unwrap_or_default();
-        if text
-            .lines()
-            .any(|l| matches!(l.trim(), ".hydra/" | ".hydra" | "/.hydra/" | "/.hydra"))
-        {
-            return Ok(());
-        }
-        let mut new = text;
-        if !new.is_empty() && !new.ends_with('\n') {
-            new.push('\n');
-        }
-        new.push_str(".hydra/\n");
-        std::fs::write(&exclude, new).map_err(io("write", &exclude))
+        let git_dir = PathBuf::from(common.trim());
+        orch_fs::add_git_exclude(&git_dir, orch_fs::HYDRA_EXCLUDE)
+            .map(|_| ())
+            .map_err(io("write", &git_dir.join("info/exclude")))
     }
 
     /// Why removing `wt` would lose work (empty when it would not).
@@ -172,7 +160,7 @@ impl GitWorktrees {
             let (src, dst) = (root.join(rel), path.join(rel));
             if src.exists() {
                 if let Some(parent) = dst.parent() {
-                    crate::git::mkdir_private(parent)?;
+                    orch_fs::mkdir_private_all(parent).map_err(io("create directory", parent))?;
                 }
                 std::os::unix::fs::symlink(&src, &dst).map_err(io("symlink", &dst))?;
             }
@@ -237,7 +225,7 @@ fn project_uuid(root: &Path) -> String {
 
 fn copy_recursive(src: &Path, dst: &Path) -> Result<(), WorktreeError> {
     if src.is_dir() {
-        crate::git::mkdir_private(dst)?;
+        orch_fs::mkdir_private_all(dst).map_err(io("create directory", dst))?;
         for entry in std::fs::read_dir(src).map_err(io("read directory", src))? {
             let entry = entry.map_err(io("read directory", src))?;
             copy_recursive(&entry.path(), &dst.join(entry.file_name()))?;
@@ -245,18 +233,15 @@ fn copy_recursive(src: &Path, dst: &Path) -> Result<(), WorktreeError> {
         Ok(())
     } else {
         if let Some(parent) = dst.parent() {
-            crate::git::mkdir_private(parent)?;
+            orch_fs::mkdir_private_all(parent).map_err(io("create directory", parent))?;
         }
         std::fs::copy(src, dst).map(|_| ()).map_err(io("copy", dst))
     }
 }
 
-impl Worktree for GitWorktrees {
+impl Worktrees for GitWorktrees {
     fn create(&self, req: &WorktreeRequest) -> Result<WorktreeInfo, WorktreeError> {
-        req.session.validate().map_err(|e| WorktreeError::InvalidBranch {
-            branch: req.branch.clone(),
-            why: e.to_string(),
-        })?;
+        req.session.validate()?;
         let root = self.repo_root(&req.repo)?;
         self.validate_branch(&root, &req.branch)?;
         let base = req.base.as_deref().unwrap_or("HEAD");
@@ -266,14 +251,9 @@ impl Worktree for GitWorktrees {
                 .status
                 .success()
         {
-            let why = if req.base.is_none() {
-                "the repository has no commit yet; commit once before giving sessions worktrees".to_owned()
-            } else {
-                format!("base {base:?} is not a commit in this repository")
-            };
-            return Err(WorktreeError::Git {
-                op: "rev-parse".into(),
-                stderr: why,
+            return Err(match &req.base {
+                None => WorktreeError::NoCommit { repo: root.clone() },
+                Some(b) => WorktreeError::BadBase { base: b.clone() },
             });
         }
         let cfg = WtConfig::load(&root)?;
@@ -310,7 +290,7 @@ impl Worktree for GitWorktrees {
             });
         }
         if let Some(parent) = path.parent() {
-            crate::git::mkdir_private(parent)?;
+            orch_fs::mkdir_private_all(parent).map_err(io("create directory", parent))?;
         }
         let path_str = path.to_string_lossy().into_owned();
         let existed = self.branch_exists(&root, &req.branch)?;
@@ -331,6 +311,7 @@ impl Worktree for GitWorktrees {
             )?;
         }
         let root2 = root.clone();
+        let start = base_commit.clone();
         saga.on_undo("worktree", move || {
             git_ok(&self.git, &root2, &["worktree", "remove", "--force", "--", &path_str])
                 .map(|_| ())
@@ -344,7 +325,7 @@ impl Worktree for GitWorktrees {
                     &["rev-parse", "--verify", &format!("refs/heads/{}", req.branch)],
                 )
                 .ok();
-                if tip.is_some() && tip == base_commit {
+                if tip.is_some() && tip == start {
                     git_ok(&self.git, &root2, &["branch", "-D", "--", &req.branch]).map_err(|e| e.to_string())?;
                 }
             }
@@ -353,12 +334,9 @@ impl Worktree for GitWorktrees {
         self.populate(&root, &path, &req.branch, port, &cfg)?;
         saga.commit();
         drop(lock);
-        Ok(WorktreeInfo {
-            branch: req.branch.clone(),
-            path,
-            port: Some(port),
-            exists: true,
-        })
+        let mut info = WorktreeInfo::new(req.branch.clone(), path, Some(port));
+        info.base_commit = base_commit.map(|c| c.trim().to_owned());
+        Ok(info)
     }
 
     fn remove(&self, repo: &Path, branch: &str, force: bool) -> Result<RemoveOutcome, WorktreeError> {
@@ -405,22 +383,16 @@ impl Worktree for GitWorktrees {
             let Some(branch) = w.branch.clone() else { continue };
             let port = ports.get(&branch).copied();
             if w.path.starts_with(&managed_dir) || port.is_some() {
-                out.push(WorktreeInfo {
-                    exists: w.path.exists(),
-                    branch,
-                    path: w.path,
-                    port,
-                });
+                let mut info = WorktreeInfo::new(branch, w.path.clone(), port);
+                info.exists = w.path.exists();
+                out.push(info);
             }
         }
         for (branch, port) in &ports {
             if !out.iter().any(|w| &w.branch == branch) {
-                out.push(WorktreeInfo {
-                    branch: branch.clone(),
-                    path: PathBuf::new(),
-                    port: Some(*port),
-                    exists: false,
-                });
+                let mut info = WorktreeInfo::new(branch.clone(), PathBuf::new(), Some(*port));
+                info.exists = false;
+                out.push(info);
             }
         }
         Ok(out)

@@ -3,11 +3,10 @@
 
 use orch_core::{Channel, EventBus, LifecycleEvent, Pulse, SessionId, Subscription, Timestamp};
 use orch_mail::test_daemon::TestDaemon;
-use orch_mail::{decode_pulse, discover_socket, MailBus, MailOptions};
+use orch_mail::{decode_pulse, discover, Discovery, MailBus, MailOptions};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -29,7 +28,7 @@ fn quick_options() -> MailOptions {
 }
 
 fn bus(sock: &Path) -> MailBus {
-    MailBus::with_options(sock, quick_options(), Box::new(|_| {}))
+    MailBus::with_options(sock, quick_options())
 }
 
 /// Next pulse, or a failure after `WAIT`.
@@ -134,13 +133,7 @@ async fn daemon_absent_then_started_then_restarted_mid_stream() {
 fn oversized_message_surfaces_the_daemons_error() {
     let dir = tempfile::tempdir().expect("tmp");
     let daemon = TestDaemon::start(&socket(dir.path())).expect("daemon");
-    let log = Arc::new(Mutex::new(Vec::<String>::new()));
-    let sink = Arc::clone(&log);
-    let bus = MailBus::with_options(
-        daemon.socket(),
-        quick_options(),
-        Box::new(move |m| sink.lock().expect("log").push(m.to_owned())),
-    );
+    let bus = MailBus::with_options(daemon.socket(), quick_options());
     bus.publish(&event(Channel::Injected, "big").with("message", "x".repeat(11_000)))
         .expect("publish");
     bus.publish(&event(Channel::Injected, "small")).expect("publish");
@@ -148,7 +141,6 @@ fn oversized_message_surfaces_the_daemons_error() {
     let stats = bus.stats();
     assert_eq!((stats.refused, stats.delivered), (1, 1));
     assert!(stats.errors[0].starts_with("Message too large:"), "{:?}", stats.errors);
-    assert!(log.lock().expect("log").iter().any(|m| m.contains("Message too large")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,7 +201,7 @@ fn full_queue_drops_the_oldest_and_counts_them() {
         queue_capacity: 10,
         ..quick_options()
     };
-    let bus = MailBus::with_options(&sock, opts, Box::new(|_| {}));
+    let bus = MailBus::with_options(&sock, opts);
     for n in 0..25 {
         bus.publish(&event(Channel::Spawned, &format!("q{n:02}")))
             .expect("publish");
@@ -244,13 +236,19 @@ fn flush_is_bounded_when_the_daemon_is_absent() {
 #[test]
 fn discovery_reads_config_toml() {
     let dir = tempfile::tempdir().expect("tmp");
-    assert!(discover_socket(dir.path()).is_err(), "no config is standalone");
+    assert_eq!(
+        discover(dir.path()),
+        Discovery::NotConfigured,
+        "no config: not configured"
+    );
     let sock = socket(dir.path());
     TestDaemon::write_config(dir.path(), &sock).expect("config");
-    let err = discover_socket(dir.path()).expect_err("no socket yet");
-    assert!(err.to_string().contains("no daemon socket"), "{err}");
+    let Discovery::Down { why } = discover(dir.path()) else {
+        panic!("no socket yet: down");
+    };
+    assert!(why.contains("daemon is not running"), "{why}");
     let _daemon = TestDaemon::start(&sock).expect("daemon");
-    assert_eq!(discover_socket(dir.path()).expect("found"), sock);
+    assert_eq!(discover(dir.path()), Discovery::Daemon(sock));
 }
 
 // The test daemon itself must behave like hydra-mail, or the tests above prove nothing.

@@ -25,51 +25,17 @@ fn sessions(dir: &Path) -> std::path::PathBuf {
     dir.join(".hydra/orchestrator/sessions")
 }
 
-/// Runs this test binary as a child process in `mode` (see `child_entry`).
+/// The helper process (`src/bin/orch-store-child.rs`) in `mode` on the store at `dir`.
 fn child(mode: &str, dir: &Path) -> Command {
-    let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
-    cmd.args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
-        .env("HYDRA_STORE_CHILD", mode)
-        .env("HYDRA_STORE_DIR", dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orch-store-child"));
+    cmd.arg(mode).arg(dir).stdout(Stdio::null()).stderr(Stdio::inherit());
     cmd
 }
 
-/// Not a test of its own: the body of the child processes the tests start.
-#[test]
-fn child_entry() {
-    let (Ok(mode), Ok(dir)) = (std::env::var("HYDRA_STORE_CHILD"), std::env::var("HYDRA_STORE_DIR")) else {
-        return;
-    };
-    let store = FsStore::new(&dir);
-    match mode.as_str() {
-        "writer" => {
-            // Continue from the last version on disk, so the parent can see this child writing.
-            let mut rev = store
-                .load(&SessionId("crash".into()))
-                .ok()
-                .flatten()
-                .map_or(1, |r| r.revision + 1);
-            loop {
-                store.save(&record("crash", rev)).expect("save");
-                rev += 1;
-            }
-        }
-        "increment" => {
-            for _ in 0..200 {
-                let _guard = store.lock().expect("lock");
-                let mut r = store.load(&SessionId("counter".into())).expect("load").expect("exists");
-                r.revision += 1;
-                store.save(&r).expect("save");
-            }
-        }
-        "umask0" => {
-            rustix::process::umask(rustix::fs::Mode::empty());
-            store.save(&record("perm", 1)).expect("save");
-        }
-        other => panic!("unknown child mode {other}"),
-    }
+/// Saves under the store's lock.
+fn save(store: &FsStore, r: &SessionRecord) -> Result<(), StoreError> {
+    let guard = store.lock()?;
+    store.save(&guard, r)
 }
 
 #[test]
@@ -86,7 +52,7 @@ fn seed_record_loads() {
     assert_eq!(r.schema_version, orch_core::CURRENT_SCHEMA_VERSION);
     assert_eq!(r.state, SessionState::Starting);
     // Saving writes the current version and keeps the seed's fields.
-    store.save(r).expect("save");
+    save(&store, r).expect("save");
     let text = std::fs::read_to_string(sessions(dir.path()).join("a1b2c3d4.json")).expect("read");
     let v: serde_json::Value = serde_json::from_str(&text).expect("json");
     assert_eq!(v["schema_version"], orch_core::CURRENT_SCHEMA_VERSION);
@@ -98,11 +64,12 @@ fn save_load_remove_round_trip() {
     let dir = tempfile::tempdir().expect("tmp");
     let store = FsStore::new(dir.path());
     let r = record("ab12", 7);
-    store.save(&r).expect("save");
+    save(&store, &r).expect("save");
     assert_eq!(store.load(&r.id).expect("load"), Some(r.clone()));
-    store.remove(&r.id).expect("remove");
+    let guard = store.lock().expect("lock");
+    store.remove(&guard, &r.id).expect("remove");
     assert_eq!(store.load(&r.id).expect("load"), None);
-    store.remove(&r.id).expect("removing a missing record is fine");
+    store.remove(&guard, &r.id).expect("removing a missing record is fine");
 }
 
 #[test]
@@ -159,7 +126,7 @@ fn crash_during_save_never_leaves_a_torn_record() {
 fn four_processes_lose_no_increment() {
     let dir = tempfile::tempdir().expect("tmp");
     let store = FsStore::new(dir.path());
-    store.save(&record("counter", 0)).expect("save");
+    save(&store, &record("counter", 0)).expect("save");
     let children: Vec<_> = (0..4)
         .map(|_| child("increment", dir.path()).spawn().expect("spawn"))
         .collect();
@@ -180,18 +147,15 @@ fn four_processes_lose_no_increment() {
 fn bad_files_are_quarantined_and_good_ones_load() {
     let dir = tempfile::tempdir().expect("tmp");
     let store = FsStore::new(dir.path());
-    store.save(&record("good1", 1)).expect("save");
-    store.save(&record("good2", 2)).expect("save");
+    save(&store, &record("good1", 1)).expect("save");
+    save(&store, &record("good2", 2)).expect("save");
     let s = sessions(dir.path());
     let full = serde_json::to_string(&record("trunc", 1)).expect("json");
-    let mut future = serde_json::to_value(record("future", 1)).expect("json");
-    future["schema_version"] = 99.into();
     let bad: Vec<(&str, Vec<u8>)> = vec![
         ("corrupt.json", b"{ this is not json".to_vec()),
         ("empty.json", Vec::new()),
         ("trunc.json", full.as_bytes()[..full.len() / 2].to_vec()),
         ("nonutf8.json", vec![0xff, 0xfe, b'{', 0x80]),
-        ("future.json", future.to_string().into_bytes()),
         ("wrongid.json", serde_json::to_vec(&record("other", 1)).expect("json")),
         ("Bad-Name.json", serde_json::to_vec(&record("good1", 1)).expect("json")),
     ];
@@ -213,7 +177,6 @@ fn bad_files_are_quarantined_and_good_ones_load() {
         let q = p.quarantined.as_ref().expect("moved aside");
         assert!(q.exists() && q.to_string_lossy().contains(".corrupt-"), "{q:?}");
     }
-    assert!(report.problems.iter().any(|p| p.reason.contains("99")));
     // A second load is clean: quarantined files are not looked at again.
     let again = store.load_all().expect("load");
     assert!(again.problems.is_empty());
@@ -225,6 +188,7 @@ fn hostile_ids_are_refused_before_any_path_is_built() {
     let dir = tempfile::tempdir().expect("tmp");
     let victim = dir.path().join("victim.json");
     std::fs::write(&victim, "precious").expect("write");
+    std::fs::create_dir(dir.path().join("project")).expect("project");
     let store = FsStore::new(dir.path().join("project"));
     for bad in [
         "../x",
@@ -238,17 +202,27 @@ fn hostile_ids_are_refused_before_any_path_is_built() {
     ] {
         let id = SessionId(bad.into());
         assert!(matches!(store.load(&id), Err(StoreError::BadId(_))), "{bad:?}");
-        assert!(matches!(store.remove(&id), Err(StoreError::BadId(_))), "{bad:?}");
         let mut r = record("x", 1);
         r.id = id;
-        assert!(matches!(store.save(&r), Err(StoreError::BadId(_))), "{bad:?}");
+        assert!(matches!(save(&store, &r), Err(StoreError::BadId(_))), "{bad:?}");
     }
+    let guard = store.lock().expect("lock");
     assert!(matches!(
-        store.remove(&SessionId("a".repeat(65))),
+        store.remove(&guard, &SessionId("a".repeat(65))),
         Err(StoreError::BadId(_))
     ));
+    assert!(matches!(
+        store.remove(&guard, &SessionId("../x".into())),
+        Err(StoreError::BadId(_))
+    ));
+    drop(guard);
     assert_eq!(std::fs::read_to_string(&victim).expect("victim intact"), "precious");
-    assert!(!dir.path().join("project").exists(), "nothing created for refused ids");
+    let sessions = dir.path().join("project/.hydra/orchestrator/sessions");
+    assert_eq!(
+        std::fs::read_dir(&sessions).expect("store dir").count(),
+        0,
+        "nothing written for refused ids"
+    );
 }
 
 #[test]
@@ -266,15 +240,14 @@ fn permissions_are_private_even_with_a_permissive_umask() {
 fn read_only_directory_fails_clearly_and_keeps_the_old_record() {
     let dir = tempfile::tempdir().expect("tmp");
     let store = FsStore::new(dir.path());
-    store.save(&record("ro", 1)).expect("save");
+    save(&store, &record("ro", 1)).expect("save");
     let s = sessions(dir.path());
     // Root ignores directory permissions, so as root the directory is made read-only by a
     // read-only bind mount; otherwise by its mode. Either way the save must fail.
     let _readonly = ReadOnly::new(&s);
-    let err = store
-        .save(&record("ro", 2))
-        .expect_err("a read-only directory refuses the save");
-    assert!(err.to_string().contains("failed to create"), "{err}");
+    let err = save(&store, &record("ro", 2)).expect_err("a read-only directory refuses the save");
+    assert!(matches!(err, StoreError::ReadOnly { .. }), "{err}");
+    assert!(err.to_string().contains("read-only"), "{err}");
     assert_eq!(
         store
             .load(&SessionId("ro".into()))
@@ -336,4 +309,71 @@ impl Drop for ReadOnly {
             let _ = std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700));
         }
     }
+}
+
+#[test]
+fn records_of_a_newer_schema_are_skipped_and_reported_never_quarantined() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = FsStore::new(dir.path());
+    save(&store, &record("good", 1)).expect("save");
+    let mut future = serde_json::to_value(record("future", 1)).expect("json");
+    future["schema_version"] = 99.into();
+    future["state"] = "a shape this build does not know".into();
+    let path = sessions(dir.path()).join("future.json");
+    std::fs::write(&path, future.to_string()).expect("write");
+    let report = store.load_all().expect("load");
+    assert_eq!(report.records.len(), 1);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert_eq!(report.newer.len(), 1);
+    assert!(report.newer[0].reason.contains("99"), "{:?}", report.newer);
+    assert!(path.exists(), "left in place for the newer build");
+    // load agrees with load_all.
+    let err = store.load(&SessionId("future".into())).expect_err("newer");
+    assert!(matches!(err, StoreError::NewerSchema { version: 99, .. }), "{err}");
+    assert!(path.exists());
+}
+
+#[test]
+fn load_quarantines_a_corrupt_record_as_load_all_does() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = FsStore::new(dir.path());
+    save(&store, &record("bad", 1)).expect("save");
+    let path = sessions(dir.path()).join("bad.json");
+    std::fs::write(&path, "{ torn").expect("corrupt it");
+    let err = store.load(&SessionId("bad".into())).expect_err("corrupt");
+    let StoreError::Corrupt { quarantined, .. } = err else {
+        panic!("not Corrupt: {err}");
+    };
+    assert!(quarantined.expect("moved").exists());
+    assert!(!path.exists());
+    assert_eq!(store.load(&SessionId("bad".into())).expect("load"), None);
+}
+
+#[test]
+fn the_store_measures_how_long_its_lock_is_held() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = FsStore::new(dir.path());
+    let guard = store.lock().expect("lock");
+    std::thread::sleep(Duration::from_millis(30));
+    drop(guard);
+    drop(store.lock().expect("lock"));
+    let stats = store.lock_stats();
+    assert_eq!(stats.acquisitions, 2);
+    assert!(stats.longest_hold >= Duration::from_millis(30), "{stats:?}");
+    assert!(stats.last_hold < stats.longest_hold, "{stats:?}");
+}
+
+#[test]
+fn a_read_only_store_can_be_read_but_not_locked() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = FsStore::new(dir.path());
+    save(&store, &record("ro", 1)).expect("save");
+    // Without root, a 0500 directory still lets the existing lock file be opened: take its
+    // write permission too (as root the read-only mount does it all).
+    let lock = dir.path().join(".hydra/orchestrator/lock");
+    std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o400)).expect("chmod");
+    let _readonly = ReadOnly::new(&dir.path().join(".hydra/orchestrator"));
+    assert_eq!(store.load_all().expect("reading works").records.len(), 1);
+    let err = store.lock().expect_err("no lock on a read-only store");
+    assert!(matches!(err, StoreError::ReadOnly { .. }), "{err}");
 }

@@ -45,6 +45,7 @@ fn spec(name: &str, argv: &[&str], cwd: &Path) -> SpawnSpec {
         argv: argv.iter().map(|s| s.to_string()).collect(),
         env: vec![],
         cwd: cwd.to_path_buf(),
+        tag: Some("0123456789abcdef".into()),
     }
 }
 
@@ -258,7 +259,7 @@ fn tmux_missing_is_a_typed_error() {
         .create(&spec("hydralph-x", &["true"], Path::new("/")))
         .expect_err("missing");
     assert!(matches!(err, MuxError::NotInstalled));
-    assert!(err.to_string().contains("install"));
+    assert!(err.to_string().contains("not installed"), "{err}");
 }
 
 #[test]
@@ -291,4 +292,47 @@ fn regression_create_retries_when_the_server_exits_under_it() {
     tmux.create(&spec("hydralph-retry", &["sleep", "30"], dir.path()))
         .expect("create succeeds on the third try");
     assert_eq!(std::fs::read_to_string(&count).expect("count").trim(), "3");
+}
+
+#[test]
+fn sessions_carry_their_tag_and_probe_sees_one_session() {
+    let srv = Server::new();
+    srv.spawn("hydralph-tagged", &["sleep", "30"]);
+    let mut untagged = spec("hydralph-plain", &["sleep", "30"], srv.dir.path());
+    untagged.tag = None;
+    srv.tmux.create(&untagged).expect("create");
+    let snap = srv.tmux.snapshot().expect("snapshot");
+    assert_eq!(
+        snap.get("hydralph-tagged").and_then(|p| p.tag.as_deref()),
+        Some("0123456789abcdef")
+    );
+    assert_eq!(snap.get("hydralph-plain").expect("listed").tag, None);
+    let before = srv.tmux.calls();
+    let one = srv.tmux.probe("hydralph-tagged").expect("probe").expect("exists");
+    assert_eq!(srv.tmux.calls() - before, 1, "one tmux call");
+    assert_eq!(Some(&one), snap.get("hydralph-tagged"));
+    assert_eq!(srv.tmux.probe("hydralph-tag").expect("probe"), None, "exact name");
+    assert_eq!(srv.tmux.probe("hydralph-nosuch").expect("probe"), None);
+}
+
+#[test]
+fn probe_without_a_server_is_none() {
+    let srv = Server::new();
+    assert_eq!(srv.tmux.probe("hydralph-x").expect("probe"), None);
+}
+
+/// Regression: the suites left about 50 dead socket files in tmux's socket directory, because
+/// tmux keeps the file of a killed server.
+#[test]
+fn regression_kill_server_removes_the_socket_file() {
+    let srv = Server::new();
+    srv.spawn("hydralph-sock", &["sleep", "30"]);
+    let socket = srv.tmux.socket_path().expect("a running server has a socket");
+    assert!(socket.exists());
+    srv.tmux.kill_server().expect("kill");
+    assert!(!socket.exists(), "{} left behind", socket.display());
+    assert!(
+        Tmux::new(TmuxConfig::default()).kill_server().is_err(),
+        "the user's default server is never ours to kill"
+    );
 }

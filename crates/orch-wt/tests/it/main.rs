@@ -1,6 +1,6 @@
 //! Tests of the worktree adapter with real git in temporary repositories.
 
-use orch_core::{RemoveOutcome, SessionId, Worktree, WorktreeError, WorktreeRequest};
+use orch_core::{RemoveOutcome, SessionId, WorktreeError, WorktreeRequest, Worktrees};
 use orch_wt::GitWorktrees;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -311,32 +311,20 @@ fn existing_target_path_is_refused() {
     assert!(registry(&root).is_empty());
 }
 
-/// Not a test of its own: the body of the child processes of the concurrency test.
-#[test]
-fn child_entry() {
-    let (Ok(root), Ok(id)) = (std::env::var("HYDRA_WT_ROOT"), std::env::var("HYDRA_WT_ID")) else {
-        return;
-    };
-    let root = PathBuf::from(root);
-    GitWorktrees::new()
-        .create(&req(&root, &id, &format!("hydralph/{id}")))
-        .expect("create in child");
+/// The helper process (`src/bin/orch-wt-child.rs`) creating session `id`'s worktree.
+fn child(root: &Path, id: &str) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_orch-wt-child"))
+        .arg(root)
+        .arg(id)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn")
 }
 
 #[test]
 fn ten_concurrent_creates_get_ten_distinct_ports() {
     let (_d, root) = repo();
-    let children: Vec<_> = (0..10)
-        .map(|i| {
-            Command::new(std::env::current_exe().expect("exe"))
-                .args(["--exact", "child_entry", "--test-threads=1"])
-                .env("HYDRA_WT_ROOT", &root)
-                .env("HYDRA_WT_ID", format!("c{i}"))
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .expect("spawn")
-        })
-        .collect();
+    let children: Vec<_> = (0..10).map(|i| child(&root, &format!("c{i}"))).collect();
     for mut c in children {
         assert!(c.wait().expect("wait").success());
     }
@@ -366,17 +354,7 @@ fn a_repository_without_commits_is_a_clear_error() {
 #[test]
 fn regression_listing_while_other_processes_create_never_fails() {
     let (_d, root) = repo();
-    let mut children: Vec<_> = (0..6)
-        .map(|i| {
-            Command::new(std::env::current_exe().expect("exe"))
-                .args(["--exact", "child_entry", "--test-threads=1"])
-                .env("HYDRA_WT_ROOT", &root)
-                .env("HYDRA_WT_ID", format!("l{i}"))
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .expect("spawn")
-        })
-        .collect();
+    let mut children: Vec<_> = (0..6).map(|i| child(&root, &format!("l{i}"))).collect();
     let wt = GitWorktrees::new();
     let mut lists = 0;
     while children.iter_mut().any(|c| c.try_wait().expect("wait").is_none()) {

@@ -5,9 +5,7 @@
 use crate::git::io;
 use orch_core::WorktreeError;
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 /// The port registry of one repository.
@@ -33,18 +31,9 @@ impl PortRegistry {
     /// Takes the exclusive lock (blocking).
     pub fn lock(&self) -> Result<RegistryLock, WorktreeError> {
         if let Some(dir) = self.lock_path.parent() {
-            crate::git::mkdir_private(dir)?;
+            orch_fs::mkdir_private_all(dir).map_err(io("create directory", dir))?;
         }
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&self.lock_path)
-            .map_err(io("open", &self.lock_path))?;
-        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| io("lock", &self.lock_path)(e.into()))?;
+        let f = orch_fs::lock_exclusive(&self.lock_path).map_err(io("lock", &self.lock_path))?;
         Ok(RegistryLock(f))
     }
 
@@ -61,29 +50,14 @@ impl PortRegistry {
         }
     }
 
-    /// Replaces the registry atomically.
+    /// Replaces the registry atomically (pretty-printed, as hydra-wt writes it).
     pub fn write(&self, _lock: &RegistryLock, map: &BTreeMap<String, u16>) -> Result<(), WorktreeError> {
-        let tmp = self.path.with_extension(format!("json.tmp-{}", std::process::id()));
-        let text = serde_json::to_string_pretty(map).map_err(|e| WorktreeError::Config {
+        let mut text = serde_json::to_string_pretty(map).map_err(|e| WorktreeError::Config {
             path: self.path.clone(),
             why: e.to_string(),
         })?;
-        let result = (|| {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.write_all(b"\n")?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &self.path)
-        })();
-        result.map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            io("write", &self.path)(e)
-        })
+        text.push('\n');
+        orch_fs::write_atomic(&self.path, text.as_bytes(), 0o600).map_err(io("write", &self.path))
     }
 
     /// The port of `branch`: its existing one, else the lowest free port in `start..=end`.

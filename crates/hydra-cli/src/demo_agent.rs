@@ -1,6 +1,5 @@
-//! A scripted agent with no network and no model, so the whole lifecycle runs on a bare
-//! machine: each call marks the next story of its PRD as passing, appends to the progress
-//! file, and prints `<promise>COMPLETE</promise>` once every story passes.
+//! The scripted demo agent of `hydra demo`: a model-free agent that marks the next story of its
+//! PRD as passing each call, so the whole lifecycle runs on a bare machine.
 
 use std::io::Read;
 use std::time::Duration;

@@ -20,6 +20,7 @@ PROGRESS="${HYDRALPH_PROGRESS:-$DIR/progress.txt}"
 PROMPT="${HYDRALPH_PROMPT:-$DIR/prompt.md}"
 STATUS="${HYDRALPH_STATUS:-$DIR/status.json}"
 START="${HYDRALPH_START_ITERATION:-1}"
+RUN="${HYDRALPH_RUN:-1}"
 DELAY="${HYDRALPH_DELAY:-2}"
 LOG="${HYDRALPH_LOG:-$DIR/agent.log}"
 LOG_MAX="${HYDRALPH_LOG_MAX_BYTES:-5242880}"
@@ -48,11 +49,36 @@ stories() {
   printf '%d/%d' "$done" "$total"
 }
 
-write_status() { # status iteration [with-stories]
+json_text() { # text -> a JSON string body: quotes and backslashes escaped, controls as spaces
+  local t="$1"
+  t="${t//\\/\\\\}"
+  t="${t//\"/\\\"}"
+  t="${t//[$'\001'-$'\037']/ }"
+  printf '%s' "$t"
+}
+
+write_status() { # status iteration [reason]
   local tmp="$STATUS.tmp.$$" extra=""
-  if [ "${3:-yes}" = yes ]; then extra=",\"stories\":\"$(stories)\""; fi
+  extra=",\"stories\":\"$(stories)\",\"run\":$RUN"
+  if [ -n "${3:-}" ]; then extra="$extra,\"reason\":\"$(json_text "$3")\""; fi
   printf '{"session":"%s","status":"%s","iteration":%d,"max":%d%s}\n' \
     "$SESSION" "$1" "$2" "$MAX" "$extra" > "$tmp" && mv -f -- "$tmp" "$STATUS"
+}
+
+blocked_reason() { # output file -> what the agent said inside <reason>...</reason>, bounded
+  local text r
+  text="$(tail -c 65536 -- "$1" 2>/dev/null)"
+  if [[ $text == *"<reason>"*"</reason>"* ]]; then
+    r="${text##*<reason>}"
+    r="${r%%</reason>*}"
+  else
+    # The last non-empty lines before the promise tag.
+    r="${text%%<promise>BLOCKED</promise>*}"
+    r="$(printf '%s' "$r" | tail -n 3)"
+  fi
+  r="$(printf '%s' "$r" | tr -s '[:space:]' ' ')"
+  r="${r# }"
+  printf '%s' "${r:0:400}"
 }
 
 log_output() { # file iteration
@@ -64,7 +90,7 @@ log_output() { # file iteration
 
 if ! command -v -- "$AGENT" >/dev/null 2>&1; then
   echo "hydralph: agent '$AGENT' not found" >&2
-  write_status blocked 0 no
+  write_status blocked 0 "agent '$AGENT' not found"
   exit 3
 fi
 [ -f "$PROMPT" ] || { echo "hydralph: prompt $PROMPT missing" >&2; exit 3; }
@@ -105,7 +131,7 @@ while [ "$i" -le "$MAX" ]; do
     exit 0
   fi
   if [[ $result == *"<promise>BLOCKED</promise>"* ]]; then
-    write_status blocked "$i" no
+    write_status blocked "$i" "$(blocked_reason "$out")"
     echo "hydralph: blocked at iteration $i; waiting for an operator"
     exit 2
   fi

@@ -1,0 +1,158 @@
+//! Observing: `refresh`/`list`/`try_list` (every session, one transaction, one tmux call per
+//! server in use), `status` (one record, one probe), `health_check`, and the full orphan scan.
+
+use crate::error::{Error, Result};
+use crate::orchestrator::{NoticeKind, Orchestrator, Orphans};
+use crate::txn::Scope;
+use orch_core::{SessionId, SessionStatus};
+use std::collections::BTreeSet;
+
+impl Orchestrator {
+    /// Refreshes every session in one transaction (one tmux snapshot per server in use, the
+    /// loops' reports), books the transitions, publishes their events, and returns every
+    /// session's status. On a read-only project the statuses are computed and nothing is saved.
+    ///
+    /// Errors: `Mux` when tmux cannot be asked, `Store` when the records cannot be read.
+    pub fn refresh(&self) -> Result<Vec<SessionStatus>> {
+        self.refresh_collecting().map(|(statuses, _)| statuses)
+    }
+
+    fn refresh_collecting(&self) -> Result<(Vec<SessionStatus>, Vec<SessionId>)> {
+        self.transact(Scope::All, |txn| {
+            let records = std::mem::take(&mut txn.records);
+            let mut statuses = Vec::with_capacity(records.len());
+            for rec in &records {
+                let next = txn.assess(rec)?;
+                statuses.push(SessionStatus::from_record(&next, txn.now));
+            }
+            self.shared().orphans = txn.tmux_orphans(&records);
+            Ok((statuses, std::mem::take(&mut txn.killed)))
+        })
+    }
+
+    /// [`refresh`](Self::refresh) under the name embedders look for next to [`list`](Self::list).
+    ///
+    /// Errors: as `refresh`.
+    pub fn try_list(&self) -> Result<Vec<SessionStatus>> {
+        self.refresh()
+    }
+
+    /// Every session's status, refreshed. When tmux or the store cannot be read, the stored
+    /// states are returned as they are, and the error is kept as a notice (see
+    /// [`take_notices`](Self::take_notices)); [`try_list`](Self::try_list) returns it instead.
+    pub fn list(&self) -> Vec<SessionStatus> {
+        match self.refresh() {
+            Ok(s) => s,
+            Err(e) => {
+                self.notice(NoticeKind::Other, format!("could not refresh sessions: {e}"));
+                let now = self.clock.now();
+                self.store
+                    .load_all()
+                    .map(|r| {
+                        r.records
+                            .iter()
+                            .map(|rec| SessionStatus::from_record(rec, now))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            }
+        }
+    }
+
+    /// The refreshed status of one session: its record and one probe of its tmux session.
+    ///
+    /// Errors: `Id`, `NotFound`, `Mux`, `Store`.
+    pub fn status(&self, id: &SessionId) -> Result<SessionStatus> {
+        self.transact(Scope::One(id), |txn| {
+            let rec = txn.the_record();
+            let next = txn.assess(&rec)?;
+            Ok(SessionStatus::from_record(&next, txn.now))
+        })
+    }
+
+    /// Runs the health rules on every session: vanished tmux sessions become Failed, silent
+    /// ones Stuck (reported once), and sessions older than their `max_duration` are killed.
+    /// Returns the ids it killed.
+    ///
+    /// Errors: as [`refresh`](Self::refresh).
+    pub fn health_check(&self) -> Result<Vec<SessionId>> {
+        self.refresh_collecting().map(|(_, killed)| killed)
+    }
+
+    /// Everything of this project that belongs to no readable record: its tmux sessions
+    /// (and untagged `hydralph-*` sessions of other tools), runtime directories and
+    /// worktrees. Observed inside one transaction, so a spawn in progress (its record is
+    /// booked before anything is created) is never taken for an orphan.
+    ///
+    /// Errors: `Mux`, `Store`, `Runtime`.
+    pub fn orphans(&self) -> Result<Orphans> {
+        self.transact(Scope::All, |txn| {
+            let records = txn.records.clone();
+            Ok(self.full_orphans(txn, &records))
+        })
+    }
+
+    /// The orphans of `records` as observed in `txn`.
+    pub(crate) fn full_orphans(&self, txn: &crate::txn::Txn<'_>, records: &[orch_core::SessionRecord]) -> Orphans {
+        let mut out = txn.tmux_orphans(records);
+        let ids: BTreeSet<&SessionId> = records.iter().map(|r| &r.id).collect();
+        match self.runtime.list() {
+            Ok(dirs) => out.runtime_dirs = dirs.into_iter().filter(|d| !ids.contains(d)).collect(),
+            Err(e) => self.notice(NoticeKind::Other, format!("could not list runtime directories: {e}")),
+        }
+        if let Some(wt) = &self.worktrees {
+            match wt.list(&self.project) {
+                Ok(list) => {
+                    let managed = self.project.join(".hydra").join("worktrees");
+                    for w in list {
+                        let id = w
+                            .path
+                            .file_name()
+                            .and_then(|n| n.to_str())
+                            .and_then(SessionId::from_tmux_name);
+                        let owner = records.iter().any(|r| {
+                            (r.branch_name.as_deref() == Some(w.branch.as_str()) || id.as_ref() == Some(&r.id))
+                                && (!r.state.is_terminal() || r.worktree_kept.is_some() || r.cleanup.is_some())
+                        });
+                        let ours = w.path.starts_with(&managed) || w.branch.starts_with("hydralph/");
+                        if ours && !owner {
+                            out.worktrees.push((w.branch, w.path));
+                        }
+                    }
+                }
+                // A project that is not a git repository has no worktrees to orphan.
+                Err(orch_core::WorktreeError::NotARepo { .. }) => {}
+                Err(e) => self.notice(NoticeKind::Other, format!("could not list worktrees: {e}")),
+            }
+        }
+        out
+    }
+
+    /// The session that `text` names: an exact id, a session name, or a unique prefix of an id.
+    ///
+    /// Errors: `NotFound`, `Ambiguous` (with the matching ids), `Store`.
+    pub fn resolve(&self, text: &str) -> Result<SessionId> {
+        let records = self.store.load_all()?.records;
+        if let Some(r) = records.iter().find(|r| r.id.as_str() == text) {
+            return Ok(r.id.clone());
+        }
+        let named: Vec<_> = records.iter().filter(|r| r.name.as_deref() == Some(text)).collect();
+        // A name is unique among live sessions; an ended session may share it with a live one.
+        if let Some(r) = named.iter().find(|r| !r.state.is_terminal()).or_else(|| named.last()) {
+            return Ok(r.id.clone());
+        }
+        let matches: Vec<String> = records
+            .iter()
+            .filter(|r| !text.is_empty() && r.id.as_str().starts_with(text))
+            .map(|r| r.id.to_string())
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok(SessionId(one.clone())),
+            [] => Err(Error::NotFound(text.to_owned())),
+            _ => Err(Error::Ambiguous {
+                prefix: text.to_owned(),
+                matches,
+            }),
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! `spawn`: validate everything first, book a `Starting` record under the lock (with a lease
+//! saying this process is still creating it), create the worktree, runtime directory and tmux
+//! session outside the lock, then finalize in a second short transaction. A failure at any
+//! step undoes the steps already done and removes the record; a spawn killed midway leaves a
+//! record that the next refresh turns `Failed("spawn interrupted")` and cleans up.
+
+use crate::error::{Error, Result};
+use crate::orchestrator::Orchestrator;
+use crate::txn::Scope;
+use orch_core::{
+    Channel, ConfigError, Lease, LifecycleEvent, Prd, RuntimeLayout, RuntimeRequest, Saga, SessionConfig, SessionId,
+    SessionRecord, SpawnSpec, WorktreeRequest,
+};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The validated, resolved parts of a spawn request.
+pub(crate) struct Checked {
+    pub(crate) working_dir: PathBuf,
+    pub(crate) agent: PathBuf,
+    pub(crate) bash: PathBuf,
+    pub(crate) prd: Vec<u8>,
+    pub(crate) prd_path: PathBuf,
+    pub(crate) loop_script: Option<Vec<u8>>,
+}
+
+fn bad(field: &'static str, why: String) -> Error {
+    Error::Config(ConfigError::new(field, why))
+}
+
+impl Orchestrator {
+    /// Checks a spawn request against the world without changing anything: each failure
+    /// names the field and what is allowed.
+    pub(crate) fn check(&self, config: &SessionConfig) -> Result<Checked> {
+        config.validate()?;
+        let wd = orch_fs::absolute(&self.project, &config.working_dir);
+        let working_dir = self.host.canonical_dir(&wd).map_err(|e| {
+            let cause = std::error::Error::source(&e)
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            bad(
+                "working_dir",
+                format!("{} is not usable ({cause}); give an existing directory", wd.display()),
+            )
+        })?;
+        if !working_dir.starts_with(&self.project) {
+            return Err(bad(
+                "working_dir",
+                format!(
+                    "{} is outside the project {}; give a directory inside it",
+                    working_dir.display(),
+                    self.project.display()
+                ),
+            ));
+        }
+        let agent = self.host.find_program(&config.agent_cli).ok_or_else(|| {
+            bad(
+                "agent_cli",
+                format!(
+                    "{:?} is not an executable on PATH; install it or give its path",
+                    config.agent_cli
+                ),
+            )
+        })?;
+        let prd_path = orch_fs::absolute(&self.project, &config.prd_path);
+        let prd = self.runtime.read_input(&prd_path)?;
+        Prd::parse(&prd).map_err(|why| bad("prd_path", format!("{}: {why}", prd_path.display())))?;
+        let bash = self
+            .host
+            .find_program("bash")
+            .ok_or(Error::LoopNeeds { program: "bash" })?;
+        let loop_script = match &config.loop_script {
+            Some(p) => {
+                let path = orch_fs::absolute(&self.project, p);
+                Some(
+                    self.runtime
+                        .read_input(&path)
+                        .map_err(|e| bad("loop_script", e.to_string()))?,
+                )
+            }
+            None => None,
+        };
+        if config.use_worktree && self.worktrees.is_none() {
+            return Err(bad(
+                "use_worktree",
+                "worktree support is not enabled; build with the \"worktree\" feature".into(),
+            ));
+        }
+        Ok(Checked {
+            working_dir,
+            agent,
+            bash,
+            prd,
+            prd_path,
+            loop_script,
+        })
+    }
+
+    /// A fresh random id with no record.
+    fn new_id(&self) -> Result<SessionId> {
+        for _ in 0..64 {
+            let bytes = uuid::Uuid::new_v4().into_bytes();
+            let id = SessionId::from_random([bytes[0], bytes[1], bytes[2], bytes[3]]);
+            if self.store.load(&id)?.is_none() {
+                return Ok(id);
+            }
+        }
+        Err(Error::NoFreeId)
+    }
+
+    /// The tmux session that runs `rec`'s loop, starting at `start_iteration`.
+    pub(crate) fn loop_spec(&self, rec: &SessionRecord, bash: &Path, agent: &Path, start_iteration: u32) -> SpawnSpec {
+        let rt = RuntimeLayout::new(&self.project, &rec.id);
+        let s = |p: &Path| p.to_string_lossy().into_owned();
+        let delay = Duration::from_millis(rec.loop_delay_ms);
+        let mut env = vec![
+            ("HYDRALPH_SESSION_ID".to_owned(), rec.id.0.clone()),
+            ("HYDRALPH_AGENT".to_owned(), s(agent)),
+            ("HYDRALPH_FLAGS".to_owned(), rec.agent_flags.clone()),
+            ("HYDRALPH_MAX_ITERATIONS".to_owned(), rec.max_iterations.to_string()),
+            ("HYDRALPH_PRD".to_owned(), s(&rt.prd())),
+            ("HYDRALPH_PROGRESS".to_owned(), s(&rt.progress())),
+            ("HYDRALPH_PROMPT".to_owned(), s(&rt.prompt())),
+            ("HYDRALPH_STATUS".to_owned(), s(&rt.report_file())),
+            ("HYDRALPH_LOG".to_owned(), s(&rt.log())),
+            (
+                "HYDRALPH_START_ITERATION".to_owned(),
+                start_iteration.max(1).to_string(),
+            ),
+            ("HYDRALPH_DELAY".to_owned(), format!("{:.3}", delay.as_secs_f64())),
+            ("HYDRALPH_RUN".to_owned(), rec.run.to_string()),
+        ];
+        if let Some(port) = rec.allocated_port {
+            env.push(("PORT".to_owned(), port.to_string()));
+            env.push(("HYDRA_PORT".to_owned(), port.to_string()));
+        }
+        SpawnSpec {
+            name: rec.tmux_session.clone(),
+            argv: vec![s(bash), s(&rt.script())],
+            env,
+            cwd: rec.agent_dir().to_path_buf(),
+            tag: Some(self.tag.clone()),
+        }
+    }
+
+    /// Starts a session: validates everything first (each failure names the field), books its
+    /// record, then creates the worktree, runtime directory and tmux session; a failure at any
+    /// step undoes the earlier ones. Returns the new session's id.
+    ///
+    /// Errors: `Config` naming the bad field, `LoopNeeds` (bash), `ReadOnly`, `Worktree`,
+    /// `Runtime`, `Mux`, `Store`, `SpawnAborted` when another command ended the session while
+    /// it was starting, `Rollback` when undoing left something behind.
+    pub fn spawn(&self, config: SessionConfig) -> Result<SessionId> {
+        let checked = self.check(&config)?;
+        let mut cfg = config;
+        cfg.working_dir = checked.working_dir.clone();
+        cfg.prd_path = checked.prd_path.clone();
+        let planned = self.transact(Scope::Lock, |txn| {
+            let id = self.new_id()?;
+            if let Some(name) = &cfg.name {
+                self.check_name_free(name, &id)?;
+            }
+            let mut rec = SessionRecord::new(id.clone(), &cfg, txn.now);
+            rec.runtime_dir = Some(RuntimeLayout::new(&self.project, &id).dir().to_path_buf());
+            rec.tmux_server = Some(self.server());
+            rec.project_tag = Some(self.tag.clone());
+            if cfg.use_worktree {
+                rec.branch_name = Some(cfg.branch_name.clone().unwrap_or_else(|| id.default_branch()));
+                rec.worktree_path = Some(self.project.join(".hydra").join("worktrees").join(id.tmux_name()));
+            }
+            rec.spawning = Some(Lease::new(txn.me, txn.now));
+            txn.save(&mut rec)?;
+            Ok(rec)
+        })?;
+        let id = planned.id.clone();
+        let mut saga = Saga::new();
+        let made = self.make_parts(&planned, &checked, &mut saga);
+        let fail = |e: Error, saga: Saga<'_>| -> Error {
+            let leftovers: Vec<String> = saga
+                .rollback()
+                .into_iter()
+                .map(|(step, why)| format!("{step}: {why}"))
+                .collect();
+            if leftovers.is_empty() {
+                e
+            } else {
+                Error::Rollback {
+                    cause: Box::new(e),
+                    leftovers,
+                }
+            }
+        };
+        let made = match made {
+            Ok(m) => m,
+            Err(e) => {
+                let err = fail(e, saga);
+                // The record goes too; if this fails, the lease (this process) marks it as a
+                // spawn that a later refresh fails and cleans up.
+                let _ = self.transact(Scope::Lock, |txn| {
+                    if self
+                        .store
+                        .load(&id)?
+                        .is_some_and(|r| r.spawning.is_some_and(|l| l.pid == txn.me))
+                    {
+                        txn.remove(&id)?;
+                    }
+                    Ok(())
+                });
+                return Err(err);
+            }
+        };
+        let finished = self.transact(Scope::Lock, |txn| {
+            let Some(mut rec) = self.store.load(&id)? else {
+                return Ok(false);
+            };
+            if rec.state.is_terminal() || rec.spawning.is_none_or(|l| l.pid != txn.me) {
+                return Ok(false);
+            }
+            rec.spawning = None;
+            rec.worktree_path = made.worktree_path.clone().or(rec.worktree_path);
+            rec.allocated_port = made.port;
+            rec.base_commit = made.base_commit.clone();
+            txn.save(&mut rec)?;
+            let mut ev = LifecycleEvent::new(Channel::Spawned, &id, txn.now)
+                .with("state", rec.state.name())
+                .with("agent", rec.agent_cli.clone())
+                .with("working_dir", rec.agent_dir().to_string_lossy().into_owned());
+            if let Some(b) = &rec.branch_name {
+                ev = ev.with("branch", b.clone());
+            }
+            if let Some(p) = rec.allocated_port {
+                ev = ev.with("port", p);
+            }
+            if let Some(n) = &rec.name {
+                ev = ev.with("name", n.clone());
+            }
+            txn.emit(ev);
+            Ok(true)
+        });
+        match finished {
+            Ok(true) => {
+                saga.commit();
+                Ok(id)
+            }
+            Ok(false) => Err(fail(Error::SpawnAborted { id }, saga)),
+            Err(e) => Err(fail(e, saga)),
+        }
+    }
+
+    /// Creates the session's parts, registering each undo in `saga`.
+    fn make_parts<'s>(&'s self, rec: &SessionRecord, checked: &Checked, saga: &mut Saga<'s>) -> Result<Made> {
+        let mut made = Made::default();
+        if let (true, Some(wt), Some(branch)) = (rec.use_worktree, self.worktrees.as_ref(), rec.branch_name.clone()) {
+            let req = WorktreeRequest {
+                repo: checked.working_dir.clone(),
+                branch: branch.clone(),
+                base: rec.base_ref.clone(),
+                path: rec.worktree_path.clone(),
+                session: rec.id.clone(),
+            };
+            let info = wt.create(&req)?;
+            let repo = checked.working_dir.clone();
+            saga.on_undo("worktree", move || {
+                wt.remove(&repo, &branch, true).map(|_| ()).map_err(|e| e.to_string())
+            });
+            made.worktree_path = Some(info.path);
+            made.port = info.port;
+            made.base_commit = info.base_commit;
+        }
+        let mut launched = rec.clone();
+        launched.worktree_path = made.worktree_path.clone().or(launched.worktree_path);
+        launched.allocated_port = made.port;
+        self.runtime.create(&RuntimeRequest {
+            id: &rec.id,
+            prd: &checked.prd,
+            agent_dir: launched.agent_dir(),
+            external_loop: checked.loop_script.as_deref(),
+        })?;
+        let id = rec.id.clone();
+        saga.on_undo("runtime dir", move || {
+            self.runtime
+                .remove(&id, orch_core::LogDisposal::Delete)
+                .map_err(|e| e.to_string())
+        });
+        let spec = self.loop_spec(&launched, &checked.bash, &checked.agent, 1);
+        self.muxes.primary().create(&spec)?;
+        let name = rec.tmux_session.clone();
+        saga.on_undo("tmux session", move || {
+            self.muxes.primary().kill(&name).map_err(|e| e.to_string())
+        });
+        Ok(made)
+    }
+
+    /// Refuses `name` when a live session of the project already has it (or an id equals it).
+    fn check_name_free(&self, name: &str, id: &SessionId) -> Result<()> {
+        let records = self.store.load_all()?.records;
+        if let Some(holder) = records.iter().find(|r| {
+            r.id != *id && !r.state.is_terminal() && (r.name.as_deref() == Some(name) || r.id.as_str() == name)
+        }) {
+            return Err(bad(
+                "name",
+                format!("{name:?} is taken by live session {}; pick another name", holder.id),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What `make_parts` created.
+#[derive(Debug, Default)]
+struct Made {
+    worktree_path: Option<PathBuf>,
+    port: Option<u16>,
+    base_commit: Option<String>,
+}

@@ -1,0 +1,357 @@
+//! The one transaction every command goes through to observe and decide:
+//!
+//! lock the store → load the records (all, or one) → take the tmux snapshot (one per server in
+//! use, started before the records are read so the two overlap; or one probe for a single
+//! session) and read the loops' reports → decide with the pure core → write what changed →
+//! unlock → publish the events → carry out the slow work decided (ending processes, removing
+//! worktrees), each finalized by a short second transaction.
+//!
+//! Nothing observed outside the lock decides a transition. A store that cannot be written
+//! (read-only) still lets everything be observed; nothing is then saved, published or done.
+
+use crate::error::{Error, Result};
+use crate::ops::cleanup::CleanupOutcome;
+use crate::orchestrator::{NoticeKind, Orchestrator, Orphans};
+use orch_core::{
+    LifecycleEvent, LockGuard, LoopReading, MuxObservation, MuxServer, MuxSnapshot, Observation, PaneInfo, SessionId,
+    SessionRecord, StoreError, Timestamp,
+};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Which records a transaction looks at.
+pub(crate) enum Scope<'a> {
+    /// Every record of the project, with one snapshot per server in use.
+    All,
+    /// One record, with one probe of its tmux session.
+    One(&'a SessionId),
+    /// Nothing loaded: just the lock (a new record, a finalization).
+    Lock,
+}
+
+/// Work carried out after the lock is released.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum After {
+    /// SIGCONT a process group (a freeze whose pause was never booked, or a resume).
+    Thaw(u32),
+    /// SIGSTOP a process group's members (`pause --now`; the record already says frozen).
+    Freeze(u32),
+    /// Carry out the record's clean-up, owned by this process.
+    Cleanup(SessionId),
+}
+
+/// One transaction in progress: the lock, what was observed, and what was decided.
+pub(crate) struct Txn<'o> {
+    orch: &'o Orchestrator,
+    guard: Option<LockGuard>,
+    read_only: Option<PathBuf>,
+    pub(crate) now: Timestamp,
+    pub(crate) me: u32,
+    /// The records loaded, sorted by creation time.
+    pub(crate) records: Vec<SessionRecord>,
+    views: BTreeMap<MuxServer, Option<MuxSnapshot>>,
+    events: Vec<LifecycleEvent>,
+    after: Vec<After>,
+    /// Sessions the health rules killed for their duration.
+    pub(crate) killed: Vec<SessionId>,
+}
+
+/// What a transaction returned, and the clean-ups it carried out after unlocking.
+pub(crate) struct Done<T> {
+    pub(crate) value: T,
+    pub(crate) cleanups: Vec<(SessionId, CleanupOutcome)>,
+}
+
+impl Orchestrator {
+    /// The server `rec`'s session lives on (records that predate the field: this process's).
+    pub(crate) fn server_of(&self, rec: &SessionRecord) -> MuxServer {
+        rec.tmux_server.clone().unwrap_or_else(|| self.muxes.primary_server())
+    }
+
+    /// Runs `f` inside one transaction over `scope`; see the module documentation.
+    pub(crate) fn transact<T>(&self, scope: Scope<'_>, f: impl FnOnce(&mut Txn<'_>) -> Result<T>) -> Result<T> {
+        self.transact_done(scope, f).map(|d| d.value)
+    }
+
+    /// [`transact`](Self::transact), also returning the outcomes of the clean-ups it ran.
+    pub(crate) fn transact_done<T>(
+        &self,
+        scope: Scope<'_>,
+        f: impl FnOnce(&mut Txn<'_>) -> Result<T>,
+    ) -> Result<Done<T>> {
+        let (guard, read_only) = match self.store.lock() {
+            Ok(g) => (Some(g), None),
+            Err(StoreError::ReadOnly { path }) => {
+                self.notice_once(
+                    NoticeKind::ReadOnly,
+                    format!("this project is read-only ({}); nothing can be changed", path.display()),
+                );
+                (None, Some(path))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut txn = Txn {
+            orch: self,
+            guard,
+            read_only,
+            now: self.clock.now(),
+            me: self.host.pid(),
+            records: Vec::new(),
+            views: BTreeMap::new(),
+            events: Vec::new(),
+            after: Vec::new(),
+            killed: Vec::new(),
+        };
+        match scope {
+            Scope::All => txn.load_all()?,
+            Scope::One(id) => txn.load_one(id)?,
+            Scope::Lock => {}
+        }
+        let value = f(&mut txn);
+        let Txn {
+            guard,
+            read_only,
+            events,
+            after,
+            ..
+        } = txn;
+        drop(guard);
+        if read_only.is_some() {
+            // Nothing was saved, so nothing happened: no events, no slow work.
+            return value.map(|value| Done {
+                value,
+                cleanups: Vec::new(),
+            });
+        }
+        self.publish(events);
+        let cleanups = self.run_after(after);
+        value.map(|value| Done { value, cleanups })
+    }
+
+    fn run_after(&self, after: Vec<After>) -> Vec<(SessionId, CleanupOutcome)> {
+        let mut outcomes = Vec::new();
+        for a in after {
+            match a {
+                After::Thaw(pgid) => {
+                    let _ = self.host.signal_group(pgid, orch_core::Sig::Cont);
+                }
+                After::Freeze(pgid) => {
+                    if let Err(e) = self.host.stop_group_members(pgid) {
+                        self.notice(
+                            NoticeKind::Cleanup,
+                            format!("freezing process group {pgid} failed: {e}"),
+                        );
+                    }
+                }
+                After::Cleanup(id) => match self.carry_out(&id) {
+                    Ok(outcome) => outcomes.push((id, outcome)),
+                    Err(e) => self.notice(NoticeKind::Cleanup, format!("clean-up of session {id} failed: {e}")),
+                },
+            }
+        }
+        outcomes
+    }
+}
+
+fn pane_observation(pane: Option<&PaneInfo>) -> (MuxObservation, Option<u32>) {
+    match pane {
+        None => (MuxObservation::Gone, None),
+        Some(p) if p.dead => (MuxObservation::Exited { status: p.exit_status }, None),
+        Some(p) => (MuxObservation::Alive { activity: p.activity }, p.pane_pid),
+    }
+}
+
+impl Txn<'_> {
+    fn load_all(&mut self) -> Result<()> {
+        let orch = self.orch;
+        let primary = orch.muxes.primary();
+        // The snapshot runs as a child process; read the records meanwhile.
+        let (snapshot, report) = std::thread::scope(|s| {
+            let snapshot = s.spawn(|| primary.snapshot());
+            let report = orch.store.load_all();
+            (snapshot.join(), report)
+        });
+        let snapshot = snapshot.unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+        let report = report?;
+        self.views.insert(orch.muxes.primary_server(), Some(snapshot));
+        let mut others: Vec<MuxServer> = report
+            .records
+            .iter()
+            .filter(|r| !r.state.is_terminal() || r.cleanup.is_some())
+            .map(|r| orch.server_of(r))
+            .filter(|s| !self.views.contains_key(s))
+            .collect();
+        others.sort();
+        others.dedup();
+        for server in others {
+            let view = orch.muxes.get(&server).and_then(|m| m.snapshot().ok());
+            self.views.insert(server, view);
+        }
+        orch.load_problems(report.problems, report.newer);
+        self.records = report.records;
+        Ok(())
+    }
+
+    fn load_one(&mut self, id: &SessionId) -> Result<()> {
+        id.validate()?;
+        let orch = self.orch;
+        let rec = orch.store.load(id)?.ok_or_else(|| Error::NotFound(id.to_string()))?;
+        let server = orch.server_of(&rec);
+        let view = match orch.muxes.get(&server) {
+            Some(mux) => match mux.probe(&rec.tmux_session) {
+                Ok(pane) => Some(MuxSnapshot {
+                    sessions: pane.into_iter().collect(),
+                }),
+                Err(e) if server == orch.muxes.primary_server() => return Err(e.into()),
+                Err(_) => None,
+            },
+            None => None,
+        };
+        self.views.insert(server, view);
+        self.records = vec![rec];
+        Ok(())
+    }
+
+    /// The one record of a `Scope::One` transaction.
+    pub(crate) fn the_record(&mut self) -> SessionRecord {
+        self.records.pop().expect("a Scope::One transaction loaded its record")
+    }
+
+    /// Fails with `ReadOnly` when this transaction cannot write (a control call then changes
+    /// nothing, not even the catch-up).
+    pub(crate) fn require_writable(&self) -> Result<()> {
+        self.guard().map(|_| ())
+    }
+
+    /// Whether this transaction can write.
+    pub(crate) fn writable(&self) -> bool {
+        self.read_only.is_none()
+    }
+
+    /// The snapshot of `server`, if it was taken and could be.
+    pub(crate) fn view(&self, server: &MuxServer) -> Option<&MuxSnapshot> {
+        self.views.get(server).and_then(Option::as_ref)
+    }
+
+    /// The pane of `rec` as observed, if its server could be asked and it exists.
+    pub(crate) fn pane(&self, rec: &SessionRecord) -> Option<&PaneInfo> {
+        self.view(&self.orch.server_of(rec))?.get(&rec.tmux_session)
+    }
+
+    /// The process group of `rec`'s pane, when its program runs.
+    pub(crate) fn pgid(&self, rec: &SessionRecord) -> Option<u32> {
+        self.pane(rec).filter(|p| !p.dead).and_then(|p| p.pane_pid)
+    }
+
+    /// Everything observed of `rec`.
+    pub(crate) fn observe(&self, rec: &SessionRecord) -> Observation {
+        let orch = self.orch;
+        let (mux, pgid) = match self.views.get(&orch.server_of(rec)) {
+            Some(Some(snapshot)) => pane_observation(snapshot.get(&rec.tmux_session)),
+            _ => (MuxObservation::Unknown, None),
+        };
+        let reading = if rec.state.is_terminal() || rec.is_foreign() {
+            LoopReading::default()
+        } else {
+            orch.runtime.read(&rec.id)
+        };
+        let alive = |pid: u32| pid == self.me || orch.host.process_alive(pid);
+        Observation {
+            mux,
+            pgid,
+            reading,
+            spawn_owner_alive: rec.spawning.is_some_and(|l| alive(l.pid)),
+            cleanup_owner_alive: rec.cleanup.as_ref().is_some_and(|c| alive(c.owner.pid)),
+        }
+    }
+
+    /// Runs the health rules on `rec`: books its transitions' events, saves it when it
+    /// changed (when the store can be written), and schedules what follows (a thaw, the
+    /// clean-up this process owns). Returns the record as it now is.
+    pub(crate) fn assess(&mut self, rec: &SessionRecord) -> Result<SessionRecord> {
+        let obs = self.observe(rec);
+        let a = orch_core::assess(rec, &obs, self.now, self.me, &self.orch.policy);
+        let mut next = a.record;
+        if a.changed {
+            if !self.writable() {
+                return Ok(next);
+            }
+            self.save(&mut next)?;
+        }
+        self.events.extend(a.events);
+        if let Some(pgid) = a.thaw {
+            self.then(After::Thaw(pgid));
+        }
+        if a.killed {
+            self.killed.push(next.id.clone());
+        }
+        if a.run_cleanup {
+            self.then(After::Cleanup(next.id.clone()));
+        }
+        Ok(next)
+    }
+
+    /// Writes `rec` (its revision incremented) under this transaction's lock.
+    ///
+    /// Errors: `ReadOnly` when the store cannot be written, `Store`.
+    pub(crate) fn save(&mut self, rec: &mut SessionRecord) -> Result<()> {
+        let guard = self.guard()?;
+        rec.revision += 1;
+        self.orch.store.save(guard, rec)?;
+        Ok(())
+    }
+
+    /// Deletes the record of `id` under this transaction's lock.
+    pub(crate) fn remove(&mut self, id: &SessionId) -> Result<()> {
+        let guard = self.guard()?;
+        self.orch.store.remove(guard, id)?;
+        Ok(())
+    }
+
+    fn guard(&self) -> Result<&LockGuard> {
+        match (&self.guard, &self.read_only) {
+            (Some(g), _) => Ok(g),
+            (None, path) => Err(Error::ReadOnly {
+                path: path.clone().unwrap_or_default(),
+            }),
+        }
+    }
+
+    /// Publishes `event` once the lock is released.
+    pub(crate) fn emit(&mut self, event: LifecycleEvent) {
+        self.events.push(event);
+    }
+
+    /// Schedules `after` for when the lock is released (once).
+    pub(crate) fn then(&mut self, after: After) {
+        if !self.after.contains(&after) {
+            self.after.push(after);
+        }
+    }
+
+    /// This project's tmux sessions that no record of `records` owns, and untagged
+    /// `hydralph-*` sessions of other tools, on this process's server.
+    pub(crate) fn tmux_orphans(&self, records: &[SessionRecord]) -> Orphans {
+        let tag = self.orch.project_tag();
+        let mut out = Orphans::default();
+        let primary = self.orch.muxes.primary_server();
+        for (server, view) in self.views.iter().filter(|(s, _)| **s == primary) {
+            let Some(snapshot) = view else { continue };
+            for pane in &snapshot.sessions {
+                let owned = records
+                    .iter()
+                    .any(|r| r.tmux_session == pane.session && self.orch.server_of(r) == *server);
+                if owned || orch_core::SessionId::from_tmux_name(&pane.session).is_none() {
+                    continue;
+                }
+                match pane.tag.as_deref() {
+                    Some(t) if t == tag => out.tmux_sessions.push(pane.session.clone()),
+                    None => out.untagged_sessions.push(pane.session.clone()),
+                    // Another project's: not ours to see.
+                    Some(_) => {}
+                }
+            }
+        }
+        out
+    }
+}

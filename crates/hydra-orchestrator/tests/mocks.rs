@@ -1,0 +1,126 @@
+//! Interaction checks with mockall mocks, driving the facade's real `spawn` through the
+//! builder (not a copy of its steps): what a failed spawn undoes, exactly once, and what it
+//! must never touch.
+
+use hydra_orchestrator::{Orchestrator, SessionConfig};
+use orch_core::testing::{FakeHost, ManualClock, MemoryRuntime, MemoryStore, RecordingBus};
+use orch_core::{
+    AttachCommand, MuxError, MuxServer, MuxSnapshot, PaneInfo, RemoveOutcome, SpawnSpec, Timestamp, WorktreeError,
+    WorktreeInfo, WorktreeRequest,
+};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+mockall::mock! {
+    Mux {}
+    impl orch_core::Multiplexer for Mux {
+        fn server(&self) -> MuxServer;
+        fn create(&self, spec: &SpawnSpec) -> Result<(), MuxError>;
+        fn snapshot(&self) -> Result<MuxSnapshot, MuxError>;
+        fn probe(&self, name: &str) -> Result<Option<PaneInfo>, MuxError>;
+        fn send_text(&self, name: &str, text: &str, enter: bool) -> Result<(), MuxError>;
+        fn capture(&self, name: &str, lines: u32) -> Result<String, MuxError>;
+        fn kill(&self, name: &str) -> Result<(), MuxError>;
+        fn attach_command(&self, name: &str) -> Result<AttachCommand, MuxError>;
+    }
+}
+
+mockall::mock! {
+    Wt {}
+    impl orch_core::Worktrees for Wt {
+        fn create(&self, req: &WorktreeRequest) -> Result<WorktreeInfo, WorktreeError>;
+        fn remove(&self, repo: &Path, branch: &str, force: bool) -> Result<RemoveOutcome, WorktreeError>;
+        fn list(&self, repo: &Path) -> Result<Vec<WorktreeInfo>, WorktreeError>;
+    }
+}
+
+const PROJECT: &str = "/mock/project";
+
+fn orchestrator(mux: MockMux, wt: MockWt, store: Arc<MemoryStore>, bus: Arc<RecordingBus>) -> Orchestrator {
+    let runtime = Arc::new(MemoryRuntime::new());
+    runtime.add_file(
+        Path::new(PROJECT).join("prd.json"),
+        r#"{"userStories":[{"id":"1","title":"a","passes":false}]}"#,
+    );
+    let host = Arc::new(FakeHost::new());
+    host.add_dir(PROJECT);
+    host.add_program("agent");
+    Orchestrator::builder()
+        .project(PROJECT)
+        .multiplexer(Arc::new(mux))
+        .worktrees(Some(Arc::new(wt)))
+        .store(store)
+        .bus(bus)
+        .runtime(runtime)
+        .host(host)
+        .clock(Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000))))
+        .build()
+        .expect("build")
+}
+
+fn config() -> SessionConfig {
+    SessionConfig {
+        agent_cli: "agent".into(),
+        prd_path: PathBuf::from(PROJECT).join("prd.json"),
+        working_dir: PathBuf::from(PROJECT),
+        use_worktree: true,
+        ..SessionConfig::default()
+    }
+}
+
+#[test]
+fn a_failed_tmux_create_undoes_the_worktree_once_and_never_kills_a_session() {
+    let mut mux = MockMux::new();
+    mux.expect_server().return_const(MuxServer::Name("mock".into()));
+    mux.expect_create().times(1).returning(|spec| {
+        Err(MuxError::NameTaken {
+            name: spec.name.clone(),
+        })
+    });
+    mux.expect_kill().times(0);
+    mux.expect_snapshot().times(0);
+    let mut wt = MockWt::new();
+    wt.expect_create().times(1).returning(|req| {
+        Ok(WorktreeInfo::new(
+            req.branch.clone(),
+            req.path.clone().expect("planned path"),
+            Some(3001),
+        ))
+    });
+    wt.expect_remove()
+        .withf(|repo, branch, force| repo == Path::new(PROJECT) && branch.starts_with("hydralph/") && *force)
+        .times(1)
+        .returning(|_, _, _| Ok(RemoveOutcome::Removed));
+    let store = Arc::new(MemoryStore::new());
+    let bus = Arc::new(RecordingBus::new());
+    let orch = orchestrator(mux, wt, Arc::clone(&store), Arc::clone(&bus));
+    let err = orch.spawn(config()).expect_err("tmux refuses");
+    assert!(err.to_string().contains("already exists"), "{err}");
+    assert!(store.records().is_empty(), "the booked record is removed");
+    assert!(bus.events().is_empty(), "nothing was announced");
+}
+
+#[test]
+fn a_successful_spawn_undoes_nothing() {
+    let mut mux = MockMux::new();
+    mux.expect_server().return_const(MuxServer::Name("mock".into()));
+    mux.expect_create().times(1).returning(|_| Ok(()));
+    mux.expect_kill().times(0);
+    let mut wt = MockWt::new();
+    wt.expect_create().times(1).returning(|req| {
+        Ok(WorktreeInfo::new(
+            req.branch.clone(),
+            req.path.clone().expect("planned path"),
+            Some(3001),
+        ))
+    });
+    wt.expect_remove().times(0);
+    let store = Arc::new(MemoryStore::new());
+    let bus = Arc::new(RecordingBus::new());
+    let orch = orchestrator(mux, wt, Arc::clone(&store), Arc::clone(&bus));
+    let id = orch.spawn(config()).expect("spawn");
+    let rec = &store.records()[0];
+    assert_eq!(rec.id, id);
+    assert_eq!(rec.allocated_port, Some(3001));
+    assert_eq!(bus.channels(), ["session:spawned"]);
+}

@@ -1,0 +1,28 @@
+//! The ports: one narrow trait per external system, each with its error type. Adapter crates
+//! implement them; the facade only ever talks to these.
+//!
+//! | port | adapter | what it stands for |
+//! | --- | --- | --- |
+//! | [`Multiplexer`] | `orch-tmux` | the tmux server holding one session per agent |
+//! | [`Store`] | `orch-store-fs` | the session records, the source of truth |
+//! | [`EventBus`] | `orch-mail` | hydra-mail, where lifecycle events go |
+//! | [`Worktrees`] | `orch-wt` | per-session git worktrees and their ports |
+//! | [`LoopRuntime`] | `orch-loop` | each session's loop directory (status, pause, inbox, PRD copy) |
+//! | [`Host`] | `orch-host` | programs on `PATH`, directories and process signals |
+//! | [`Clock`] | the facade | "now" |
+
+mod bus;
+mod clock;
+mod host;
+mod mux;
+mod runtime;
+mod store;
+mod worktrees;
+
+pub use bus::{BusError, EventBus, Subscription};
+pub use clock::Clock;
+pub use host::{Host, HostError, Sig};
+pub use mux::{AttachCommand, Multiplexer, MuxError, MuxServer, MuxSnapshot, PaneInfo, SpawnSpec};
+pub use runtime::{LogDisposal, LoopReading, LoopRuntime, RuntimeError, RuntimeRequest};
+pub use store::{LoadProblem, LoadReport, LockGuard, LockStats, Store, StoreError};
+pub use worktrees::{RemoveOutcome, WorktreeError, WorktreeInfo, WorktreeRequest, Worktrees};

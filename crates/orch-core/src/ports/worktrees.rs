@@ -1,0 +1,182 @@
+//! The [`Worktrees`] port: per-session git worktrees with allocated ports (hydra-wt
+//! compatible). One adapter manages every worktree of a repository.
+
+use crate::id::SessionId;
+use std::path::{Path, PathBuf};
+
+/// A worktree to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorktreeRequest {
+    /// The repository (any directory inside it).
+    pub repo: PathBuf,
+    /// Branch to check out (created from `base` when it does not exist).
+    pub branch: String,
+    /// Base revision for a new branch (`HEAD` when `None`).
+    pub base: Option<String>,
+    /// Where to put it (the adapter's default place when `None`).
+    pub path: Option<PathBuf>,
+    /// The session it is for.
+    pub session: SessionId,
+}
+
+/// A worktree managed by the adapter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WorktreeInfo {
+    /// Its branch.
+    pub branch: String,
+    /// Its path.
+    pub path: PathBuf,
+    /// Its allocated port, if any.
+    pub port: Option<u16>,
+    /// Whether the path exists on disk.
+    pub exists: bool,
+    /// The commit the branch started from, when this call created it.
+    pub base_commit: Option<String>,
+}
+
+impl WorktreeInfo {
+    /// A worktree of `branch` at `path` with `port`.
+    pub fn new(branch: impl Into<String>, path: PathBuf, port: Option<u16>) -> Self {
+        WorktreeInfo {
+            branch: branch.into(),
+            path,
+            port,
+            exists: true,
+            base_commit: None,
+        }
+    }
+}
+
+/// What `remove` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RemoveOutcome {
+    /// The worktree is gone and its port freed.
+    Removed,
+    /// The worktree holds work and was kept (with its port).
+    Kept {
+        /// Its path.
+        path: PathBuf,
+        /// Why: dirty files, unmerged commits.
+        reasons: Vec<String>,
+    },
+    /// There was no such worktree (any port was freed).
+    NotFound,
+}
+
+/// Errors of a [`Worktrees`] adapter.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorktreeError {
+    /// git is not installed.
+    #[error("git is not installed (or not on PATH)")]
+    GitMissing,
+    /// The directory is not in a git repository.
+    #[error("{path} is not inside a git repository")]
+    NotARepo {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// The repository has no commit to start a branch from.
+    #[error("the repository at {repo} has no commit yet; a worktree needs one to start from")]
+    NoCommit {
+        /// The repository root.
+        repo: PathBuf,
+    },
+    /// The base revision does not name a commit.
+    #[error("base {base:?} is not a commit in this repository")]
+    BadBase {
+        /// The revision as given.
+        base: String,
+    },
+    /// The branch name is not valid for git.
+    #[error("invalid branch_name {branch:?}: {why}")]
+    InvalidBranch {
+        /// The name.
+        branch: String,
+        /// git's or our reason.
+        why: String,
+    },
+    /// The session id is not valid (it names the worktree directory).
+    #[error(transparent)]
+    InvalidId(#[from] crate::id::IdError),
+    /// The branch is checked out in another worktree.
+    #[error("branch {branch} is already checked out at {path}")]
+    BranchTaken {
+        /// The branch.
+        branch: String,
+        /// Where it is checked out.
+        path: PathBuf,
+    },
+    /// The target path already exists.
+    #[error("worktree path {path} already exists")]
+    PathExists {
+        /// The path.
+        path: PathBuf,
+    },
+    /// Every port of the range is allocated.
+    #[error("no free port in {start}-{end}")]
+    RangeExhausted {
+        /// First port of the range.
+        start: u16,
+        /// Last port of the range.
+        end: u16,
+    },
+    /// The worktree configuration is unusable.
+    #[error("invalid {path}: {why}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// A post-create hook failed; the worktree was rolled back.
+    #[error("post_create hook {hook:?} failed: {output}")]
+    Hook {
+        /// The hook.
+        hook: String,
+        /// Its output.
+        output: String,
+    },
+    /// git ran and failed.
+    #[error("git {op} failed: {stderr}")]
+    Git {
+        /// The git command.
+        op: String,
+        /// git's message.
+        stderr: String,
+    },
+    /// A file operation failed.
+    #[error("failed to {op} {path}")]
+    Io {
+        /// What was attempted.
+        op: &'static str,
+        /// On what.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Per-session git worktrees with allocated ports (hydra-wt compatible).
+pub trait Worktrees: Send + Sync {
+    /// Creates the worktree and allocates a port; on any failure nothing is left behind.
+    ///
+    /// Errors: `InvalidBranch`, `InvalidId`, `BranchTaken`, `PathExists`, `RangeExhausted`,
+    /// `NotARepo`, `NoCommit`, `BadBase`, `GitMissing`, `Config`, `Hook`, `Git`, `Io`.
+    fn create(&self, req: &WorktreeRequest) -> Result<WorktreeInfo, WorktreeError>;
+
+    /// Removes the worktree of `branch` in `repo` and frees its port, unless it holds work
+    /// (uncommitted changes, commits on no other branch or remote) and `force` is false: then
+    /// it is kept and `Kept` says why. The branch itself is never deleted.
+    ///
+    /// Errors: `NotARepo`, `GitMissing`, `Git`, `Io`.
+    fn remove(&self, repo: &Path, branch: &str, force: bool) -> Result<RemoveOutcome, WorktreeError>;
+
+    /// The worktrees this adapter manages in `repo` (with the ports of its registry).
+    ///
+    /// Errors: `NotARepo`, `GitMissing`, `Git`, `Io`.
+    fn list(&self, repo: &Path) -> Result<Vec<WorktreeInfo>, WorktreeError>;
+}

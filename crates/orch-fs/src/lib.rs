@@ -1,0 +1,230 @@
+//! `orch-fs` holds the one copy of each file mechanism that hydra-orchestrator's adapters
+//! share: writing a file atomically (temp file in the same directory, fsync, rename), making
+//! private (0700) directories whatever the umask, taking an exclusive `flock` on a lock file,
+//! and adding an entry to git's `info/exclude`. It is a leaf: it knows nothing of sessions or
+//! ports, and `orch-core` never depends on it (the core does no I/O).
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The marker in the names of temp files [`write_atomic`] makes: `.<name>.tmp-<pid>-<seq>`.
+pub const TMP_MARK: &str = ".tmp-";
+
+/// Writes `bytes` to `path` atomically with permissions `mode`: a temp file in the same
+/// directory, written and fsynced, then renamed over `path`. A reader sees the old file or the
+/// new one, never a mix; on error the temp file is removed and `path` is untouched.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a file path has a file name"))?
+        .to_string_lossy()
+        .into_owned();
+    let tmp = path.with_file_name(format!(
+        ".{name}{TMP_MARK}{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+        // The mode given to open is cut by the umask; set it exactly.
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Fsyncs a directory, so a rename into it survives a power loss.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Creates `dir` (its parent must exist) with mode exactly 0700; an existing directory is left
+/// as it is.
+pub fn mkdir_private(dir: &Path) -> io::Result<()> {
+    match DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => fs::set_permissions(dir, fs::Permissions::from_mode(0o700)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates `dir` and its missing parents, each new one with mode exactly 0700.
+pub fn mkdir_private_all(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        mkdir_private_all(parent)?;
+    }
+    mkdir_private(dir)
+}
+
+/// Opens (creating, 0600) the lock file at `path` and takes an exclusive `flock` on it,
+/// blocking until it is free. Dropping the file releases the lock.
+pub fn lock_exclusive(path: &Path) -> io::Result<File> {
+    let file = open_lock_file(path)?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)?;
+    Ok(file)
+}
+
+/// Like [`lock_exclusive`] but never waits: `Ok(None)` when another holder has it.
+pub fn try_lock_exclusive(path: &Path) -> io::Result<Option<File>> {
+    let file = open_lock_file(path)?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Some(file)),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn open_lock_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Whether `err` means "this cannot be written here" (a read-only file system, or no
+/// permission) rather than a passing failure.
+pub fn is_read_only(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::ReadOnlyFilesystem | io::ErrorKind::PermissionDenied
+    )
+}
+
+/// The entry [`add_git_exclude`] writes for the project's own files.
+pub const HYDRA_EXCLUDE: &str = ".hydra/";
+
+/// Adds `entry` (a directory pattern such as `.hydra/`) to `<git_dir>/info/exclude` unless a
+/// line already names it (with or without a leading `/` or trailing `/`). Returns whether the
+/// file changed. This is the one writer of that file, so every caller matches lines the same way.
+pub fn add_git_exclude(git_dir: &Path, entry: &str) -> io::Result<bool> {
+    let info = git_dir.join("info");
+    fs::create_dir_all(&info)?;
+    let exclude = info.join("exclude");
+    let text = match fs::read_to_string(&exclude) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e),
+    };
+    let bare = entry.trim_matches('/');
+    if text.lines().any(|l| l.trim().trim_matches('/') == bare) {
+        return Ok(false);
+    }
+    let mut new = text;
+    if !new.is_empty() && !new.ends_with('\n') {
+        new.push('\n');
+    }
+    new.push_str(entry);
+    new.push('\n');
+    write_atomic(&exclude, new.as_bytes(), 0o644)?;
+    Ok(true)
+}
+
+/// Removes `path` and everything under it; a missing path is `Ok`.
+pub fn remove_dir_all_if_exists(path: &Path) -> io::Result<()> {
+    match fs::remove_dir_all(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Removes the file at `path`; a missing file is `Ok`.
+pub fn remove_file_if_exists(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// The pid written into a temp file name by [`write_atomic`], if `name` is one.
+pub fn tmp_writer_pid(name: &str) -> Option<u32> {
+    name.rsplit(TMP_MARK).next()?.split('-').next()?.parse().ok()
+}
+
+/// `path` relative to nothing: the absolute form of a possibly relative path, against `base`.
+pub fn absolute(base: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(p: &Path) -> u32 {
+        fs::metadata(p).expect("stat").permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("a.json");
+        write_atomic(&p, b"one", 0o600).expect("write");
+        write_atomic(&p, b"two", 0o600).expect("rewrite");
+        assert_eq!(fs::read(&p).expect("read"), b"two");
+        assert_eq!(mode(&p), 0o600);
+        assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 1);
+        assert!(write_atomic(&dir.path().join("missing/x"), b"x", 0o600).is_err());
+    }
+
+    #[test]
+    fn private_dirs_are_0700_whatever_exists() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let deep = dir.path().join("a/b/c");
+        mkdir_private_all(&deep).expect("mkdir");
+        for d in [dir.path().join("a"), dir.path().join("a/b"), deep.clone()] {
+            assert_eq!(mode(&d), 0o700, "{}", d.display());
+        }
+        mkdir_private(&deep).expect("existing is fine");
+        let file = dir.path().join("f");
+        fs::write(&file, "x").expect("file");
+        assert!(mkdir_private(&file).is_err(), "a file is not a directory");
+    }
+
+    #[test]
+    fn try_lock_sees_a_holder() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("lock");
+        let held = lock_exclusive(&p).expect("lock");
+        assert!(try_lock_exclusive(&p).expect("try").is_none());
+        drop(held);
+        assert!(try_lock_exclusive(&p).expect("try").is_some());
+    }
+
+    #[test]
+    fn git_exclude_is_added_once_whatever_the_form() {
+        let dir = tempfile::tempdir().expect("tmp");
+        assert!(add_git_exclude(dir.path(), HYDRA_EXCLUDE).expect("add"));
+        assert!(!add_git_exclude(dir.path(), HYDRA_EXCLUDE).expect("again"));
+        let exclude = dir.path().join("info/exclude");
+        assert_eq!(fs::read_to_string(&exclude).expect("read"), ".hydra/\n");
+        fs::write(&exclude, "target\n/.hydra").expect("user's own form");
+        assert!(!add_git_exclude(dir.path(), HYDRA_EXCLUDE).expect("recognised"));
+        fs::write(&exclude, "target").expect("no newline");
+        assert!(add_git_exclude(dir.path(), HYDRA_EXCLUDE).expect("add"));
+        assert_eq!(fs::read_to_string(&exclude).expect("read"), "target\n.hydra/\n");
+    }
+
+    #[test]
+    fn temp_names_carry_the_writer_pid() {
+        assert_eq!(tmp_writer_pid(".a.json.tmp-123-4"), Some(123));
+        assert_eq!(tmp_writer_pid("a.json"), None);
+    }
+}

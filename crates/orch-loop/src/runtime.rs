@@ -1,0 +1,393 @@
+//! [`FsLoopRuntime`]: the runtime directories under `<project>/.hydra/ralph/`.
+
+use orch_core::{
+    LogDisposal, LoopReading, LoopReport, LoopRuntime, RuntimeError, RuntimeLayout, RuntimeRequest, SessionId,
+    Timestamp,
+};
+use std::fs::{self, DirBuilder};
+use std::io::Read;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The loop script written into every runtime directory.
+pub const LOOP_SCRIPT: &str = include_str!("hydralph.sh");
+/// The largest PRD accepted, in bytes.
+pub const MAX_PRD_BYTES: u64 = 10 * 1024 * 1024;
+/// The largest operator message accepted, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 2 * 1024 * 1024;
+
+/// The runtime directories of one project.
+#[derive(Debug, Clone)]
+pub struct FsLoopRuntime {
+    project: PathBuf,
+}
+
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> RuntimeError + 'a {
+    move |source| RuntimeError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn millis(t: std::time::SystemTime) -> Option<Timestamp> {
+    let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+    Some(Timestamp(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
+}
+
+impl FsLoopRuntime {
+    /// The runtime of the project at `project` (nothing is created until a session is).
+    pub fn new(project: impl Into<PathBuf>) -> Self {
+        FsLoopRuntime {
+            project: project.into(),
+        }
+    }
+
+    /// The layout of session `id`'s directory.
+    pub fn layout(&self, id: &SessionId) -> RuntimeLayout {
+        RuntimeLayout::new(&self.project, id)
+    }
+
+    /// The existing directory of `id`, or `Missing`.
+    fn existing(&self, id: &SessionId) -> Result<RuntimeLayout, RuntimeError> {
+        id.validate().map_err(|e| RuntimeError::Prd {
+            path: PathBuf::from(id.as_str()),
+            why: e.to_string(),
+        })?;
+        let layout = self.layout(id);
+        if layout.dir().is_dir() {
+            Ok(layout)
+        } else {
+            Err(RuntimeError::Missing {
+                id: id.clone(),
+                path: layout.dir().to_path_buf(),
+            })
+        }
+    }
+
+    /// `<project>/.hydra/archive/<id>/`, where a pruned session's logs are kept.
+    pub fn archive_dir(&self, id: &SessionId) -> PathBuf {
+        self.project.join(".hydra").join("archive").join(id.as_str())
+    }
+
+    /// Copies what a person may want after the session is gone (the agent log and its rotated
+    /// part, the progress notes, the last report, the PRD copy) into the archive.
+    fn archive(&self, layout: &RuntimeLayout, id: &SessionId) -> Result<(), RuntimeError> {
+        let target = self.archive_dir(id);
+        orch_fs::mkdir_private_all(&target).map_err(io("create directory", &target))?;
+        let log1 = layout.dir().join("agent.log.1");
+        let progress_log = layout.dir().join("progress.txt.log");
+        for file in [
+            layout.log(),
+            log1,
+            layout.progress(),
+            progress_log,
+            layout.report_file(),
+            layout.prd(),
+        ] {
+            let Some(name) = file.file_name() else { continue };
+            match fs::copy(&file, target.join(name)) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io("archive", &file)(e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn populate(&self, layout: &RuntimeLayout, req: &RuntimeRequest<'_>) -> Result<(), RuntimeError> {
+        let inbox = layout.inbox();
+        orch_fs::mkdir_private(&inbox).map_err(io("create directory", &inbox))?;
+        let script = req.external_loop.unwrap_or(LOOP_SCRIPT.as_bytes());
+        let write = |path: PathBuf, bytes: &[u8], mode: u32| {
+            orch_fs::write_atomic(&path, bytes, mode).map_err(|source| RuntimeError::Io {
+                op: "write",
+                path,
+                source,
+            })
+        };
+        write(layout.script(), script, 0o700)?;
+        write(layout.prd(), req.prd, 0o600)?;
+        write(layout.progress(), b"", 0o600)?;
+        let prompt = prompt(req.id, &layout.prd(), &layout.progress(), req.agent_dir);
+        write(layout.prompt(), prompt.as_bytes(), 0o600)
+    }
+}
+
+impl LoopRuntime for FsLoopRuntime {
+    fn read_input(&self, path: &Path) -> Result<Vec<u8>, RuntimeError> {
+        let bad = |why: String| RuntimeError::Prd {
+            path: path.to_path_buf(),
+            why,
+        };
+        let meta = fs::metadata(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+        if !meta.is_file() {
+            return Err(bad("it is not a regular file".into()));
+        }
+        if meta.len() > MAX_PRD_BYTES {
+            return Err(bad(format!(
+                "it is {} bytes; an input file may be at most {MAX_PRD_BYTES}",
+                meta.len()
+            )));
+        }
+        fs::read(path).map_err(|e| bad(format!("cannot read it: {e}")))
+    }
+
+    fn create(&self, req: &RuntimeRequest<'_>) -> Result<(), RuntimeError> {
+        let layout = self.layout(req.id);
+        let hydra = self.project.join(".hydra");
+        let root = RuntimeLayout::root(&self.project);
+        for d in [&hydra, &root] {
+            orch_fs::mkdir_private(d).map_err(io("create directory", d))?;
+        }
+        match DirBuilder::new().mode(0o700).create(layout.dir()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(RuntimeError::Exists {
+                    path: layout.dir().to_path_buf(),
+                })
+            }
+            Err(e) => return Err(io("create runtime directory", layout.dir())(e)),
+        }
+        orch_fs::mkdir_private(layout.dir()).map_err(io("chmod", layout.dir()))?;
+        self.populate(&layout, req).inspect_err(|_| {
+            // Nothing half-made: the directory is new and ours.
+            let _ = orch_fs::remove_dir_all_if_exists(layout.dir());
+        })
+    }
+
+    fn read(&self, id: &SessionId) -> LoopReading {
+        if id.validate().is_err() {
+            return LoopReading::default();
+        }
+        let layout = self.layout(id);
+        // One open serves both the bytes and the change time: this runs per session per refresh.
+        let (report, changed) = match fs::File::open(layout.report_file()) {
+            Ok(mut file) => {
+                let changed = file.metadata().and_then(|m| m.modified()).ok().and_then(millis);
+                let mut bytes = Vec::new();
+                let report = file
+                    .read_to_end(&mut bytes)
+                    .ok()
+                    // A reason cut inside a multi-byte character must not hide the whole report.
+                    .and_then(|_| LoopReport::parse(String::from_utf8_lossy(&bytes).as_bytes()).ok());
+                (report, changed)
+            }
+            Err(_) => (None, None),
+        };
+        let queued = fs::read_dir(layout.inbox()).map_or(0, |entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_name().to_str().is_some_and(is_message_name))
+                .count()
+        });
+        LoopReading::new(report, changed, queued)
+    }
+
+    fn set_paused(&self, id: &SessionId, paused: bool) -> Result<(), RuntimeError> {
+        let layout = self.existing(id)?;
+        let marker = layout.pause_marker();
+        if paused {
+            orch_fs::write_atomic(&marker, b"paused by hydra\n", 0o600).map_err(io("write", &marker))
+        } else {
+            orch_fs::remove_file_if_exists(&marker).map_err(io("remove", &marker))
+        }
+    }
+
+    fn queue_message(&self, id: &SessionId, message: &str, now: Timestamp) -> Result<(), RuntimeError> {
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let inbox = self.existing(id)?.inbox();
+        orch_fs::mkdir_private(&inbox).map_err(io("create directory", &inbox))?;
+        // Names sort by time, so the loop takes messages oldest first.
+        let name = format!(
+            "{:013}-{}-{:06}.md",
+            now.as_millis(),
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let path = inbox.join(name);
+        orch_fs::write_atomic(&path, message.as_bytes(), 0o600).map_err(io("write", &path))
+    }
+
+    fn clear_report(&self, id: &SessionId) -> Result<(), RuntimeError> {
+        let file = self.layout(id).report_file();
+        orch_fs::remove_file_if_exists(&file).map_err(io("remove", &file))
+    }
+
+    fn remove(&self, id: &SessionId, logs: LogDisposal) -> Result<(), RuntimeError> {
+        if id.validate().is_err() {
+            return Ok(());
+        }
+        let layout = self.layout(id);
+        if logs == LogDisposal::Archive && layout.dir().is_dir() {
+            self.archive(&layout, id)?;
+        }
+        orch_fs::remove_dir_all_if_exists(layout.dir()).map_err(io("remove", layout.dir()))
+    }
+
+    fn list(&self) -> Result<Vec<SessionId>, RuntimeError> {
+        let root = RuntimeLayout::root(&self.project);
+        let entries = match fs::read_dir(&root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io("read directory", &root)(e)),
+        };
+        let mut ids: Vec<SessionId> = entries
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| SessionId::parse(e.file_name().to_str()?).ok())
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    fn log_tail(&self, id: &SessionId, lines: usize) -> Result<Option<String>, RuntimeError> {
+        let log = self.existing(id)?.log();
+        let bytes = match fs::read(&log) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io("read", &log)(e)),
+        };
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        let all: Vec<&str> = text.lines().collect();
+        Ok(Some(all[all.len().saturating_sub(lines)..].join("\n")))
+    }
+}
+
+/// Whether a file name in the inbox is a queued message (`<ms>-<pid>-<seq>.md`), not a temp file.
+fn is_message_name(name: &str) -> bool {
+    name.ends_with(".md") && !name.starts_with('.')
+}
+
+/// The prompt template: tells the agent the absolute paths of its PRD, progress and messages.
+fn prompt(id: &SessionId, prd: &Path, progress: &Path, dir: &Path) -> String {
+    format!(
+        "# hydralph session {id}\n\n\
+You are an autonomous coding agent working through a PRD, one user story per iteration.\n\n\
+- PRD (JSON, `userStories` with `passes` flags): {prd}\n\
+- Progress log (append one short note per iteration): {progress}\n\
+- Working directory: {dir}\n\
+- Messages from your operator, when there are any, appear at the top of this prompt.\n\n\
+Each iteration: take the first story whose `passes` is false, implement it in the working\n\
+directory, check it against its acceptance criteria, set its `passes` to true in the PRD, and\n\
+append a note to the progress log.\n\n\
+When every story passes, print the word COMPLETE wrapped in a promise tag (an opening tag\n\
+named promise, the word, the closing tag, with no spaces). If you cannot continue without a\n\
+person, explain why inside a reason tag (an opening tag named reason, your explanation, the\n\
+closing tag), then print the word BLOCKED wrapped in a promise tag the same way.\n",
+        prd = prd.display(),
+        progress = progress.display(),
+        dir = dir.display()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn rt() -> (tempfile::TempDir, FsLoopRuntime, SessionId) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let rt = FsLoopRuntime::new(dir.path());
+        (dir, rt, SessionId("ab12".into()))
+    }
+
+    fn create(rt: &FsLoopRuntime, id: &SessionId) {
+        rt.create(&RuntimeRequest {
+            id,
+            prd: br#"{"userStories":[{"id":"1","title":"t","passes":false}]}"#,
+            agent_dir: Path::new("/work"),
+            external_loop: None,
+        })
+        .expect("create");
+    }
+
+    #[test]
+    fn create_writes_a_private_directory_and_refuses_a_second_time() {
+        let (_d, rt, id) = rt();
+        create(&rt, &id);
+        let l = rt.layout(&id);
+        for f in [l.script(), l.prd(), l.progress(), l.prompt()] {
+            assert!(f.is_file(), "{}", f.display());
+        }
+        assert_eq!(fs::metadata(l.dir()).expect("dir").permissions().mode() & 0o777, 0o700);
+        assert_eq!(fs::read_to_string(l.script()).expect("script"), LOOP_SCRIPT);
+        assert!(matches!(
+            rt.create(&RuntimeRequest {
+                id: &id,
+                prd: b"{}",
+                agent_dir: Path::new("/"),
+                external_loop: None
+            }),
+            Err(RuntimeError::Exists { .. })
+        ));
+        assert_eq!(rt.list().expect("list"), [id]);
+    }
+
+    #[test]
+    fn reading_reports_messages_and_the_pause_marker() {
+        let (_d, rt, id) = rt();
+        assert_eq!(rt.read(&id), LoopReading::default(), "no directory: nothing to read");
+        create(&rt, &id);
+        let l = rt.layout(&id);
+        fs::write(l.report_file(), r#"{"status":"running","iteration":2,"max":5,"run":1}"#).expect("status");
+        rt.queue_message(&id, "first", Timestamp(1)).expect("queue");
+        rt.queue_message(&id, "second", Timestamp(2)).expect("queue");
+        let reading = rt.read(&id);
+        assert_eq!(reading.report.expect("report").iteration, 2);
+        assert!(reading.changed.is_some());
+        assert_eq!(reading.queued, 2);
+        rt.set_paused(&id, true).expect("pause");
+        assert!(l.pause_marker().exists());
+        rt.set_paused(&id, false).expect("resume");
+        assert!(!l.pause_marker().exists());
+        rt.clear_report(&id).expect("clear");
+        assert!(rt.read(&id).report.is_none());
+    }
+
+    #[test]
+    fn a_session_without_a_directory_is_missing_not_created() {
+        let (_d, rt, id) = rt();
+        assert!(matches!(rt.set_paused(&id, true), Err(RuntimeError::Missing { .. })));
+        assert!(matches!(
+            rt.queue_message(&id, "x", Timestamp(0)),
+            Err(RuntimeError::Missing { .. })
+        ));
+        assert!(!rt.layout(&id).dir().exists());
+    }
+
+    #[test]
+    fn prd_reading_refuses_what_is_not_a_small_file() {
+        let (d, rt, _) = rt();
+        assert!(matches!(rt.read_input(d.path()), Err(RuntimeError::Prd { .. })));
+        assert!(matches!(
+            rt.read_input(&d.path().join("missing")),
+            Err(RuntimeError::Prd { .. })
+        ));
+        let p = d.path().join("prd.json");
+        fs::write(&p, "{}").expect("write");
+        assert_eq!(rt.read_input(&p).expect("read"), b"{}");
+    }
+
+    #[test]
+    fn log_tail_is_none_until_the_agent_prints() {
+        let (_d, rt, id) = rt();
+        create(&rt, &id);
+        assert_eq!(rt.log_tail(&id, 10).expect("tail"), None);
+        fs::write(rt.layout(&id).log(), "a\nb\nc\n").expect("log");
+        assert_eq!(rt.log_tail(&id, 2).expect("tail").as_deref(), Some("b\nc"));
+        rt.remove(&id, LogDisposal::Archive).expect("remove");
+        assert!(rt.list().expect("list").is_empty());
+        assert_eq!(
+            fs::read_to_string(rt.archive_dir(&id).join("agent.log")).expect("archived log"),
+            "a\nb\nc\n"
+        );
+        create(&rt, &id);
+        rt.remove(&id, LogDisposal::Delete).expect("remove");
+        assert!(!rt.layout(&id).dir().exists());
+    }
+}

@@ -133,6 +133,12 @@ enum Command {
         /// Only say what would be removed
         #[arg(long)]
         dry_run: bool,
+        /// Also end untagged hydralph-* tmux sessions (another tool's, or from before tags)
+        #[arg(long)]
+        force: bool,
+        /// Delete the ended sessions' logs instead of archiving them under .hydra/archive/
+        #[arg(long)]
+        logs: bool,
     },
     /// Run the whole lifecycle with the built-in demo agent in a temporary repository
     Demo {
@@ -354,11 +360,7 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Command::Kill { id, reason, force } => {
             let orch = open(&g)?;
-            let report = orch.kill_with(
-                &id,
-                &reason,
-                KillOptions { force },
-            )?;
+            let report = orch.kill_with(&id, &reason, KillOptions { force })?;
             println!("{id} killed ({reason})");
             if let Some((path, why)) = report.worktree_kept {
                 eprintln!(
@@ -381,11 +383,12 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Monitor { interval, once } => monitor(&g, interval, once),
-        Command::Prune { dry_run } => {
+        Command::Prune { dry_run, force, logs } => {
             let orch = open(&g)?;
             let report = orch.prune_with(PruneOptions {
                 dry_run,
-                ..PruneOptions::default()
+                force,
+                drop_logs: logs,
             })?;
             print!("{}", output::prune(&report, g.json));
             finish(&orch);
@@ -477,8 +480,7 @@ fn monitor(g: &Global, interval: u64, once: bool) -> Result<i32> {
         let mut sub = orch.subscribe(&channels).ok();
         let mut last: Vec<(String, String)> = Vec::new();
         loop {
-            let killed = orch.health_check()?;
-            let statuses = orch.list();
+            let (statuses, killed) = orch.survey()?;
             let now: Vec<(String, String)> = statuses.iter().map(|s| (s.id.to_string(), s.state.to_string())).collect();
             for (id, state) in &now {
                 if !last.iter().any(|(i, s)| i == id && s == state) {

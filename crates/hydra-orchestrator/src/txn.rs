@@ -52,6 +52,8 @@ pub(crate) struct Txn<'o> {
     views: BTreeMap<MuxServer, Option<MuxSnapshot>>,
     events: Vec<LifecycleEvent>,
     after: Vec<After>,
+    /// Records the health rules changed, written together before the unlock.
+    pending: Vec<SessionRecord>,
     /// Sessions the health rules killed for their duration.
     pub(crate) killed: Vec<SessionId>,
 }
@@ -100,6 +102,7 @@ impl Orchestrator {
             views: BTreeMap::new(),
             events: Vec::new(),
             after: Vec::new(),
+            pending: Vec::new(),
             killed: Vec::new(),
         };
         match scope {
@@ -108,6 +111,9 @@ impl Orchestrator {
             Scope::Lock => {}
         }
         let value = f(&mut txn);
+        // What the health rules decided is written as one batch, before anything is published
+        // or done; if it cannot be written, nothing of it happens.
+        let flushed = txn.flush();
         let Txn {
             guard,
             read_only,
@@ -116,6 +122,7 @@ impl Orchestrator {
             ..
         } = txn;
         drop(guard);
+        flushed?;
         if read_only.is_some() {
             // Nothing was saved, so nothing happened: no events, no slow work.
             return value.map(|value| Done {
@@ -276,7 +283,9 @@ impl Txn<'_> {
             if !self.writable() {
                 return Ok(next);
             }
-            self.save(&mut next)?;
+            next.revision += 1;
+            self.pending.retain(|r| r.id != next.id);
+            self.pending.push(next.clone());
         }
         self.events.extend(a.events);
         if let Some(pgid) = a.thaw {
@@ -298,6 +307,19 @@ impl Txn<'_> {
         let guard = self.guard()?;
         rec.revision += 1;
         self.orch.store.save(guard, rec)?;
+        // This is newer than what the health rules decided for it.
+        self.pending.retain(|r| r.id != rec.id);
+        Ok(())
+    }
+
+    /// Writes the records the health rules changed, in one batch.
+    fn flush(&mut self) -> Result<()> {
+        let pending = std::mem::take(&mut self.pending);
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let guard = self.guard()?;
+        self.orch.store.save_all(guard, &pending)?;
         Ok(())
     }
 
@@ -305,6 +327,7 @@ impl Txn<'_> {
     pub(crate) fn remove(&mut self, id: &SessionId) -> Result<()> {
         let guard = self.guard()?;
         self.orch.store.remove(guard, id)?;
+        self.pending.retain(|r| r.id != *id);
         Ok(())
     }
 

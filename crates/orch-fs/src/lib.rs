@@ -42,6 +42,57 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     result
 }
 
+/// Writes each `(path, bytes)` atomically with permissions `mode`, all in one directory `dir`:
+/// the temp files are written, then fsynced in parallel (the file system commits them
+/// together), renamed into place, and the directory fsynced once. When it returns `Ok` every
+/// file is durable; on error no temp file is left, and files renamed before the error keep
+/// their new content.
+pub fn write_atomic_batch(dir: &Path, files: &[(PathBuf, Vec<u8>)], mode: u32) -> io::Result<()> {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let mut temps: Vec<PathBuf> = Vec::with_capacity(files.len());
+    let result = (|| {
+        let mut opened = Vec::with_capacity(files.len());
+        for (path, bytes) in files {
+            let name = path
+                .file_name()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a file path has a file name"))?
+                .to_string_lossy()
+                .into_owned();
+            let tmp = path.with_file_name(format!(
+                ".{name}{TMP_MARK}{}-{}",
+                std::process::id(),
+                SEQ.fetch_add(1, Ordering::Relaxed)
+            ));
+            let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+            temps.push(tmp);
+            f.set_permissions(fs::Permissions::from_mode(mode))?;
+            f.write_all(bytes)?;
+            opened.push(f);
+        }
+        // At most a few threads: enough for the file system to commit the batch together.
+        let per = opened.len().div_ceil(4).max(1);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = opened
+                .chunks(per)
+                .map(|chunk| s.spawn(move || chunk.iter().try_for_each(File::sync_all)))
+                .collect();
+            handles
+                .into_iter()
+                .try_for_each(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+        })?;
+        for (tmp, (path, _)) in temps.iter().zip(files) {
+            fs::rename(tmp, path)?;
+        }
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        for tmp in &temps {
+            let _ = fs::remove_file(tmp);
+        }
+    }
+    result
+}
+
 /// Fsyncs a directory, so a rename into it survives a power loss.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
@@ -182,6 +233,28 @@ mod tests {
         assert_eq!(mode(&p), 0o600);
         assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 1);
         assert!(write_atomic(&dir.path().join("missing/x"), b"x", 0o600).is_err());
+    }
+
+    #[test]
+    fn a_batch_is_written_whole_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let files: Vec<(PathBuf, Vec<u8>)> = (0..9)
+            .map(|i| {
+                (
+                    dir.path().join(format!("r{i}.json")),
+                    format!("record {i}").into_bytes(),
+                )
+            })
+            .collect();
+        write_atomic_batch(dir.path(), &files, 0o600).expect("batch");
+        for (path, bytes) in &files {
+            assert_eq!(&fs::read(path).expect("read"), bytes);
+            assert_eq!(mode(path), 0o600);
+        }
+        assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 9);
+        let bad = vec![(dir.path().join("missing/x"), b"x".to_vec())];
+        assert!(write_atomic_batch(dir.path(), &bad, 0o600).is_err());
+        write_atomic_batch(dir.path(), &[], 0o600).expect("an empty batch");
     }
 
     #[test]

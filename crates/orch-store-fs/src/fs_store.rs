@@ -107,6 +107,19 @@ impl FsStore {
         Parsed::Record(Box::new(record))
     }
 
+    /// The file and the bytes of `record`, as this build writes it.
+    fn encode(&self, record: &SessionRecord) -> Result<(PathBuf, Vec<u8>), StoreError> {
+        let path = self.record_path(&record.id)?;
+        let mut record = record.clone();
+        record.schema_version = orch_core::CURRENT_SCHEMA_VERSION;
+        let mut bytes = serde_json::to_vec_pretty(&record).map_err(|e| StoreError::Encode {
+            id: record.id.clone(),
+            reason: e.to_string(),
+        })?;
+        bytes.push(b'\n');
+        Ok((path, bytes))
+    }
+
     /// Moves a bad file aside to `<name>.corrupt-<timestamp>`.
     fn quarantine(&self, path: &Path, reason: String) -> LoadProblem {
         let stamp = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
@@ -249,17 +262,22 @@ impl Store for FsStore {
     }
 
     fn save(&self, _lock: &LockGuard, record: &SessionRecord) -> Result<(), StoreError> {
-        let path = self.record_path(&record.id)?;
+        let (path, bytes) = self.encode(record)?;
         self.ensure_dirs()?;
-        let mut record = record.clone();
-        record.schema_version = orch_core::CURRENT_SCHEMA_VERSION;
-        let mut bytes = serde_json::to_vec_pretty(&record).map_err(|e| StoreError::Encode {
-            id: record.id.clone(),
-            reason: e.to_string(),
-        })?;
-        bytes.push(b'\n');
         orch_fs::write_atomic(&path, &bytes, 0o600).map_err(io("write", &path))?;
         orch_fs::sync_dir(&self.sessions).map_err(io("fsync", &self.sessions))
+    }
+
+    fn save_all(&self, lock: &LockGuard, records: &[SessionRecord]) -> Result<(), StoreError> {
+        match records {
+            [] => Ok(()),
+            [one] => self.save(lock, one),
+            many => {
+                let files = many.iter().map(|r| self.encode(r)).collect::<Result<Vec<_>, _>>()?;
+                self.ensure_dirs()?;
+                orch_fs::write_atomic_batch(&self.sessions, &files, 0o600).map_err(io("write", &self.sessions))
+            }
+        }
     }
 
     fn remove(&self, _lock: &LockGuard, id: &SessionId) -> Result<(), StoreError> {

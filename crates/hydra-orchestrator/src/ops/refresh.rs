@@ -30,6 +30,15 @@ impl Orchestrator {
         })
     }
 
+    /// One refresh that returns both what [`refresh`](Self::refresh) and what
+    /// [`health_check`](Self::health_check) return: every session's status and the ids the
+    /// health rules killed (a monitor's tick, in one transaction).
+    ///
+    /// Errors: as `refresh`.
+    pub fn survey(&self) -> Result<(Vec<SessionStatus>, Vec<SessionId>)> {
+        self.refresh_collecting()
+    }
+
     /// [`refresh`](Self::refresh) under the name embedders look for next to [`list`](Self::list).
     ///
     /// Errors: as `refresh`.

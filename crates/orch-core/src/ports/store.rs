@@ -176,6 +176,15 @@ pub trait Store: Send + Sync {
     /// written (the previous record stays intact).
     fn save(&self, lock: &LockGuard, record: &SessionRecord) -> Result<(), StoreError>;
 
+    /// Writes every record of `records`, each atomically; when it returns `Ok`, all are
+    /// durable. Adapters may make them durable together (one directory sync for the batch);
+    /// by default they are saved one after the other.
+    ///
+    /// Errors: as [`save`](Self::save); records before the failing one may be written.
+    fn save_all(&self, lock: &LockGuard, records: &[SessionRecord]) -> Result<(), StoreError> {
+        records.iter().try_for_each(|r| self.save(lock, r))
+    }
+
     /// Deletes the record of `id`; a missing record is `Ok`.
     ///
     /// Errors: `BadId`, `Io`.

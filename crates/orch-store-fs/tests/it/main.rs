@@ -377,3 +377,18 @@ fn a_read_only_store_can_be_read_but_not_locked() {
     let err = store.lock().expect_err("no lock on a read-only store");
     assert!(matches!(err, StoreError::ReadOnly { .. }), "{err}");
 }
+
+#[test]
+fn a_batch_of_records_is_saved_whole() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = FsStore::new(dir.path());
+    let records: Vec<_> = (0..12).map(|i| record(&format!("b{i:02}"), i)).collect();
+    let guard = store.lock().expect("lock");
+    store.save_all(&guard, &records).expect("batch");
+    drop(guard);
+    let loaded = store.load_all().expect("load").records;
+    assert_eq!(loaded.len(), 12);
+    for r in &records {
+        assert_eq!(store.load(&r.id).expect("load").as_ref(), Some(r));
+    }
+}

@@ -51,11 +51,7 @@ pub fn run_demo_agent() -> i32 {
         std::thread::sleep(Duration::from_millis(delay));
         story["passes"] = serde_json::Value::Bool(true);
         let body = serde_json::to_string_pretty(&prd).unwrap_or_default();
-        let tmp = std::path::PathBuf::from(&prd_path).with_extension("json.demo-tmp");
-        if std::fs::write(&tmp, body)
-            .and_then(|()| std::fs::rename(&tmp, &prd_path))
-            .is_err()
-        {
+        if orch_fs::write_atomic(std::path::Path::new(&prd_path), body.as_bytes(), 0o600).is_err() {
             eprintln!("demo-agent: cannot update the PRD");
             return 1;
         }

@@ -9,6 +9,7 @@
 mod demo;
 pub mod demo_agent;
 mod duration;
+mod log;
 mod output;
 mod report;
 
@@ -45,6 +46,9 @@ struct Global {
     /// Print JSON instead of text (spawn, ls, status, monitor, prune)
     #[arg(long, global = true)]
     json: bool,
+    /// Show more of what the libraries report (-v info, -vv debug); RUST_LOG=LEVEL also works
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
 }
 
 #[derive(Subcommand)]
@@ -216,6 +220,7 @@ fn finish(orch: &Orchestrator) {
 /// Runs `hydra` with the process's arguments and returns its exit code.
 pub fn main_entry() -> i32 {
     let cli = Cli::parse();
+    log::install(cli.global.verbose);
     let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -398,38 +403,32 @@ fn run(cli: Cli) -> Result<i32> {
 }
 
 fn init(g: &Global) -> Result<i32> {
-    let root = match &g.project {
+    let here = match &g.project {
         Some(p) => p.clone(),
-        None => hydra_orchestrator::find_project_root(&std::env::current_dir()?),
+        None => std::env::current_dir().context("cannot read the current directory")?,
     };
-    let ralph = root.join(".hydra/ralph");
-    std::fs::create_dir_all(&ralph).with_context(|| format!("cannot create {}", ralph.display()))?;
-    use std::os::unix::fs::PermissionsExt;
-    for d in [root.join(".hydra"), ralph.clone()] {
-        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))?;
+    let root = match hydra_orchestrator::find_project(&here) {
+        Some(existing) if g.project.is_none() => existing,
+        _ => here,
+    };
+    let hydra = root.join(".hydra");
+    let ralph = hydra.join("ralph");
+    for d in [&hydra, &ralph] {
+        orch_fs::mkdir_private(d).with_context(|| format!("cannot create {}", d.display()))?;
     }
     let prd = ralph.join("prd.json");
     if prd.exists() {
         println!("{} exists; left as it is", prd.display());
     } else {
-        std::fs::write(&prd, demo::SAMPLE_PRD)?;
+        orch_fs::write_atomic(&prd, demo::SAMPLE_PRD.as_bytes(), 0o600)
+            .with_context(|| format!("cannot write {}", prd.display()))?;
         println!("wrote a sample PRD to {}; edit its userStories", prd.display());
     }
-    let exclude = root.join(".git/info/exclude");
-    if exclude.parent().is_some_and(|p| p.is_dir()) {
-        let text = std::fs::read_to_string(&exclude).unwrap_or_default();
-        if !text.lines().any(|l| l.trim() == ".hydra/") {
-            std::fs::write(
-                &exclude,
-                format!(
-                    "{text}{}.hydra/\n",
-                    if text.is_empty() || text.ends_with('\n') {
-                        ""
-                    } else {
-                        "\n"
-                    }
-                ),
-            )?;
+    let git_dir = root.join(".git");
+    if git_dir.is_dir() {
+        let added = orch_fs::add_git_exclude(&git_dir, orch_fs::HYDRA_EXCLUDE)
+            .with_context(|| format!("cannot write {}", git_dir.join("info/exclude").display()))?;
+        if added {
             println!("added .hydra/ to .git/info/exclude");
         }
     }

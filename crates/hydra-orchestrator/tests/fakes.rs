@@ -6,67 +6,29 @@
 use hydra_orchestrator::{
     Error, InjectMode, KillOptions, Orchestrator, PauseMode, PruneOptions, SessionConfig, SessionId, SessionState,
 };
-use orch_core::testing::{
-    FakeHost, FakeMultiplexer, FakeWorktrees, ManualClock, MemoryRuntime, MemoryStore, RecordingBus,
-};
+use orch_core::testing::FakeMultiplexer;
 use orch_core::{Clock, Multiplexer, Store, Timestamp};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-const PROJECT: &str = "/fake/project";
-const PRD: &str = r#"{"userStories":[{"id":"1","title":"a","passes":false},{"id":"2","title":"b","passes":false}]}"#;
+mod support;
 
-struct Rig {
-    mux: Arc<FakeMultiplexer>,
-    store: Arc<MemoryStore>,
-    bus: Arc<RecordingBus>,
-    wt: Arc<FakeWorktrees>,
-    runtime: Arc<MemoryRuntime>,
-    host: Arc<FakeHost>,
-    clock: Arc<ManualClock>,
+const PROJECT: &str = "/fake/project";
+
+/// The fakes, and what the tests do with them.
+struct Rig(support::Fakes);
+
+impl std::ops::Deref for Rig {
+    type Target = support::Fakes;
+    fn deref(&self) -> &support::Fakes {
+        &self.0
+    }
 }
 
 impl Rig {
     fn new() -> Self {
-        let runtime = Arc::new(MemoryRuntime::new());
-        runtime.add_file(Path::new(PROJECT).join("prd.json"), PRD);
-        let host = Arc::new(FakeHost::new());
-        host.add_dir(PROJECT);
-        host.add_program("agent");
-        Rig {
-            mux: Arc::new(FakeMultiplexer::new()),
-            store: Arc::new(MemoryStore::new()),
-            bus: Arc::new(RecordingBus::new()),
-            wt: Arc::new(FakeWorktrees::new()),
-            runtime,
-            host,
-            clock: Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000))),
-        }
-    }
-    /// A fresh orchestrator over the rig's fakes.
-    fn orch(&self) -> Orchestrator {
-        Orchestrator::builder()
-            .project(PROJECT)
-            .multiplexer(self.mux.clone())
-            .store(self.store.clone())
-            .bus(self.bus.clone())
-            .worktrees(Some(self.wt.clone()))
-            .runtime(self.runtime.clone())
-            .host(self.host.clone())
-            .clock(self.clock.clone())
-            .kill_grace(Duration::ZERO)
-            .build()
-            .expect("build")
-    }
-    fn config(&self) -> SessionConfig {
-        SessionConfig {
-            agent_cli: "agent".into(),
-            prd_path: PathBuf::from(PROJECT).join("prd.json"),
-            working_dir: PathBuf::from(PROJECT),
-            max_duration: Duration::from_secs(3600),
-            ..SessionConfig::default()
-        }
+        Rig(support::Fakes::new(PROJECT))
     }
     fn spawn(&self) -> SessionId {
         self.orch().spawn(self.config()).expect("spawn")
@@ -708,30 +670,16 @@ fn records_on_another_server_are_judged_on_that_server_never_failed_from_here() 
     let id = rig.spawn();
     // A command that uses another server and cannot reach the session's.
     let other = Arc::new(FakeMultiplexer::on(orch_core::MuxServer::Name("other".into())));
-    let elsewhere = Orchestrator::builder()
-        .project(PROJECT)
-        .multiplexer(other.clone())
-        .store(rig.store.clone())
-        .bus(rig.bus.clone())
-        .runtime(rig.runtime.clone())
-        .host(rig.host.clone())
-        .clock(rig.clock.clone())
-        .build()
-        .expect("build");
+    let elsewhere = rig.builder().multiplexer(other.clone()).build().expect("build");
     rig.clock.advance(Duration::from_secs(7200));
     let st = elsewhere.try_list().expect("list");
     assert_eq!(st[0].state, SessionState::Starting, "unknown, not failed or killed");
     // With a way to reach it, it is judged there.
     let mux = rig.mux.clone();
-    let reaching = Orchestrator::builder()
-        .project(PROJECT)
+    let reaching = rig
+        .builder()
         .multiplexer(other)
         .multiplexer_factory(move |_| Some(mux.clone() as Arc<dyn Multiplexer>))
-        .store(rig.store.clone())
-        .bus(rig.bus.clone())
-        .runtime(rig.runtime.clone())
-        .host(rig.host.clone())
-        .clock(rig.clock.clone())
         .build()
         .expect("build");
     assert_eq!(reaching.health_check().expect("health"), vec![id]);

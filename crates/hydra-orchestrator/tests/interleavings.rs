@@ -8,11 +8,8 @@
 //! invariants must hold, so the verdict does not depend on that timing.
 
 use hydra_orchestrator::{Error, Orchestrator, PruneOptions, SessionConfig, SessionId, SessionState};
-use orch_core::testing::{
-    FakeHost, FakeMultiplexer, FakeWorktrees, ManualClock, MemoryRuntime, MemoryStore, RecordingBus, StepHook,
-};
-use orch_core::Timestamp;
-use std::path::{Path, PathBuf};
+use orch_core::testing::StepHook;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::ThreadId;
@@ -78,35 +75,25 @@ impl Gate {
     }
 }
 
+mod support;
+
+/// The fakes, all with the gate as their step hook.
 struct Rig {
-    mux: Arc<FakeMultiplexer>,
-    store: Arc<MemoryStore>,
-    runtime: Arc<MemoryRuntime>,
-    wt: Arc<FakeWorktrees>,
-    host: Arc<FakeHost>,
-    clock: Arc<ManualClock>,
-    bus: Arc<RecordingBus>,
+    fakes: support::Fakes,
     gate: Arc<Gate>,
+}
+
+impl std::ops::Deref for Rig {
+    type Target = support::Fakes;
+    fn deref(&self) -> &support::Fakes {
+        &self.fakes
+    }
 }
 
 impl Rig {
     fn new() -> Self {
-        let runtime = Arc::new(MemoryRuntime::new());
-        runtime.add_file(
-            Path::new(PROJECT).join("prd.json"),
-            r#"{"userStories":[{"id":"1","title":"a","passes":false}]}"#,
-        );
-        let host = Arc::new(FakeHost::new());
-        host.add_dir(PROJECT);
-        host.add_program("agent");
         let rig = Rig {
-            mux: Arc::new(FakeMultiplexer::new()),
-            store: Arc::new(MemoryStore::new()),
-            runtime,
-            wt: Arc::new(FakeWorktrees::new()),
-            host,
-            clock: Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000))),
-            bus: Arc::new(RecordingBus::new()),
+            fakes: support::Fakes::new(PROJECT),
             gate: Arc::new(Gate::default()),
         };
         let hook = rig.gate.hook();
@@ -116,27 +103,10 @@ impl Rig {
         rig.wt.set_hook(hook);
         rig
     }
-    fn orch(&self) -> Orchestrator {
-        Orchestrator::builder()
-            .project(PROJECT)
-            .multiplexer(self.mux.clone())
-            .store(self.store.clone())
-            .bus(self.bus.clone())
-            .worktrees(Some(self.wt.clone()))
-            .runtime(self.runtime.clone())
-            .host(self.host.clone())
-            .clock(self.clock.clone())
-            .kill_grace(Duration::ZERO)
-            .build()
-            .expect("build")
-    }
     fn config(&self) -> SessionConfig {
         SessionConfig {
-            agent_cli: "agent".into(),
-            prd_path: PathBuf::from(PROJECT).join("prd.json"),
-            working_dir: PathBuf::from(PROJECT),
             use_worktree: true,
-            ..SessionConfig::default()
+            ..self.fakes.config()
         }
     }
     /// Every tmux session, runtime directory and worktree belongs to a record; a live pane

@@ -3,13 +3,15 @@
 //! must never touch.
 
 use hydra_orchestrator::{Orchestrator, SessionConfig};
-use orch_core::testing::{FakeHost, ManualClock, MemoryRuntime, MemoryStore, RecordingBus};
+use orch_core::testing::{ManualClock, MemoryStore, RecordingBus};
 use orch_core::{
     AttachCommand, MuxError, MuxServer, MuxSnapshot, PaneInfo, RemoveOutcome, SpawnSpec, Timestamp, WorktreeError,
     WorktreeInfo, WorktreeRequest,
 };
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
+
+mod support;
 
 mockall::mock! {
     Mux {}
@@ -37,22 +39,14 @@ mockall::mock! {
 const PROJECT: &str = "/mock/project";
 
 fn orchestrator(mux: MockMux, wt: MockWt, store: Arc<MemoryStore>, bus: Arc<RecordingBus>) -> Orchestrator {
-    let runtime = Arc::new(MemoryRuntime::new());
-    runtime.add_file(
-        Path::new(PROJECT).join("prd.json"),
-        r#"{"userStories":[{"id":"1","title":"a","passes":false}]}"#,
-    );
-    let host = Arc::new(FakeHost::new());
-    host.add_dir(PROJECT);
-    host.add_program("agent");
     Orchestrator::builder()
         .project(PROJECT)
         .multiplexer(Arc::new(mux))
         .worktrees(Some(Arc::new(wt)))
         .store(store)
         .bus(bus)
-        .runtime(runtime)
-        .host(host)
+        .runtime(support::runtime(PROJECT))
+        .host(support::host(PROJECT))
         .clock(Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000))))
         .build()
         .expect("build")
@@ -60,12 +54,22 @@ fn orchestrator(mux: MockMux, wt: MockWt, store: Arc<MemoryStore>, bus: Arc<Reco
 
 fn config() -> SessionConfig {
     SessionConfig {
-        agent_cli: "agent".into(),
-        prd_path: PathBuf::from(PROJECT).join("prd.json"),
-        working_dir: PathBuf::from(PROJECT),
         use_worktree: true,
-        ..SessionConfig::default()
+        ..support::config(PROJECT)
     }
+}
+
+/// A worktree adapter whose one create succeeds with port 3001 at the planned path.
+fn worktrees_creating_once() -> MockWt {
+    let mut wt = MockWt::new();
+    wt.expect_create().times(1).returning(|req| {
+        Ok(WorktreeInfo::new(
+            req.branch.clone(),
+            req.path.clone().expect("planned path"),
+            Some(3001),
+        ))
+    });
+    wt
 }
 
 #[test]
@@ -79,14 +83,7 @@ fn a_failed_tmux_create_undoes_the_worktree_once_and_never_kills_a_session() {
     });
     mux.expect_kill().times(0);
     mux.expect_snapshot().times(0);
-    let mut wt = MockWt::new();
-    wt.expect_create().times(1).returning(|req| {
-        Ok(WorktreeInfo::new(
-            req.branch.clone(),
-            req.path.clone().expect("planned path"),
-            Some(3001),
-        ))
-    });
+    let mut wt = worktrees_creating_once();
     wt.expect_remove()
         .withf(|repo, branch, force| repo == Path::new(PROJECT) && branch.starts_with("hydralph/") && *force)
         .times(1)
@@ -106,14 +103,7 @@ fn a_successful_spawn_undoes_nothing() {
     mux.expect_server().return_const(MuxServer::Name("mock".into()));
     mux.expect_create().times(1).returning(|_| Ok(()));
     mux.expect_kill().times(0);
-    let mut wt = MockWt::new();
-    wt.expect_create().times(1).returning(|req| {
-        Ok(WorktreeInfo::new(
-            req.branch.clone(),
-            req.path.clone().expect("planned path"),
-            Some(3001),
-        ))
-    });
+    let mut wt = worktrees_creating_once();
     wt.expect_remove().times(0);
     let store = Arc::new(MemoryStore::new());
     let bus = Arc::new(RecordingBus::new());

@@ -157,11 +157,7 @@ pub fn assess(record: &SessionRecord, obs: &Observation, now: Timestamp, me: u32
         if rec.cleanup.is_none() && pane_exists {
             // The pane is kept dead for its exit status; once the end is booked, it has no
             // reason to live on.
-            rec.cleanup = Some(Cleanup {
-                end_session: true,
-                pgid: obs.pgid,
-                ..Cleanup::new(Lease::new(me, now))
-            });
+            rec.cleanup = Some(end_session(obs, me, now, None));
         }
         claim_cleanup(&mut a, obs, now, me, policy);
         a.changed |= a.record != *record;
@@ -188,12 +184,7 @@ pub fn assess(record: &SessionRecord, obs: &Observation, now: Timestamp, me: u32
                 reason: SPAWN_INTERRUPTED.into(),
             };
             take(rec, event, &mut a.events);
-            rec.cleanup = Some(Cleanup {
-                end_session: true,
-                pgid: obs.pgid,
-                worktree: Some(WorktreeRelease::WhenSafe),
-                ..Cleanup::new(Lease::new(me, now))
-            });
+            rec.cleanup = Some(end_session(obs, me, now, Some(WorktreeRelease::WhenSafe)));
             claim_cleanup(&mut a, obs, now, me, policy);
             a.changed = true;
             return a;
@@ -241,12 +232,7 @@ pub fn assess(record: &SessionRecord, obs: &Observation, now: Timestamp, me: u32
         };
         if take(rec, event, &mut a.events) {
             a.killed = true;
-            rec.cleanup = Some(Cleanup {
-                end_session: true,
-                pgid: obs.pgid,
-                worktree: Some(WorktreeRelease::WhenSafe),
-                ..Cleanup::new(Lease::new(me, now))
-            });
+            rec.cleanup = Some(end_session(obs, me, now, Some(WorktreeRelease::WhenSafe)));
         }
     }
     if known && !spawning {
@@ -266,15 +252,22 @@ pub fn assess(record: &SessionRecord, obs: &Observation, now: Timestamp, me: u32
         }
     }
     if rec.state.is_terminal() && rec.cleanup.is_none() && pane_exists {
-        rec.cleanup = Some(Cleanup {
-            end_session: true,
-            pgid: obs.pgid,
-            ..Cleanup::new(Lease::new(me, now))
-        });
+        rec.cleanup = Some(end_session(obs, me, now, None));
     }
     claim_cleanup(&mut a, obs, now, me, policy);
     a.changed |= a.record != *record;
     a
+}
+
+/// A clean-up by `me` that ends the observed session (and releases its worktree as `worktree`
+/// says).
+fn end_session(obs: &Observation, me: u32, now: Timestamp, worktree: Option<WorktreeRelease>) -> Cleanup {
+    Cleanup {
+        end_session: true,
+        pgid: obs.pgid,
+        worktree,
+        ..Cleanup::new(Lease::new(me, now))
+    }
 }
 
 /// Decides whether the caller carries out the record's clean-up: its own, or a stale one it

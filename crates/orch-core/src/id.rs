@@ -9,6 +9,8 @@ pub const MAX_ID_LEN: usize = 64;
 
 /// The prefix of every tmux session the orchestrator creates: `hydralph-<id>`.
 pub const TMUX_PREFIX: &str = "hydralph-";
+/// The prefix of a session's default worktree branch: `hydralph/<id>`.
+pub const BRANCH_PREFIX: &str = "hydralph/";
 
 /// Identifier of one agent session, e.g. `a1b2c3d4`.
 ///
@@ -108,7 +110,7 @@ impl SessionId {
 
     /// The default worktree branch of this id: `hydralph/<id>`.
     pub fn default_branch(&self) -> String {
-        format!("hydralph/{}", self.0)
+        format!("{BRANCH_PREFIX}{}", self.0)
     }
 }
 

@@ -33,7 +33,7 @@ pub use events::{Channel, LifecycleEvent, Pulse};
 pub use health::{
     assess, progress_events, Assessment, HealthPolicy, MuxObservation, Observation, GONE_REASON, SPAWN_INTERRUPTED,
 };
-pub use id::{IdError, SessionId, MAX_ID_LEN, TMUX_PREFIX};
+pub use id::{IdError, SessionId, BRANCH_PREFIX, MAX_ID_LEN, TMUX_PREFIX};
 pub use intent::{Cleanup, KeptWorktree, Lease, PruneIntent, WorktreeRelease, LEASE_EXPIRY};
 pub use loop_report::{LoopPhase, LoopReport};
 pub use ports::{

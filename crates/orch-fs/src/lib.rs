@@ -17,23 +17,9 @@ pub const TMP_MARK: &str = ".tmp-";
 /// directory, written and fsynced, then renamed over `path`. A reader sees the old file or the
 /// new one, never a mix; on error the temp file is removed and `path` is untouched.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a file path has a file name"))?
-        .to_string_lossy()
-        .into_owned();
-    let tmp = path.with_file_name(format!(
-        ".{name}{TMP_MARK}{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
+    let tmp = tmp_path(path)?;
     let result = (|| {
-        let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
-        // The mode given to open is cut by the umask; set it exactly.
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
+        write_new(&tmp, bytes, mode)?.sync_all()?;
         fs::rename(&tmp, path)
     })();
     if result.is_err() {
@@ -48,26 +34,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
 /// file is durable; on error no temp file is left, and files renamed before the error keep
 /// their new content.
 pub fn write_atomic_batch(dir: &Path, files: &[(PathBuf, Vec<u8>)], mode: u32) -> io::Result<()> {
-    static SEQ: AtomicU64 = AtomicU64::new(0);
     let mut temps: Vec<PathBuf> = Vec::with_capacity(files.len());
     let result = (|| {
         let mut opened = Vec::with_capacity(files.len());
         for (path, bytes) in files {
-            let name = path
-                .file_name()
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a file path has a file name"))?
-                .to_string_lossy()
-                .into_owned();
-            let tmp = path.with_file_name(format!(
-                ".{name}{TMP_MARK}{}-{}",
-                std::process::id(),
-                SEQ.fetch_add(1, Ordering::Relaxed)
-            ));
-            let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+            let tmp = tmp_path(path)?;
+            let written = write_new(&tmp, bytes, mode);
             temps.push(tmp);
-            f.set_permissions(fs::Permissions::from_mode(mode))?;
-            f.write_all(bytes)?;
-            opened.push(f);
+            opened.push(written?);
         }
         // At most a few threads: enough for the file system to commit the batch together.
         let per = opened.len().div_ceil(4).max(1);
@@ -91,6 +65,30 @@ pub fn write_atomic_batch(dir: &Path, files: &[(PathBuf, Vec<u8>)], mode: u32) -
         }
     }
     result
+}
+
+/// A fresh temp file name beside `path`: `.<name>.tmp-<pid>-<seq>`.
+fn tmp_path(path: &Path) -> io::Result<PathBuf> {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a file path has a file name"))?
+        .to_string_lossy()
+        .into_owned();
+    Ok(path.with_file_name(format!(
+        ".{name}{TMP_MARK}{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )))
+}
+
+/// Creates the new file `tmp` with exactly `mode` (open's mode is cut by the umask) holding
+/// `bytes`; not yet synced.
+fn write_new(tmp: &Path, bytes: &[u8], mode: u32) -> io::Result<File> {
+    let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(tmp)?;
+    f.set_permissions(fs::Permissions::from_mode(mode))?;
+    f.write_all(bytes)?;
+    Ok(f)
 }
 
 /// Fsyncs a directory, so a rename into it survives a power loss.

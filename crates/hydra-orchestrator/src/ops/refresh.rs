@@ -123,7 +123,7 @@ impl Orchestrator {
                             (r.branch_name.as_deref() == Some(w.branch.as_str()) || id.as_ref() == Some(&r.id))
                                 && (!r.state.is_terminal() || r.worktree_kept.is_some() || r.cleanup.is_some())
                         });
-                        let ours = w.path.starts_with(&managed) || w.branch.starts_with("hydralph/");
+                        let ours = w.path.starts_with(&managed) || w.branch.starts_with(orch_core::BRANCH_PREFIX);
                         if ours && !owner {
                             out.worktrees.push((w.branch, w.path));
                         }

@@ -8,10 +8,10 @@
 
 mod demo;
 pub mod demo_agent;
-mod duration;
 mod log;
 mod output;
 mod report;
+mod trust;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -144,6 +144,18 @@ enum Command {
         #[arg(long)]
         logs: bool,
     },
+    /// Trust the project's files that can start programs (wt.toml hooks, hydra.toml commands)
+    Trust {
+        /// Forget this project's trusted files
+        #[arg(long, conflicts_with = "list")]
+        revoke: bool,
+        /// List every trusted file and whether it changed since
+        #[arg(long)]
+        list: bool,
+        /// Trust without asking (after reviewing what is shown)
+        #[arg(long, short)]
+        yes: bool,
+    },
     /// Run the whole lifecycle with the built-in demo agent in a temporary repository
     Demo {
         /// How many sessions
@@ -157,6 +169,9 @@ enum Command {
 
 #[derive(Args)]
 struct SpawnArgs {
+    /// A name for the session, usable wherever its id is
+    #[arg(long)]
+    name: Option<String>,
     /// The PRD to work through
     #[arg(long, default_value = ".hydra/ralph/prd.json")]
     prd: PathBuf,
@@ -170,7 +185,7 @@ struct SpawnArgs {
     #[arg(long, default_value_t = 10)]
     max_iterations: u32,
     /// Wall-clock limit, e.g. 4h, 30m, 1h30m, 90s
-    #[arg(long, default_value = "4h", value_parser = duration::parse_duration)]
+    #[arg(long, default_value = "4h", value_parser = orch_config::parse_duration)]
     max_duration: Duration,
     /// Give the session its own git worktree and port
     #[arg(long)]
@@ -182,7 +197,7 @@ struct SpawnArgs {
     #[arg(long)]
     dir: Option<PathBuf>,
     /// Silence after which the session is reported stuck
-    #[arg(long, default_value = "15m", value_parser = duration::parse_duration)]
+    #[arg(long, default_value = "15m", value_parser = orch_config::parse_duration)]
     stuck_after: Duration,
     /// How `pause` stops this session
     #[arg(long, default_value = "checkpoint", value_parser = parse_pause_mode)]
@@ -246,9 +261,19 @@ fn run(cli: Cli) -> Result<i32> {
         Command::DemoAgent => Ok(demo_agent::run_demo_agent()),
         Command::Demo { sessions } => demo::run(sessions, g.json),
         Command::Init => init(&g),
+        Command::Trust { revoke, list, yes } => {
+            let root = match &g.project {
+                Some(p) => p
+                    .canonicalize()
+                    .with_context(|| format!("cannot open {}", p.display()))?,
+                None => hydra_orchestrator::find_project_root(&std::env::current_dir()?),
+            };
+            trust::run(&root, revoke, list, yes)
+        }
         Command::Spawn(args) => {
             let orch = open(&g)?;
             let config = SessionConfig {
+                name: args.name,
                 max_iterations: args.max_iterations,
                 max_duration: args.max_duration,
                 agent_cli: args.agent,
@@ -423,6 +448,26 @@ fn init(g: &Global) -> Result<i32> {
         orch_fs::write_atomic(&prd, demo::SAMPLE_PRD.as_bytes(), 0o600)
             .with_context(|| format!("cannot write {}", prd.display()))?;
         println!("wrote a sample PRD to {}; edit its userStories", prd.display());
+    }
+    let config = orch_config::Config::path(&root);
+    if config.exists() {
+        println!("{} exists; left as it is", config.display());
+    } else {
+        orch_fs::write_atomic(&config, orch_config::EXAMPLE.as_bytes(), 0o600)
+            .with_context(|| format!("cannot write {}", config.display()))?;
+        // A file hydra wrote on this machine is trusted as written; an edit needs `hydra trust`.
+        if let Ok(store) = trust::store() {
+            let runs = trust::Runs {
+                file: config.canonicalize().unwrap_or(config.clone()),
+                contents: orch_config::EXAMPLE.as_bytes().to_vec(),
+                commands: Vec::new(),
+            };
+            let _ = trust::record(&store, &runs);
+        }
+        println!(
+            "wrote {} (commented; `hydra config` shows what applies)",
+            config.display()
+        );
     }
     let git_dir = root.join(".git");
     if git_dir.is_dir() {

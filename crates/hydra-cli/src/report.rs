@@ -44,18 +44,34 @@ fn hint(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
             Error::LoopNeeds { program } => Some(format!("install {program} (e.g. `apt-get install {program}`)")),
             Error::ReadOnly { .. } => Some("run from a writable checkout, or fix the permissions of .hydra/".into()),
             Error::NoFreeId => Some("try again; prune ended sessions with `hydra prune`".into()),
+            // Transparent wrappers do not show their inner error in the chain: look inside.
+            Error::Mux(e) => mux_hint(e),
+            Error::Worktree(e) => worktree_hint(e),
             _ => None,
         };
     }
     if let Some(e) = cause.downcast_ref::<MuxError>() {
-        return match e {
+        return mux_hint(e);
+    }
+    if let Some(e) = cause.downcast_ref::<WorktreeError>() {
+        return worktree_hint(e);
+    }
+    None
+}
+
+fn mux_hint(e: &MuxError) -> Option<String> {
+    {
+        match e {
             MuxError::NotInstalled => Some("install tmux: `apt-get install tmux` or `brew install tmux`".into()),
             MuxError::NotFound { .. } => Some("`hydra ls` shows which sessions are alive".into()),
             _ => None,
-        };
+        }
     }
-    if let Some(e) = cause.downcast_ref::<WorktreeError>() {
-        return match e {
+}
+
+fn worktree_hint(e: &WorktreeError) -> Option<String> {
+    {
+        match e {
             WorktreeError::GitMissing => Some("install git: `apt-get install git`".into()),
             WorktreeError::NotARepo { .. } => Some("run `git init` there, or pick another --dir".into()),
             WorktreeError::NoCommit { .. } => Some("commit once (`git commit --allow-empty -m init`) first".into()),
@@ -66,10 +82,12 @@ fn hint(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
                 Some("pick another --branch".into())
             }
             WorktreeError::PathExists { .. } => Some("remove that directory, or `hydra prune` ended sessions".into()),
+            WorktreeError::Untrusted { .. } => Some(
+                "review what it would run, then `hydra trust` (HYDRA_TRUST_ALL=1 trusts every file, for CI)".into(),
+            ),
             _ => None,
-        };
+        }
     }
-    None
 }
 
 #[cfg(test)]

@@ -1,115 +1,11 @@
 //! Tests of the `hydra` binary as a user runs it: real tmux on a private socket per test, a
 //! temp git project, the built-in demo agent.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+mod support;
 
-struct Env {
-    dir: tempfile::TempDir,
-    socket: String,
-}
-
-impl Env {
-    fn new() -> Self {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = tempfile::tempdir().expect("tmp");
-        let root = dir.path();
-        Command::new("git")
-            .arg("-C")
-            .arg(root)
-            .args(["init", "-q", "-b", "main"])
-            .output()
-            .expect("git");
-        Env {
-            dir,
-            socket: format!(
-                "hydra-cli-it-{}-{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::SeqCst)
-            ),
-        }
-    }
-    fn root(&self) -> &Path {
-        self.dir.path()
-    }
-    fn hydra(&self, args: &[&str]) -> Output {
-        self.hydra_stdin(args, "")
-    }
-    fn hydra_stdin(&self, args: &[&str], stdin: &str) -> Output {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_hydra"))
-            .args(args)
-            .args([
-                "--project",
-                self.root().to_str().expect("utf8"),
-                "--tmux-socket",
-                &self.socket,
-            ])
-            .env_remove("HYDRA_TMUX_SOCKET")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("hydra runs");
-        use std::io::Write;
-        c.stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin.as_bytes())
-            .expect("write");
-        c.wait_with_output().expect("wait")
-    }
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.hydra(args);
-        assert!(
-            out.status.success(),
-            "hydra {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf8")
-    }
-    fn spawn_demo(&self, extra: &[&str]) -> String {
-        let mut args = vec![
-            "spawn",
-            "--agent",
-            env!("CARGO_BIN_EXE_hydra"),
-            "--flags",
-            "demo-agent",
-            "--prd",
-            "prd.json",
-        ];
-        args.extend(extra);
-        self.ok(&args).trim().to_owned()
-    }
-    fn ls(&self) -> Vec<serde_json::Value> {
-        serde_json::from_str::<serde_json::Value>(&self.ok(&["ls", "--json"]))
-            .expect("json")
-            .as_array()
-            .expect("array")
-            .clone()
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use std::path::PathBuf;
+use std::process::Command;
+use support::{wait_for, Env};
 
 const PRD: &str =
     r#"{"title":"t","userStories":[{"id":"1","title":"a","passes":false},{"id":"2","title":"b","passes":false}]}"#;

@@ -178,14 +178,17 @@ mod txn;
 pub use error::{Error, Result};
 pub use ops::control::{InjectMode, KillOptions, KillReport, MAX_MESSAGE_BYTES};
 pub use ops::prune::{KeptSession, PruneOptions, PruneReport};
-pub use orchestrator::{find_project, find_project_root, Builder, Notice, NoticeKind, Orchestrator, Orphans};
+pub use orchestrator::{
+    find_project, find_project_root, trust_from_env, Builder, Notice, NoticeKind, Orchestrator, Orphans,
+};
 pub use support::{NoopBus, SystemClock};
 
 pub use orch_core::project_tag;
 pub use orch_core::{
     Channel, Clock, ConfigError, EventBus, HealthPolicy, Host, LifecycleEvent, LoadProblem, LoopPhase, LoopReport,
     LoopRuntime, Multiplexer, MuxServer, PauseMode, Prd, Pulse, RuntimeLayout, SessionConfig, SessionId, SessionRecord,
-    SessionState, SessionStatus, Store, Subscription, Timestamp, TransitionError, Worktrees,
+    SessionState, SessionStatus, Store, Subscription, Timestamp, TransitionError, Trust, TrustAll, TrustNothing,
+    Worktrees,
 };
 
 /// The adapters, for embedders that configure them through [`Orchestrator::builder`].
@@ -195,6 +198,7 @@ pub mod adapters {
     pub use orch_mail::{MailBus, MailOptions};
     pub use orch_store_fs::FsStore;
     pub use orch_tmux::{Tmux, TmuxConfig};
+    pub use orch_trust::{digest, FileTrust, TrustedFile};
     #[cfg(feature = "worktree")]
-    pub use orch_wt::GitWorktrees;
+    pub use orch_wt::{GitWorktrees, WtConfig};
 }

@@ -8,7 +8,7 @@ use crate::muxes::{MuxFactory, MuxSet};
 use crate::support::{NoopBus, SystemClock};
 use orch_core::{
     Clock, EventBus, HealthPolicy, Host, LifecycleEvent, LoadProblem, LoopRuntime, Multiplexer, MuxServer, SessionId,
-    SessionRecord, Store, Worktrees,
+    SessionRecord, Store, Trust, TrustAll, TrustNothing, Worktrees,
 };
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -104,6 +104,7 @@ pub struct Orchestrator {
     pub(crate) runtime: Arc<dyn LoopRuntime>,
     pub(crate) host: Arc<dyn Host>,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) trust: Arc<dyn Trust>,
     pub(crate) policy: HealthPolicy,
     pub(crate) kill_grace: Duration,
     pub(crate) shared: Mutex<Shared>,
@@ -144,6 +145,7 @@ pub struct Builder {
     runtime: Option<Arc<dyn LoopRuntime>>,
     host: Option<Arc<dyn Host>>,
     clock: Option<Arc<dyn Clock>>,
+    trust: Option<Arc<dyn Trust>>,
     policy: HealthPolicy,
     path_var: Option<OsString>,
     cwd: Option<PathBuf>,
@@ -154,7 +156,9 @@ pub struct Builder {
 impl Builder {
     /// A builder that takes from this process what the defaults need: the current directory
     /// (the project is the nearest one holding `.hydra/`, else the current directory itself),
-    /// `PATH` (to find agents and bash), and `TMUX` (attach switches the client inside tmux).
+    /// `PATH` (to find agents and bash), `TMUX` (attach switches the client inside tmux), and
+    /// the user's trust file (found from `HOME` and `XDG_STATE_HOME`; `HYDRA_TRUST_ALL=1`
+    /// trusts every file instead, for CI and throwaway containers).
     pub fn from_env() -> Self {
         let cwd = std::env::current_dir().ok();
         Builder {
@@ -162,6 +166,7 @@ impl Builder {
             cwd,
             path_var: std::env::var_os("PATH"),
             inside_tmux: std::env::var_os("TMUX").is_some_and(|v| !v.is_empty()),
+            trust: Some(trust_from_env()),
             ..Builder::default()
         }
     }
@@ -224,6 +229,12 @@ impl Builder {
     /// Use this host (programs, directories, process signals) instead of the POSIX one.
     pub fn host(mut self, host: Arc<dyn Host>) -> Self {
         self.host = Some(host);
+        self
+    }
+    /// Which project files that start programs (hydra-wt hooks, notification commands, agent
+    /// profiles) the user trusts; by default none (`from_env`: the user's trust file).
+    pub fn trust(mut self, trust: Arc<dyn Trust>) -> Self {
+        self.trust = Some(trust);
         self
     }
     /// Use this clock.
@@ -335,12 +346,14 @@ impl Builder {
                 Some(self.cwd.unwrap_or_else(|| project.clone())),
             )),
         };
+        let trust = self.trust.unwrap_or_else(|| Arc::new(TrustNothing));
         let orch = Orchestrator {
             tag: orch_core::project_tag(&project),
             muxes: MuxSet::new(mux, factory),
             store,
             bus,
-            worktrees: self.worktrees.unwrap_or_else(default_worktrees),
+            worktrees: self.worktrees.unwrap_or_else(|| default_worktrees(Arc::clone(&trust))),
+            trust,
             runtime: self
                 .runtime
                 .unwrap_or_else(|| Arc::new(orch_loop::FsLoopRuntime::new(&project))),
@@ -364,13 +377,27 @@ impl Builder {
 }
 
 #[cfg(feature = "worktree")]
-fn default_worktrees() -> Option<Arc<dyn Worktrees>> {
-    Some(Arc::new(orch_wt::GitWorktrees::new()))
+fn default_worktrees(trust: Arc<dyn Trust>) -> Option<Arc<dyn Worktrees>> {
+    Some(Arc::new(orch_wt::GitWorktrees::new().with_trust(trust)))
 }
 
 #[cfg(not(feature = "worktree"))]
-fn default_worktrees() -> Option<Arc<dyn Worktrees>> {
+fn default_worktrees(_trust: Arc<dyn Trust>) -> Option<Arc<dyn Worktrees>> {
     None
+}
+
+/// The trust of this process's user: everything with `HYDRA_TRUST_ALL=1`, else the user's
+/// trust file, else (no home to keep one in) nothing.
+pub fn trust_from_env() -> Arc<dyn Trust> {
+    if std::env::var_os("HYDRA_TRUST_ALL").is_some_and(|v| v == "1") {
+        return Arc::new(TrustAll);
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let state = std::env::var_os("XDG_STATE_HOME").map(PathBuf::from);
+    match orch_trust::FileTrust::location(home.as_deref(), state.as_deref()) {
+        Some(path) => Arc::new(orch_trust::FileTrust::at(path)),
+        None => Arc::new(TrustNothing),
+    }
 }
 
 /// The project root for `dir`: the nearest ancestor (or `dir` itself) holding `.hydra/`, else
@@ -420,7 +447,8 @@ impl Orchestrator {
             ),
             store: Arc::new(orch_store_fs::FsStore::new(&project)),
             bus: Arc::new(NoopBus::new()),
-            worktrees: default_worktrees(),
+            worktrees: default_worktrees(trust_from_env()),
+            trust: trust_from_env(),
             runtime: Arc::new(orch_loop::FsLoopRuntime::new(&project)),
             host: Arc::new(orch_host::PosixHost::new(std::env::var_os("PATH"), None)),
             clock: Arc::new(SystemClock),
@@ -500,6 +528,12 @@ impl Orchestrator {
     /// record moved aside, a read-only project, a clean-up that left something behind).
     pub fn take_notices(&self) -> Vec<Notice> {
         self.shared().notices.drain(..).collect()
+    }
+
+    /// Whether this orchestrator's user trusts `contents` of the project file `file` (one that
+    /// can make hydra start programs).
+    pub fn trusts(&self, file: &Path, contents: &[u8]) -> bool {
+        self.trust.is_trusted(file, contents)
     }
 
     /// The project root.

@@ -39,8 +39,8 @@ pub use loop_report::{LoopPhase, LoopReport};
 pub use ports::{
     AttachCommand, BusError, Clock, EventBus, Host, HostError, LoadProblem, LoadReport, LockGuard, LockStats,
     LogDisposal, LoopReading, LoopRuntime, Multiplexer, MuxError, MuxServer, MuxSnapshot, PaneInfo, RemoveOutcome,
-    RuntimeError, RuntimeRequest, Sig, SpawnSpec, Store, StoreError, Subscription, WorktreeError, WorktreeInfo,
-    WorktreeRequest, Worktrees,
+    RuntimeError, RuntimeRequest, Sig, SpawnSpec, Store, StoreError, Subscription, Trust, TrustAll, TrustNothing,
+    WorktreeError, WorktreeInfo, WorktreeRequest, Worktrees,
 };
 pub use prd::{Prd, Story};
 pub use project::{project_tag, RuntimeLayout};

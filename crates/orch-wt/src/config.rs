@@ -65,12 +65,24 @@ pub struct Hooks {
 }
 
 impl WtConfig {
+    /// `<root>/.hydra/wt.toml`.
+    pub fn path(root: &Path) -> PathBuf {
+        root.join(".hydra").join("wt.toml")
+    }
+
     /// Reads `<root>/.hydra/wt.toml`; defaults when it does not exist.
     pub fn load(root: &Path) -> Result<Self, WorktreeError> {
-        let path = root.join(".hydra/wt.toml");
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(WtConfig::default()),
+        Self::load_with_bytes(root).map(|(cfg, _)| cfg)
+    }
+
+    /// Reads `<root>/.hydra/wt.toml` and returns it with the bytes it was parsed from (`None`
+    /// when there is no file and the defaults apply), so a check of those bytes (trust)
+    /// covers exactly what is used.
+    pub fn load_with_bytes(root: &Path) -> Result<(Self, Option<Vec<u8>>), WorktreeError> {
+        let path = Self::path(root);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((WtConfig::default(), None)),
             Err(e) => {
                 return Err(WorktreeError::Io {
                     op: "read",
@@ -79,6 +91,7 @@ impl WtConfig {
                 })
             }
         };
+        let text = String::from_utf8_lossy(&bytes).into_owned();
         let cfg: WtConfig = toml::from_str(&text).map_err(|e| WorktreeError::Config {
             path: path.clone(),
             why: e.message().to_owned(),
@@ -105,7 +118,7 @@ impl WtConfig {
                 why: format!("{} must be a relative path inside the repository", bad.display()),
             });
         }
-        Ok(cfg)
+        Ok((cfg, Some(bytes)))
     }
 
     /// Paths the adapter itself writes into a worktree (not the agent's work).

@@ -5,33 +5,55 @@ use crate::git::io;
 use crate::git::{git, git_ok};
 use crate::porcelain::{parse_worktree_list, GitWorktree};
 use crate::port_registry::PortRegistry;
-use orch_core::{RemoveOutcome, Saga, WorktreeError, WorktreeInfo, WorktreeRequest, Worktrees};
+use orch_core::{RemoveOutcome, Saga, Trust, TrustNothing, WorktreeError, WorktreeInfo, WorktreeRequest, Worktrees};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 
 /// The git worktree adapter.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GitWorktrees {
     git: PathBuf,
+    trust: Arc<dyn Trust>,
+}
+
+impl std::fmt::Debug for GitWorktrees {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitWorktrees")
+            .field("git", &self.git)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for GitWorktrees {
     fn default() -> Self {
         GitWorktrees {
             git: PathBuf::from("git"),
+            trust: Arc::new(TrustNothing),
         }
     }
 }
 
 impl GitWorktrees {
-    /// An adapter running `git` from `PATH`.
+    /// An adapter running `git` from `PATH` that runs no `post_create` hook (it trusts no
+    /// `wt.toml`; see [`with_trust`](Self::with_trust)).
     pub fn new() -> Self {
         Self::default()
     }
 
     /// An adapter running the given git program.
     pub fn with_git(program: impl Into<PathBuf>) -> Self {
-        GitWorktrees { git: program.into() }
+        GitWorktrees {
+            git: program.into(),
+            ..Self::default()
+        }
+    }
+
+    /// This adapter, running the `post_create` hooks of a `wt.toml` only when `trust` trusts
+    /// its content; otherwise `create` refuses before making anything.
+    pub fn with_trust(mut self, trust: Arc<dyn Trust>) -> Self {
+        self.trust = trust;
+        self
     }
 
     /// The root of the main working tree of the repository containing `dir`.
@@ -256,7 +278,17 @@ impl Worktrees for GitWorktrees {
                 Some(b) => WorktreeError::BadBase { base: b.clone() },
             });
         }
-        let cfg = WtConfig::load(&root)?;
+        let (cfg, bytes) = WtConfig::load_with_bytes(&root)?;
+        if !cfg.hooks.post_create.is_empty() {
+            let file = WtConfig::path(&root);
+            let bytes = bytes.unwrap_or_default();
+            if !self.trust.is_trusted(&file, &bytes) {
+                return Err(WorktreeError::Untrusted {
+                    file,
+                    commands: cfg.hooks.post_create.clone(),
+                });
+            }
+        }
         let path = req
             .path
             .clone()

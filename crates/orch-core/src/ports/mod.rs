@@ -9,6 +9,7 @@
 //! | [`Worktrees`] | `orch-wt` | per-session git worktrees and their ports |
 //! | [`LoopRuntime`] | `orch-loop` | each session's loop directory (status, pause, inbox, PRD copy) |
 //! | [`Host`] | `orch-host` | programs on `PATH`, directories and process signals |
+//! | [`Trust`] | `orch-trust` | which project files that run programs the user trusts |
 //! | [`Clock`] | the facade | "now" |
 
 mod bus;
@@ -17,6 +18,7 @@ mod host;
 mod mux;
 mod runtime;
 mod store;
+mod trust;
 mod worktrees;
 
 pub use bus::{BusError, EventBus, Subscription};
@@ -25,4 +27,5 @@ pub use host::{Host, HostError, Sig};
 pub use mux::{AttachCommand, Multiplexer, MuxError, MuxServer, MuxSnapshot, PaneInfo, SpawnSpec};
 pub use runtime::{LogDisposal, LoopReading, LoopRuntime, RuntimeError, RuntimeRequest};
 pub use store::{LoadProblem, LoadReport, LockGuard, LockStats, Store, StoreError};
+pub use trust::{Trust, TrustAll, TrustNothing};
 pub use worktrees::{RemoveOutcome, WorktreeError, WorktreeInfo, WorktreeRequest, Worktrees};

@@ -131,6 +131,15 @@ pub enum WorktreeError {
         /// What is wrong.
         why: String,
     },
+    /// The worktree configuration would run programs (`post_create` hooks) and its user has
+    /// not trusted its content; nothing was made.
+    #[error("{file} would run {}, and this content of it is not trusted", commands.join(", "))]
+    Untrusted {
+        /// The file.
+        file: PathBuf,
+        /// The commands it would run.
+        commands: Vec<String>,
+    },
     /// A post-create hook failed; the worktree was rolled back.
     #[error("post_create hook {hook:?} failed: {output}")]
     Hook {
@@ -165,7 +174,8 @@ pub trait Worktrees: Send + Sync {
     /// Creates the worktree and allocates a port; on any failure nothing is left behind.
     ///
     /// Errors: `InvalidBranch`, `InvalidId`, `BranchTaken`, `PathExists`, `RangeExhausted`,
-    /// `NotARepo`, `NoCommit`, `BadBase`, `GitMissing`, `Config`, `Hook`, `Git`, `Io`.
+    /// `NotARepo`, `NoCommit`, `BadBase`, `GitMissing`, `Config`, `Untrusted` (before anything
+    /// is made), `Hook`, `Git`, `Io`.
     fn create(&self, req: &WorktreeRequest) -> Result<WorktreeInfo, WorktreeError>;
 
     /// Removes the worktree of `branch` in `repo` and frees its port, unless it holds work

@@ -249,7 +249,7 @@ fn env_template_artifacts_and_failing_hook() {
         "[ports]\nrange_start = 5001\nrange_end = 5010\n[env]\ntemplate = \".env.template\"\noutput = \".env.local\"\n[artifacts]\nsymlink = [\"secret.key\"]\ncopy = [\"assets\"]\n[hooks]\npost_create = [\"echo \\\"$HYDRA_WT_PORT\\\" > hook-ran\"]\n",
     )
     .expect("write");
-    let wt = GitWorktrees::new();
+    let wt = GitWorktrees::new().with_trust(std::sync::Arc::new(orch_core::TrustAll));
     let info = wt.create(&req(&root, "t1", "hydralph/t1")).expect("create");
     let env = std::fs::read_to_string(info.path.join(".env.local")).expect("env rendered");
     assert_eq!(env, format!("PORT=5001\nBRANCH=hydralph/t1\nROOT={}\n", root.display()));
@@ -366,4 +366,69 @@ fn regression_listing_while_other_processes_create_never_fails() {
     }
     assert!(lists > 0);
     assert_eq!(wt.list(&root).expect("list").len(), 6);
+}
+
+/// Trusts exactly the (file, content) pairs it was given.
+#[derive(Default)]
+struct Trusted(std::sync::Mutex<Vec<(PathBuf, Vec<u8>)>>);
+
+impl orch_core::Trust for Trusted {
+    fn is_trusted(&self, file: &Path, contents: &[u8]) -> bool {
+        self.0
+            .lock()
+            .expect("trusted")
+            .iter()
+            .any(|(f, c)| f == file && c == contents)
+    }
+}
+
+/// Regression: a cloned repository that committed `.hydra/wt.toml` with a `post_create` hook
+/// ran it on the first worktree, with no question asked.
+#[test]
+fn hooks_of_an_untrusted_wt_toml_never_run_and_nothing_is_made() {
+    let (_d, root) = repo();
+    std::fs::create_dir_all(root.join(".hydra")).expect("mkdir");
+    let wt_toml = root.join(".hydra/wt.toml");
+    std::fs::write(&wt_toml, "[hooks]\npost_create = [\"touch pwned\"]\n").expect("write");
+    let trusted = std::sync::Arc::new(Trusted::default());
+    let wt = GitWorktrees::new().with_trust(trusted.clone());
+    let err = wt.create(&req(&root, "u1", "hydralph/u1")).expect_err("untrusted");
+    match &err {
+        WorktreeError::Untrusted { file, commands } => {
+            assert_eq!(file, &wt_toml);
+            assert_eq!(commands, &["touch pwned"]);
+        }
+        other => panic!("not Untrusted: {other}"),
+    }
+    let nothing_made = |why: &str| {
+        assert!(!root.join(".hydra/worktrees/hydralph-u1").exists(), "{why}: worktree");
+        assert!(registry(&root).is_empty(), "{why}: port");
+        assert!(!branches(&root).contains("hydralph/u1"), "{why}: branch");
+    };
+    nothing_made("untrusted");
+    // Trusted as it is: the hook runs.
+    trusted
+        .0
+        .lock()
+        .expect("trusted")
+        .push((wt_toml.clone(), std::fs::read(&wt_toml).expect("read")));
+    let info = wt.create(&req(&root, "u1", "hydralph/u1")).expect("trusted");
+    assert!(info.path.join("pwned").exists(), "the trusted hook ran");
+    wt.remove(&root, "hydralph/u1", true).expect("remove");
+    // Edited: refused again until trusted again.
+    std::fs::write(&wt_toml, "[hooks]\npost_create = [\"touch pwned2\"]\n").expect("edit");
+    let err = wt.create(&req(&root, "u2", "hydralph/u2")).expect_err("edited");
+    assert!(matches!(err, WorktreeError::Untrusted { .. }), "{err}");
+    assert!(!root.join(".hydra/worktrees/hydralph-u2").exists());
+    // The default adapter trusts nothing.
+    let err = GitWorktrees::new()
+        .create(&req(&root, "u3", "hydralph/u3"))
+        .expect_err("default");
+    assert!(matches!(err, WorktreeError::Untrusted { .. }), "{err}");
+    // A wt.toml without hooks needs no trust.
+    std::fs::write(&wt_toml, "[ports]\nrange_start = 4001\nrange_end = 4005\n").expect("write");
+    let info = GitWorktrees::new()
+        .create(&req(&root, "u4", "hydralph/u4"))
+        .expect("no hooks");
+    assert_eq!(info.port, Some(4001));
 }

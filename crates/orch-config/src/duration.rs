@@ -1,4 +1,4 @@
-//! Parsing of human durations such as `4h`, `30m`, `1h30m`, `90s`.
+//! Human durations such as `4h`, `30m`, `1h30m`, `90s`, both ways.
 
 use std::time::Duration;
 
@@ -42,6 +42,22 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(total))
 }
 
+/// Writes `d` the way [`parse_duration`] reads it: `4h`, `1h30m`, `90s` (`0s` for zero).
+pub fn format_duration(d: Duration) -> String {
+    let mut secs = d.as_secs();
+    if secs == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    for (unit, size) in [('d', 86_400), ('h', 3_600), ('m', 60), ('s', 1)] {
+        if secs >= size {
+            out.push_str(&format!("{}{unit}", secs / size));
+            secs %= size;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,6 +69,16 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5_400)));
         assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
+    }
+
+    #[test]
+    fn formats_what_it_parses() {
+        for text in ["4h", "1h30m", "90s", "2d", "1d2h3m4s", "0s"] {
+            let d = parse_duration(text).expect("parses");
+            assert_eq!(parse_duration(&format_duration(d)), Ok(d), "{text}");
+        }
+        assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
+        assert_eq!(format_duration(Duration::ZERO), "0s");
     }
 
     #[test]

@@ -1,0 +1,137 @@
+//! What the CLI's test binaries share: a temp git project with its own tmux server, its own
+//! trust file (so no test touches the user's), and a `hydra` to run in it.
+
+#![allow(dead_code, reason = "each test binary uses its own part of this module")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// A temp project (a git repository) with a private tmux server and state directory.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub socket: String,
+}
+
+impl Env {
+    /// A new project.
+    pub fn new() -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path();
+        Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(["init", "-q", "-b", "main"])
+            .output()
+            .expect("git");
+        Env {
+            dir,
+            socket: format!(
+                "hydra-cli-it-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::SeqCst)
+            ),
+        }
+    }
+    /// The project root.
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+    /// Runs `hydra args` in this project.
+    pub fn hydra(&self, args: &[&str]) -> Output {
+        self.hydra_stdin(args, "")
+    }
+    /// Runs `hydra args` with `stdin`.
+    pub fn hydra_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        self.hydra_env(args, stdin, &[])
+    }
+
+    /// Runs `hydra args` with `stdin` and extra environment.
+    pub fn hydra_env(&self, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_hydra"))
+            .args(args)
+            .args([
+                "--project",
+                self.root().to_str().expect("utf8"),
+                "--tmux-socket",
+                &self.socket,
+            ])
+            .env_remove("HYDRA_TMUX_SOCKET")
+            .env_remove("HYDRA_TRUST_ALL")
+            .env("XDG_STATE_HOME", self.state())
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("hydra runs");
+        use std::io::Write;
+        c.stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write");
+        c.wait_with_output().expect("wait")
+    }
+    /// Runs `hydra args`, which must succeed; its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.hydra(args);
+        assert!(
+            out.status.success(),
+            "hydra {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf8")
+    }
+    /// Spawns the built-in demo agent on `prd.json`; its id.
+    pub fn spawn_demo(&self, extra: &[&str]) -> String {
+        let mut args = vec![
+            "spawn",
+            "--agent",
+            env!("CARGO_BIN_EXE_hydra"),
+            "--flags",
+            "demo-agent",
+            "--prd",
+            "prd.json",
+        ];
+        args.extend(extra);
+        self.ok(&args).trim().to_owned()
+    }
+    /// `hydra ls --json`.
+    pub fn ls(&self) -> Vec<serde_json::Value> {
+        serde_json::from_str::<serde_json::Value>(&self.ok(&["ls", "--json"]))
+            .expect("json")
+            .as_array()
+            .expect("array")
+            .clone()
+    }
+}
+
+impl Env {
+    /// The state directory standing for the user's (`XDG_STATE_HOME`), outside the project.
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().with_extension("state")
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        use hydra_orchestrator::adapters::{Tmux, TmuxConfig};
+        let _ = Tmux::new(TmuxConfig::with_socket_name(&self.socket)).kill_server();
+        let _ = std::fs::remove_dir_all(self.state());
+    }
+}
+
+/// Polls `f` until it gives a value (30 s at most).
+pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

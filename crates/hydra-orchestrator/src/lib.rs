@@ -174,6 +174,7 @@ mod ops;
 mod orchestrator;
 mod support;
 mod txn;
+mod watch;
 
 pub use error::{Error, Result};
 pub use ops::control::{InjectMode, KillOptions, KillReport, MAX_MESSAGE_BYTES};
@@ -182,6 +183,7 @@ pub use orchestrator::{
     find_project, find_project_root, trust_from_env, Builder, Notice, NoticeKind, Orchestrator, Orphans,
 };
 pub use support::{NoopBus, SystemClock};
+pub use watch::{Change, WatchEvent, WatchOptions, Watcher};
 
 pub use orch_core::project_tag;
 pub use orch_core::{

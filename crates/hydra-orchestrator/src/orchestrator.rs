@@ -7,8 +7,8 @@ use crate::error::{Error, Result};
 use crate::muxes::{MuxFactory, MuxSet};
 use crate::support::{NoopBus, SystemClock};
 use orch_core::{
-    Clock, EventBus, HealthPolicy, Host, LifecycleEvent, LoadProblem, LoopRuntime, Multiplexer, MuxServer, SessionId,
-    SessionRecord, Store, Trust, TrustAll, TrustNothing, Worktrees,
+    Clock, EventBus, FileEvents, HealthPolicy, Host, LifecycleEvent, LoadProblem, LoopRuntime, Multiplexer, MuxServer,
+    SessionId, SessionRecord, Store, Trust, TrustAll, TrustNothing, Worktrees,
 };
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -105,6 +105,7 @@ pub struct Orchestrator {
     pub(crate) host: Arc<dyn Host>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) trust: Arc<dyn Trust>,
+    pub(crate) files: Arc<dyn FileEvents>,
     pub(crate) policy: HealthPolicy,
     pub(crate) kill_grace: Duration,
     pub(crate) shared: Mutex<Shared>,
@@ -146,6 +147,7 @@ pub struct Builder {
     host: Option<Arc<dyn Host>>,
     clock: Option<Arc<dyn Clock>>,
     trust: Option<Arc<dyn Trust>>,
+    files: Option<Arc<dyn FileEvents>>,
     policy: HealthPolicy,
     path_var: Option<OsString>,
     cwd: Option<PathBuf>,
@@ -235,6 +237,12 @@ impl Builder {
     /// profiles) the user trusts; by default none (`from_env`: the user's trust file).
     pub fn trust(mut self, trust: Arc<dyn Trust>) -> Self {
         self.trust = Some(trust);
+        self
+    }
+    /// Where a watcher learns that status files and records changed (the system's file
+    /// notifications by default).
+    pub fn file_events(mut self, files: Arc<dyn FileEvents>) -> Self {
+        self.files = Some(files);
         self
     }
     /// Use this clock.
@@ -354,6 +362,7 @@ impl Builder {
             bus,
             worktrees: self.worktrees.unwrap_or_else(|| default_worktrees(Arc::clone(&trust))),
             trust,
+            files: self.files.unwrap_or_else(|| Arc::new(orch_fswatch::NotifyEvents)),
             runtime: self
                 .runtime
                 .unwrap_or_else(|| Arc::new(orch_loop::FsLoopRuntime::new(&project))),
@@ -449,6 +458,7 @@ impl Orchestrator {
             bus: Arc::new(NoopBus::new()),
             worktrees: default_worktrees(trust_from_env()),
             trust: trust_from_env(),
+            files: Arc::new(orch_fswatch::NotifyEvents),
             runtime: Arc::new(orch_loop::FsLoopRuntime::new(&project)),
             host: Arc::new(orch_host::PosixHost::new(std::env::var_os("PATH"), None)),
             clock: Arc::new(SystemClock),

@@ -24,6 +24,7 @@ mockall::mock! {
         fn capture(&self, name: &str, lines: u32) -> Result<String, MuxError>;
         fn kill(&self, name: &str) -> Result<(), MuxError>;
         fn attach_command(&self, name: &str) -> Result<AttachCommand, MuxError>;
+        fn watch(&self) -> Result<std::sync::Arc<dyn orch_core::MuxWatch>, MuxError>;
     }
 }
 

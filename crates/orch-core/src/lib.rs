@@ -37,10 +37,10 @@ pub use id::{IdError, SessionId, BRANCH_PREFIX, MAX_ID_LEN, TMUX_PREFIX};
 pub use intent::{Cleanup, KeptWorktree, Lease, PruneIntent, WorktreeRelease, LEASE_EXPIRY};
 pub use loop_report::{LoopPhase, LoopReport};
 pub use ports::{
-    AttachCommand, BusError, Clock, EventBus, Host, HostError, LoadProblem, LoadReport, LockGuard, LockStats,
-    LogDisposal, LoopReading, LoopRuntime, Multiplexer, MuxError, MuxServer, MuxSnapshot, PaneInfo, RemoveOutcome,
-    RuntimeError, RuntimeRequest, Sig, SpawnSpec, Store, StoreError, Subscription, Trust, TrustAll, TrustNothing,
-    WorktreeError, WorktreeInfo, WorktreeRequest, Worktrees,
+    AttachCommand, BusError, Clock, EventBus, FileEvents, FileEventsError, Host, HostError, LoadProblem, LoadReport,
+    LockGuard, LockStats, LogDisposal, LoopReading, LoopRuntime, Multiplexer, MuxError, MuxServer, MuxSnapshot,
+    MuxWake, MuxWatch, OnChange, PaneInfo, RemoveOutcome, RuntimeError, RuntimeRequest, Sig, SpawnSpec, Store,
+    StoreError, Subscription, Trust, TrustAll, TrustNothing, WorktreeError, WorktreeInfo, WorktreeRequest, Worktrees,
 };
 pub use prd::{Prd, Story};
 pub use project::{project_tag, RuntimeLayout};

@@ -212,6 +212,21 @@ impl SessionRecord {
         self.worktree_path.as_deref().unwrap_or(&self.working_dir)
     }
 
+    /// The next time the clock alone can change this session: its duration limit, and for a
+    /// running session the moment its silence reaches the stuck threshold. `None` when
+    /// nothing is pending (an ended, paused or blocked session).
+    pub fn next_deadline(&self, default_stuck_after: Duration) -> Option<Timestamp> {
+        if self.state.is_terminal() {
+            return None;
+        }
+        let expiry = self.created().plus(self.max_duration()).plus(Duration::from_millis(1));
+        let stuck = match self.state {
+            SessionState::Running { .. } => Some(self.last_activity.plus(self.stuck_after(default_stuck_after))),
+            _ => None,
+        };
+        Some(stuck.map_or(expiry, |s| s.min(expiry)))
+    }
+
     /// Whether the session was started by the original tool (no runtime directory of its own).
     pub fn is_foreign(&self) -> bool {
         self.runtime_dir.is_none()
@@ -359,6 +374,25 @@ mod tests {
         assert_eq!(r.ended_at, Some(Timestamp(3_000)));
         assert!(r.transition(&Event::Pause, Timestamp(4_000)).is_err());
         assert_eq!(r.last_transition, Timestamp(3_000), "a refusal changes nothing");
+    }
+
+    #[test]
+    fn the_next_deadline_is_the_nearer_of_stuck_and_expiry() {
+        let mut r = record();
+        r.max_duration_secs = 3600;
+        r.stuck_after_secs = Some(60);
+        assert_eq!(
+            r.next_deadline(Duration::from_secs(900)),
+            Some(Timestamp(1_000 + 3_600_000 + 1))
+        );
+        r.state = SessionState::Running {
+            iteration: 1,
+            stories: None,
+        };
+        r.last_activity = Timestamp(5_000);
+        assert_eq!(r.next_deadline(Duration::from_secs(900)), Some(Timestamp(65_000)));
+        r.state = SessionState::Completed { iterations: 1 };
+        assert_eq!(r.next_deadline(Duration::from_secs(900)), None);
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub struct SessionStatus {
     pub worktree_kept: Option<(PathBuf, Vec<String>)>,
     /// Latest activity seen.
     pub last_activity: Timestamp,
+    /// When the state last changed.
+    pub changed_at: Timestamp,
     /// Creation time.
     pub created: Timestamp,
     /// When the session ended, if it has.
@@ -73,6 +75,7 @@ impl SessionStatus {
                 .as_ref()
                 .map(|k| (k.path.clone(), k.reasons.clone())),
             last_activity: record.last_activity,
+            changed_at: record.last_transition,
             created: record.created(),
             ended: record.ended_at,
             agent_cli: record.agent_cli.clone(),

@@ -109,10 +109,45 @@ pub struct FakeSession {
     pub typed: Vec<String>,
 }
 
+/// A wait on a [`FakeMultiplexer`]: woken by every session that vanishes, exits or is killed
+/// after it was made (changes are kept until a `wait` takes them, as tmux keeps a signal).
+#[derive(Debug, Default)]
+pub struct FakeWatch {
+    state: Mutex<(bool, bool)>, // (a change is pending, stopped)
+    cv: Condvar,
+}
+
+impl FakeWatch {
+    fn change(&self) {
+        lock(&self.state).0 = true;
+        self.cv.notify_all();
+    }
+}
+
+impl MuxWatch for FakeWatch {
+    fn wait(&self) -> Result<MuxWake, MuxError> {
+        let mut st = lock(&self.state);
+        loop {
+            if st.1 {
+                return Ok(MuxWake::Stopped);
+            }
+            if std::mem::take(&mut st.0) {
+                return Ok(MuxWake::Changed);
+            }
+            st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+    fn stop(&self) {
+        lock(&self.state).1 = true;
+        self.cv.notify_all();
+    }
+}
+
 /// An in-memory multiplexer server: sessions are entries in a map.
 #[derive(Debug)]
 pub struct FakeMultiplexer {
     server: MuxServer,
+    watches: Mutex<Vec<Arc<FakeWatch>>>,
     sessions: Mutex<BTreeMap<String, FakeSession>>,
     snapshots: AtomicUsize,
     probes: AtomicUsize,
@@ -136,6 +171,7 @@ impl FakeMultiplexer {
     pub fn on(server: MuxServer) -> Self {
         FakeMultiplexer {
             server,
+            watches: Mutex::default(),
             sessions: Mutex::default(),
             snapshots: AtomicUsize::new(0),
             probes: AtomicUsize::new(0),
@@ -181,12 +217,19 @@ impl FakeMultiplexer {
     /// Removes a session as if it had been killed from outside.
     pub fn vanish(&self, name: &str) {
         lock(&self.sessions).remove(name);
+        self.changed();
     }
     /// Marks a session's program as exited with `status`.
     pub fn exit(&self, name: &str, status: i32) {
         if let Some(s) = lock(&self.sessions).get_mut(name) {
             s.pane.dead = true;
             s.pane.exit_status = Some(status);
+        }
+        self.changed();
+    }
+    fn changed(&self) {
+        for w in lock(&self.watches).iter() {
+            w.change();
         }
     }
     /// Records pane output at `at`.
@@ -287,7 +330,9 @@ impl Multiplexer for FakeMultiplexer {
     }
     fn kill(&self, name: &str) -> Result<(), MuxError> {
         self.hook.call("mux", "kill");
-        lock(&self.sessions).remove(name);
+        if lock(&self.sessions).remove(name).is_some() {
+            self.changed();
+        }
         Ok(())
     }
     fn attach_command(&self, name: &str) -> Result<AttachCommand, MuxError> {
@@ -297,6 +342,11 @@ impl Multiplexer for FakeMultiplexer {
         Ok(AttachCommand {
             argv: vec!["true".into(), name.into()],
         })
+    }
+    fn watch(&self) -> Result<Arc<dyn MuxWatch>, MuxError> {
+        let w = Arc::new(FakeWatch::default());
+        lock(&self.watches).push(Arc::clone(&w));
+        Ok(w)
     }
 }
 
@@ -724,6 +774,62 @@ fn missing(id: &SessionId) -> RuntimeError {
     RuntimeError::Missing {
         id: id.clone(),
         path: PathBuf::from(format!("memory/{id}")),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// FileEvents
+
+/// File events told by hand: [`changed`](Self::changed) calls every registered callback.
+#[derive(Default)]
+pub struct ManualFileEvents {
+    callbacks: Arc<Mutex<Vec<(u64, OnChange)>>>,
+    next: AtomicUsize,
+    dirs: Mutex<Vec<PathBuf>>,
+}
+
+impl std::fmt::Debug for ManualFileEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManualFileEvents").finish_non_exhaustive()
+    }
+}
+
+impl ManualFileEvents {
+    /// No watchers yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Tells every watcher that `path` changed.
+    pub fn changed(&self, path: &Path) {
+        let callbacks: Vec<OnChange> = lock(&self.callbacks).iter().map(|(_, c)| Arc::clone(c)).collect();
+        for c in callbacks {
+            c(path);
+        }
+    }
+    /// How many watches are active.
+    pub fn watching(&self) -> usize {
+        lock(&self.callbacks).len()
+    }
+    /// Every directory ever watched.
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        lock(&self.dirs).clone()
+    }
+}
+
+struct ManualGuard(Arc<Mutex<Vec<(u64, OnChange)>>>, u64);
+
+impl Drop for ManualGuard {
+    fn drop(&mut self) {
+        lock(&self.0).retain(|(n, _)| *n != self.1);
+    }
+}
+
+impl FileEvents for ManualFileEvents {
+    fn watch(&self, dirs: &[PathBuf], on_change: OnChange) -> Result<Box<dyn Send>, FileEventsError> {
+        let n = self.next.fetch_add(1, Ordering::SeqCst) as u64;
+        lock(&self.callbacks).push((n, on_change));
+        lock(&self.dirs).extend(dirs.iter().cloned());
+        Ok(Box::new(ManualGuard(Arc::clone(&self.callbacks), n)))
     }
 }
 

@@ -26,6 +26,10 @@ LOG="${HYDRALPH_LOG:-$DIR/agent.log}"
 LOG_MAX="${HYDRALPH_LOG_MAX_BYTES:-5242880}"
 OUT_MAX="${HYDRALPH_OUTPUT_MAX_BYTES:-1048576}"
 PAUSE="$DIR/.pause"
+# mawk fills its whole input buffer before it processes a line; -W interactive stops that (gawk
+# and BSD awk need nothing). Used to copy the agent's output into the log as it comes.
+AWK_LIVE=()
+if awk -W version 2>/dev/null | grep -q '^mawk'; then AWK_LIVE=(-W interactive); fi
 INBOX="$DIR/inject.d"
 export HYDRALPH_SESSION_ID="$SESSION" HYDRALPH_PRD="$PRD" HYDRALPH_PROGRESS="$PROGRESS"
 
@@ -81,11 +85,26 @@ blocked_reason() { # output file -> what the agent said inside <reason>...</reas
   printf '%s' "${r:0:400}"
 }
 
-log_output() { # file iteration
-  { printf '\n===== iteration %s (%s) =====\n' "$2" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"; cat -- "$1"; } >> "$LOG"
+rotate_log() { # keeps agent.log under LOG_MAX between iterations (one older part, agent.log.1)
   local size
   size=$(wc -c < "$LOG" 2>/dev/null || echo 0)
   if [ "$size" -gt "$LOG_MAX" ]; then mv -f -- "$LOG" "$LOG.1"; fi
+}
+
+run_agent() { # iteration: runs the agent once; the pane shows everything, agent.log gets it as
+  # it is printed (the lines within LOG_MAX bytes of one iteration; awk flushes each line, where
+  # head -c would wait to fill its buffer), and the last OUT_MAX bytes are kept in $out to find
+  # the promise. A FIFO rather than process substitution: bash 3.2 can wait on it.
+  local fifo="$DIR/.logpipe" logger
+  printf '\n===== iteration %s (%s) =====\n' "$1" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$LOG"
+  rm -f -- "$fifo"
+  mkfifo -m 600 -- "$fifo"
+  LC_ALL=C awk ${AWK_LIVE[@]+"${AWK_LIVE[@]}"} -v max="$LOG_MAX" 'n < max { n += length($0) + 1; print; fflush() }' < "$fifo" >> "$LOG" &
+  logger=$!
+  { "$AGENT" ${FLAG_ARGS[@]+"${FLAG_ARGS[@]}"} < "$input" 2>&1 | tee /dev/fd/3 "$fifo" | tail -c "$OUT_MAX" > "$out"; } 3>&1
+  wait "$logger"
+  rm -f -- "$fifo"
+  rotate_log
 }
 
 if ! command -v -- "$AGENT" >/dev/null 2>&1; then
@@ -110,19 +129,17 @@ while [ "$i" -le "$MAX" ]; do
     msgs=("$INBOX"/*.md)
     if [ ${#msgs[@]} -gt 0 ]; then
       printf '## Messages from your operator (newest last)\n\n'
-      for m in "${msgs[@]}"; do cat -- "$m"; printf '\n\n'; done
+      for m in ${msgs[@]+"${msgs[@]}"}; do cat -- "$m"; printf '\n\n'; done
       printf -- '---\n\n'
     fi
     cat -- "$PROMPT"
   } > "$input"
   # Messages are consumed once they are in a prompt.
-  for m in "${msgs[@]}"; do rm -f -- "$m"; done
+  for m in ${msgs[@]+"${msgs[@]}"}; do rm -f -- "$m"; done
 
   out="$DIR/.output"
-  echo "hydralph: iteration $i/$MAX: $AGENT ${FLAG_ARGS[*]}"
-  # The pane shows everything; the last OUT_MAX bytes are kept to find the promise and log.
-  { "$AGENT" "${FLAG_ARGS[@]}" < "$input" 2>&1 | tee /dev/fd/3 | tail -c "$OUT_MAX" > "$out"; } 3>&1
-  log_output "$out" "$i"
+  echo "hydralph: iteration $i/$MAX: $AGENT ${FLAG_ARGS[*]+${FLAG_ARGS[*]}}"
+  run_agent "$i"
   printf '%s iteration %d done\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$i" >> "$PROGRESS.log"
   result="$(cat -- "$out" 2>/dev/null)"
   if [[ $result == *"<promise>COMPLETE</promise>"* ]]; then

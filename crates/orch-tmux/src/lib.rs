@@ -11,7 +11,9 @@
 mod command;
 mod parse;
 mod tmux;
+mod watch;
 
 pub use orch_core::MuxServer as Server;
 pub use parse::{parse_snapshot, SNAPSHOT_FORMAT, TAG_OPTION};
 pub use tmux::{Tmux, TmuxConfig};
+pub use watch::{TmuxWatch, WATCH_CHANNEL};

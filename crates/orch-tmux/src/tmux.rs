@@ -2,9 +2,11 @@
 
 use crate::command::{run, tmux_argv};
 use crate::parse::{parse_snapshot, SNAPSHOT_FORMAT, TAG_OPTION};
-use orch_core::{AttachCommand, Multiplexer, MuxError, MuxServer, MuxSnapshot, PaneInfo, SpawnSpec};
+use crate::watch::{TmuxWatch, WAKE_COMMAND};
+use orch_core::{AttachCommand, Multiplexer, MuxError, MuxServer, MuxSnapshot, MuxWatch, PaneInfo, SpawnSpec};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// How to reach and configure tmux.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,6 +191,8 @@ impl Multiplexer for Tmux {
         // In the same invocation, before the server loop can reap a fast-exiting program, so a
         // dead pane's exit status stays readable, and the tag is there for the first snapshot.
         args.extend([";", "set-option", "-w", "-t", &window, "remain-on-exit", "on"]);
+        // A watcher learns at once that this pane died (see `watch`).
+        args.extend([";", "set-hook", "-p", "-t", &window, "pane-died", WAKE_COMMAND]);
         if let Some(tag) = &spec.tag {
             args.extend([";", "set-option", "-t", &window, TAG_OPTION, tag.as_str()]);
         }
@@ -272,6 +276,13 @@ impl Multiplexer for Tmux {
             argv
         };
         Ok(AttachCommand { argv })
+    }
+
+    fn watch(&self) -> Result<Arc<dyn MuxWatch>, MuxError> {
+        let watch = TmuxWatch::new(self.config.clone());
+        // Hooked before the caller's first look, so no change after that look is missed.
+        watch.hook()?;
+        Ok(Arc::new(watch))
     }
 }
 

@@ -4,8 +4,23 @@
 use crate::error::{Error, Result};
 use crate::orchestrator::{NoticeKind, Orchestrator, Orphans};
 use crate::txn::Scope;
-use orch_core::{SessionId, SessionStatus};
-use std::collections::BTreeSet;
+use orch_core::{MuxServer, SessionId, SessionStatus, Timestamp};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What one refresh saw, for the watcher.
+#[derive(Debug, Default)]
+pub(crate) struct Look {
+    pub(crate) statuses: Vec<SessionStatus>,
+    pub(crate) killed: Vec<SessionId>,
+    /// The next moment the clock alone can change a session.
+    pub(crate) deadline: Option<Timestamp>,
+    /// Each record's revision as this refresh left it.
+    pub(crate) revisions: BTreeMap<SessionId, u64>,
+    /// The servers of the live sessions.
+    pub(crate) servers: BTreeSet<MuxServer>,
+    /// The transaction's "now".
+    pub(crate) now: Timestamp,
+}
 
 impl Orchestrator {
     /// Refreshes every session in one transaction (one tmux snapshot per server in use, the
@@ -18,15 +33,32 @@ impl Orchestrator {
     }
 
     fn refresh_collecting(&self) -> Result<(Vec<SessionStatus>, Vec<SessionId>)> {
+        self.look().map(|l| (l.statuses, l.killed))
+    }
+
+    /// One refresh, with what a watcher needs besides the statuses.
+    pub(crate) fn look(&self) -> Result<Look> {
         self.transact(Scope::All, |txn| {
             let records = std::mem::take(&mut txn.records);
-            let mut statuses = Vec::with_capacity(records.len());
+            let mut look = Look {
+                statuses: Vec::with_capacity(records.len()),
+                ..Look::default()
+            };
             for rec in &records {
                 let next = txn.assess(rec)?;
-                statuses.push(SessionStatus::from_record(&next, txn.now));
+                look.statuses.push(SessionStatus::from_record(&next, txn.now));
+                look.revisions.insert(next.id.clone(), next.revision);
+                if let Some(d) = next.next_deadline(self.policy.stuck_after) {
+                    look.deadline = Some(look.deadline.map_or(d, |l: Timestamp| l.min(d)));
+                }
+                if !next.state.is_terminal() {
+                    look.servers.insert(self.server_of(&next));
+                }
             }
             self.shared().orphans = txn.tmux_orphans(&records);
-            Ok((statuses, std::mem::take(&mut txn.killed)))
+            look.killed = std::mem::take(&mut txn.killed);
+            look.now = txn.now;
+            Ok(look)
         })
     }
 

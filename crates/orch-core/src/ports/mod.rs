@@ -10,10 +10,12 @@
 //! | [`LoopRuntime`] | `orch-loop` | each session's loop directory (status, pause, inbox, PRD copy) |
 //! | [`Host`] | `orch-host` | programs on `PATH`, directories and process signals |
 //! | [`Trust`] | `orch-trust` | which project files that run programs the user trusts |
+//! | [`FileEvents`] | `orch-fswatch` | being told that status files and records changed |
 //! | [`Clock`] | the facade | "now" |
 
 mod bus;
 mod clock;
+mod files;
 mod host;
 mod mux;
 mod runtime;
@@ -23,8 +25,9 @@ mod worktrees;
 
 pub use bus::{BusError, EventBus, Subscription};
 pub use clock::Clock;
+pub use files::{FileEvents, FileEventsError, OnChange};
 pub use host::{Host, HostError, Sig};
-pub use mux::{AttachCommand, Multiplexer, MuxError, MuxServer, MuxSnapshot, PaneInfo, SpawnSpec};
+pub use mux::{AttachCommand, Multiplexer, MuxError, MuxServer, MuxSnapshot, MuxWake, MuxWatch, PaneInfo, SpawnSpec};
 pub use runtime::{LogDisposal, LoopReading, LoopRuntime, RuntimeError, RuntimeRequest};
 pub use store::{LoadProblem, LoadReport, LockGuard, LockStats, Store, StoreError};
 pub use trust::{Trust, TrustAll, TrustNothing};

@@ -135,6 +135,30 @@ pub enum MuxError {
     },
 }
 
+/// Why a [`MuxWatch::wait`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MuxWake {
+    /// Something may have changed on the server: a pane died, a session was closed.
+    Changed,
+    /// [`MuxWatch::stop`] was called.
+    Stopped,
+    /// No server runs (or it just went away): there is nothing to wait on until one starts.
+    NoServer,
+}
+
+/// A blocking wait for changes on one multiplexer server, to be told at once when an agent's
+/// pane dies or a session is closed, without asking the server about every session.
+pub trait MuxWatch: Send + Sync {
+    /// Blocks until the server says something may have changed, [`stop`](Self::stop) is
+    /// called, or the server is gone.
+    ///
+    /// Errors: `NotInstalled`, `Io`.
+    fn wait(&self) -> Result<MuxWake, MuxError>;
+
+    /// Makes a blocked `wait` (and every later one) return `Stopped`.
+    fn stop(&self);
+}
+
 /// A terminal multiplexer (tmux) server holding one session per agent.
 pub trait Multiplexer: Send + Sync {
     /// The server this adapter talks to (recorded with every session it creates).
@@ -176,4 +200,9 @@ pub trait Multiplexer: Send + Sync {
     ///
     /// Errors: `NotFound` (or `NoServer`) when the session is gone.
     fn attach_command(&self, name: &str) -> Result<AttachCommand, MuxError>;
+
+    /// A wait for changes on this server (see [`MuxWatch`]).
+    ///
+    /// Errors: `NotInstalled`, `Failed`.
+    fn watch(&self) -> Result<std::sync::Arc<dyn MuxWatch>, MuxError>;
 }

@@ -1,6 +1,6 @@
 //! Tests of the tmux adapter against a real tmux server on a private socket per test.
 
-use orch_core::{Multiplexer, MuxError, SpawnSpec};
+use orch_core::{Multiplexer, MuxError, MuxWake, SpawnSpec};
 use orch_tmux::{Tmux, TmuxConfig};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,6 +23,12 @@ impl Server {
         Server {
             tmux: Tmux::new(TmuxConfig::with_socket_name(&name)),
             dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+    fn name(&self) -> &str {
+        match &self.tmux.config().server {
+            orch_core::MuxServer::Name(n) => n,
+            _ => unreachable!("the test servers are named"),
         }
     }
     fn path(&self, name: &str) -> PathBuf {
@@ -335,4 +341,73 @@ fn regression_kill_server_removes_the_socket_file() {
         Tmux::new(TmuxConfig::default()).kill_server().is_err(),
         "the user's default server is never ours to kill"
     );
+}
+
+/// Runs `f` with a wait on the server in a thread; returns the wake it saw.
+fn wake_after(srv: &Server, f: impl FnOnce()) -> MuxWake {
+    let watch = srv.tmux.watch().expect("watch");
+    // Make sure the hooks are in and nothing is pending, then wait for `f`'s change.
+    std::thread::scope(|s| {
+        let w = std::sync::Arc::clone(&watch);
+        let waiter = s.spawn(move || w.wait().expect("wait"));
+        // The waiter blocks in `tmux wait-for`; a signal sent before it waits is kept, so the
+        // order does not matter.
+        f();
+        waiter.join().expect("waiter")
+    })
+}
+
+#[test]
+fn a_watch_wakes_when_a_pane_dies() {
+    let srv = Server::new();
+    srv.spawn("hydralph-w1", &["sleep", "600"]);
+    let pid = srv
+        .tmux
+        .snapshot()
+        .expect("snapshot")
+        .get("hydralph-w1")
+        .and_then(|p| p.pane_pid)
+        .expect("pid");
+    let wake = wake_after(&srv, || {
+        std::process::Command::new("kill")
+            .arg(pid.to_string())
+            .status()
+            .expect("kill");
+    });
+    assert_eq!(wake, MuxWake::Changed);
+}
+
+#[test]
+fn a_watch_wakes_when_a_session_is_killed_by_hand() {
+    let srv = Server::new();
+    // A session of another tool, with no hook of its own: the server's hook wakes us.
+    std::process::Command::new("tmux")
+        .args(["-L", srv.name(), "new-session", "-d", "-s", "keep", "sleep", "600"])
+        .status()
+        .expect("tmux");
+    std::process::Command::new("tmux")
+        .args(["-L", srv.name(), "new-session", "-d", "-s", "other", "sleep", "600"])
+        .status()
+        .expect("tmux");
+    let wake = wake_after(&srv, || srv.tmux.kill("other").expect("kill-session"));
+    assert_eq!(wake, MuxWake::Changed);
+}
+
+#[test]
+fn a_stopped_watch_returns_and_no_server_is_said() {
+    let srv = Server::new();
+    let watch = srv.tmux.watch().expect("watch");
+    assert_eq!(watch.wait().expect("wait"), MuxWake::NoServer);
+    srv.spawn("hydralph-s1", &["sleep", "600"]);
+    let started = std::time::Instant::now();
+    let wake = std::thread::scope(|s| {
+        let w = std::sync::Arc::clone(&watch);
+        let waiter = s.spawn(move || w.wait().expect("wait"));
+        std::thread::sleep(Duration::from_millis(50));
+        watch.stop();
+        waiter.join().expect("waiter")
+    });
+    assert_eq!(wake, MuxWake::Stopped);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(watch.wait().expect("wait"), MuxWake::Stopped, "stays stopped");
 }

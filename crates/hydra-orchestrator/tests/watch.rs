@@ -1,0 +1,151 @@
+//! The watcher on fakes: it tells a loop's report as soon as the file changes, a pane that died
+//! as soon as tmux says so, another process's change of a record, and a session going stuck
+//! when the clock says so; it does not look again for its own writes.
+
+mod support;
+
+use hydra_orchestrator::{Orchestrator, PauseMode, SessionId, WatchEvent, WatchOptions, Watcher};
+use orch_core::testing::ManualFileEvents;
+use orch_core::Clock;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const PROJECT: &str = "/watch/project";
+
+struct Rig {
+    fakes: support::Fakes,
+    files: Arc<ManualFileEvents>,
+}
+
+impl Rig {
+    fn new() -> Self {
+        Rig {
+            fakes: support::Fakes::new(PROJECT),
+            files: Arc::new(ManualFileEvents::new()),
+        }
+    }
+    fn orch(&self) -> Arc<Orchestrator> {
+        Arc::new(
+            self.fakes
+                .builder()
+                .file_events(self.files.clone())
+                .build()
+                .expect("build"),
+        )
+    }
+    fn status_file(&self, id: &SessionId) -> PathBuf {
+        PathBuf::from(PROJECT)
+            .join(".hydra/ralph")
+            .join(id.as_str())
+            .join("status.json")
+    }
+    fn record_file(&self, id: &SessionId) -> PathBuf {
+        PathBuf::from(PROJECT)
+            .join(".hydra/orchestrator/sessions")
+            .join(format!("{id}.json"))
+    }
+}
+
+/// The next change of `id` to a state shown as `word`, within a few seconds.
+#[track_caller]
+fn change_to(w: &mut Watcher, id: &SessionId, word: &str) -> hydra_orchestrator::Change {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        assert!(Instant::now() < deadline, "no change of {id} to {word}");
+        match w.try_recv() {
+            Some(WatchEvent::Change(c)) if &c.status.id == id && c.status.state_word() == word => return *c,
+            Some(_) => {}
+            None => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
+}
+
+#[test]
+fn the_watcher_tells_each_change_as_it_happens() {
+    let rig = Rig::new();
+    let orch = rig.orch();
+    let id = orch.spawn(rig.fakes.config()).expect("spawn");
+    let mut w = orch.watch(WatchOptions::default()).expect("watch");
+    let first = change_to(&mut w, &id, "starting");
+    assert_eq!(first.from, None, "first seen");
+    assert!(rig.files.dirs().iter().any(|d| d.ends_with(".hydra/ralph")));
+
+    // A loop's report: told when its file changes.
+    rig.fakes.runtime.report(
+        &id,
+        r#"{"status":"running","iteration":1,"max":10,"run":1}"#,
+        rig.fakes.clock.now(),
+    );
+    rig.files.changed(&rig.status_file(&id));
+    let c = change_to(&mut w, &id, "running");
+    assert_eq!(c.from.as_deref(), Some("starting"));
+
+    // Another process pauses it: its record changes.
+    let other = rig.orch();
+    other.pause_with(&id, PauseMode::Freeze).expect("pause");
+    rig.files.changed(&rig.record_file(&id));
+    change_to(&mut w, &id, "paused");
+    other.resume(&id).expect("resume");
+    rig.files.changed(&rig.record_file(&id));
+    change_to(&mut w, &id, "running");
+
+    // tmux says the pane died: no file is involved.
+    rig.fakes.mux.vanish(&id.tmux_name());
+    let c = change_to(&mut w, &id, "failed");
+    assert_eq!(c.status.state.reason(), Some("tmux session ended unexpectedly"));
+    w.stop();
+}
+
+#[test]
+fn the_clock_makes_a_quiet_session_stuck_without_any_event() {
+    let rig = Rig::new();
+    let orch = rig.orch();
+    let id = orch.spawn(rig.fakes.config()).expect("spawn");
+    rig.fakes.runtime.report(
+        &id,
+        r#"{"status":"running","iteration":1,"max":10,"run":1}"#,
+        rig.fakes.clock.now(),
+    );
+    let mut w = orch
+        .watch(WatchOptions {
+            tick: Duration::from_millis(20),
+            ..WatchOptions::default()
+        })
+        .expect("watch");
+    change_to(&mut w, &id, "running");
+    rig.fakes.clock.advance(Duration::from_secs(16 * 60));
+    change_to(&mut w, &id, "stuck");
+}
+
+#[test]
+fn its_own_writes_do_not_make_it_look_again() {
+    let rig = Rig::new();
+    let orch = rig.orch();
+    let id = orch.spawn(rig.fakes.config()).expect("spawn");
+    let mut w = orch.watch(WatchOptions::default()).expect("watch");
+    change_to(&mut w, &id, "starting");
+    std::thread::sleep(Duration::from_millis(50));
+    let snapshots = rig.fakes.mux.snapshot_calls();
+    // The record as the watcher's own look left it...
+    rig.files.changed(&rig.record_file(&id));
+    // ...then, well after the watcher gathered that one, a poke: its look is the positive
+    // signal that the record event was handled.
+    std::thread::sleep(Duration::from_millis(100));
+    w.poke();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while rig.fakes.mux.snapshot_calls() == snapshots {
+        assert!(Instant::now() < deadline, "the poke was not looked at");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        rig.fakes.mux.snapshot_calls(),
+        snapshots + 1,
+        "one look for the poke, none for the unchanged record"
+    );
+    // A record another process wrote is looked at.
+    rig.orch().pause(&id).expect("pause");
+    rig.files.changed(&rig.record_file(&id));
+    change_to(&mut w, &id, "pausing");
+}

@@ -1,0 +1,96 @@
+//! `orch-fswatch` implements `orch_core`'s [`FileEvents`] port with the `notify` crate: the
+//! kernel tells us about file changes (inotify on Linux, FSEvents on macOS), so a watcher of
+//! N sessions sleeps until a loop writes its status or a record changes, and never reads a
+//! file to find out whether it changed.
+
+use notify::{RecursiveMode, Watcher};
+use orch_core::{FileEvents, FileEventsError, OnChange};
+use std::path::PathBuf;
+
+/// The system's file notifications.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NotifyEvents;
+
+impl FileEvents for NotifyEvents {
+    fn watch(&self, dirs: &[PathBuf], on_change: OnChange) -> Result<Box<dyn Send>, FileEventsError> {
+        let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            // An error of the notification backend (an overflowed queue, say) may have lost
+            // changes: report it as a change of nothing in particular, so the watcher looks.
+            match res {
+                Ok(event) => event.paths.iter().for_each(|p| on_change(p)),
+                Err(_) => on_change(std::path::Path::new("")),
+            }
+        })
+        .map_err(|e| FileEventsError::Watch {
+            path: dirs.first().cloned().unwrap_or_default(),
+            why: e.to_string(),
+        })?;
+        for dir in dirs {
+            // The project's own directories: made (private) when they do not exist yet.
+            orch_fs::mkdir_private_all(dir).map_err(|e| FileEventsError::Watch {
+                path: dir.clone(),
+                why: e.to_string(),
+            })?;
+            watcher
+                .watch(dir, RecursiveMode::Recursive)
+                .map_err(|e| FileEventsError::Watch {
+                    path: dir.clone(),
+                    why: e.to_string(),
+                })?;
+        }
+        Ok(Box::new(watcher))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn changes_in_a_watched_tree_are_told_with_their_path() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (tx, rx) = mpsc::channel();
+        let tx = std::sync::Mutex::new(tx);
+        let _guard = NotifyEvents
+            .watch(
+                &[dir.path().to_path_buf()],
+                Arc::new(move |p: &std::path::Path| {
+                    let _ = tx.lock().expect("tx").send(p.to_path_buf());
+                }),
+            )
+            .expect("watch");
+        // A directory made after the watch began is watched too.
+        std::fs::create_dir(dir.path().join("s1")).expect("mkdir");
+        std::thread::sleep(Duration::from_millis(50));
+        std::fs::write(dir.path().join("s1/status.json"), "{}").expect("write");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let p = rx
+                .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+                .expect("an event for status.json");
+            if p.ends_with("s1/status.json") {
+                break;
+            }
+        }
+    }
+
+    #[test]
+    fn a_missing_directory_is_made_and_an_impossible_one_is_an_error() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let deep = dir.path().join("a/b");
+        let _g = NotifyEvents
+            .watch(std::slice::from_ref(&deep), Arc::new(|_: &std::path::Path| {}))
+            .expect("made and watched");
+        assert!(deep.is_dir());
+        let file = dir.path().join("f");
+        std::fs::write(&file, "").expect("file");
+        let err = NotifyEvents
+            .watch(&[file.join("x")], Arc::new(|_: &std::path::Path| {}))
+            .err()
+            .expect("under a file");
+        assert!(err.to_string().contains("failed to watch"), "{err}");
+    }
+}

@@ -3,7 +3,8 @@
 //! N sessions sleeps until a loop writes its status or a record changes, and never reads a
 //! file to find out whether it changed.
 
-use notify::{RecursiveMode, Watcher};
+use notify::event::{AccessKind, AccessMode, MetadataKind, ModifyKind};
+use notify::{EventKind, RecursiveMode, Watcher};
 use orch_core::{FileEvents, FileEventsError, OnChange};
 use std::path::PathBuf;
 
@@ -17,7 +18,8 @@ impl FileEvents for NotifyEvents {
             // An error of the notification backend (an overflowed queue, say) may have lost
             // changes: report it as a change of nothing in particular, so the watcher looks.
             match res {
-                Ok(event) => event.paths.iter().for_each(|p| on_change(p)),
+                Ok(event) if is_change(&event.kind) => event.paths.iter().for_each(|p| on_change(p)),
+                Ok(_) => {}
                 Err(_) => on_change(std::path::Path::new("")),
             }
         })
@@ -39,6 +41,18 @@ impl FileEvents for NotifyEvents {
                 })?;
         }
         Ok(Box::new(watcher))
+    }
+}
+
+/// Whether an event is a change of content, a name or a mode: opening and reading a file is
+/// not (a watcher that reads the files it watches would otherwise wake itself for ever), nor
+/// is a new access time.
+fn is_change(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime)) => false,
+        _ => true,
     }
 }
 
@@ -75,6 +89,39 @@ mod tests {
                 break;
             }
         }
+    }
+
+    /// Regression: every open and read was told as a change, so `hydra monitor`, which reads
+    /// the files it watches, woke itself in a loop (a core at 100% with nothing happening).
+    #[test]
+    fn reading_a_file_is_not_a_change() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("status.json");
+        std::fs::write(&file, "{}").expect("write");
+        let (tx, rx) = mpsc::channel();
+        let tx = std::sync::Mutex::new(tx);
+        let _guard = NotifyEvents
+            .watch(
+                &[dir.path().to_path_buf()],
+                Arc::new(move |p: &std::path::Path| {
+                    let _ = tx.lock().expect("tx").send(p.to_path_buf());
+                }),
+            )
+            .expect("watch");
+        for _ in 0..5 {
+            assert_eq!(std::fs::read(&file).expect("read"), b"{}");
+        }
+        // A write after the reads: once it is told, everything before it has been too.
+        std::fs::write(dir.path().join("marker"), "").expect("marker");
+        let mut told = Vec::new();
+        loop {
+            let p = rx.recv_timeout(Duration::from_secs(10)).expect("the marker is told");
+            if p.ends_with("marker") {
+                break;
+            }
+            told.push(p);
+        }
+        assert!(told.is_empty(), "reads were told as changes: {told:?}");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! same call, so a project only ever sees its own sessions.
 
 mod command;
+mod exits;
 mod parse;
 mod tmux;
 mod watch;

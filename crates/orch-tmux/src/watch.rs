@@ -2,12 +2,18 @@
 //! every session. Each session we create carries a `pane-died` hook, and each server a global
 //! `session-closed` hook, that signal the `wait-for` channel [`WATCH_CHANNEL`]; a watcher blocks
 //! in one `tmux wait-for` on it. tmux keeps a signal that no one waited for, so a change between
-//! two waits is never lost, and a signal wakes every watcher of the server.
+//! two waits is never lost, and a signal wakes every watcher of the server. Where the system
+//! allows, the wait also ends when the process of a live pane ends, for a tmux that can miss
+//! running the hook (see the `exits` module).
 
-use crate::command::run;
+use crate::command::{classify, run, tmux_command};
+use crate::exits::{self, First};
 use crate::tmux::TmuxConfig;
 use orch_core::{MuxError, MuxWake, MuxWatch};
+use std::collections::BTreeSet;
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 /// The `wait-for` channel the hooks signal.
 pub const WATCH_CHANNEL: &str = "hydra-watch";
@@ -20,6 +26,10 @@ pub struct TmuxWatch {
     config: TmuxConfig,
     stopped: AtomicBool,
     hooked: AtomicBool,
+    /// Pane processes whose end already woke a wait.
+    told: Mutex<BTreeSet<u32>>,
+    /// The pid of the `wait-for` client of the wait in progress.
+    waiter: Mutex<Option<u32>>,
 }
 
 impl TmuxWatch {
@@ -28,6 +38,8 @@ impl TmuxWatch {
             config,
             stopped: AtomicBool::new(false),
             hooked: AtomicBool::new(false),
+            told: Mutex::default(),
+            waiter: Mutex::default(),
         }
     }
 
@@ -65,6 +77,26 @@ impl TmuxWatch {
     }
 }
 
+impl TmuxWatch {
+    /// The processes of the server's panes, less those whose end already woke a wait. A
+    /// pane tmux shows dead may still hold a process it never reaped (the lost SIGCHLD), so
+    /// the dead are included; one tmux has reaped cannot be waited on and is skipped then.
+    fn pane_processes(&self) -> Result<Vec<u32>, MuxError> {
+        let out = run(&self.config, "list-panes", &["list-panes", "-a", "-F", "#{pane_pid}"])?;
+        let listed: Vec<u32> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
+        let mut told = lock(&self.told);
+        told.retain(|p| listed.contains(p));
+        Ok(listed.into_iter().filter(|p| !told.contains(p)).collect())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl MuxWatch for TmuxWatch {
     fn wait(&self) -> Result<MuxWake, MuxError> {
         if self.stopped.load(Ordering::SeqCst) {
@@ -76,12 +108,65 @@ impl MuxWatch for TmuxWatch {
             }
             self.hooked.store(true, Ordering::SeqCst);
         }
-        let woke = run(&self.config, "wait-for", &["wait-for", WATCH_CHANNEL]);
+        let panes = match self.pane_processes() {
+            Ok(p) => p,
+            Err(MuxError::NoServer { .. }) => {
+                self.hooked.store(false, Ordering::SeqCst);
+                return Ok(MuxWake::NoServer);
+            }
+            Err(e) => return Err(e),
+        };
+        // Started under the lock `stop` takes, so a stop either comes first (and there is no
+        // wait) or finds the client and ends it: never a wait that no stop reaches.
+        let mut waiter = {
+            let mut current = lock(&self.waiter);
+            if self.stopped.load(Ordering::SeqCst) {
+                return Ok(MuxWake::Stopped);
+            }
+            let child = tmux_command(&self.config, &["wait-for", WATCH_CHANNEL])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .map_err(|source| match source.kind() {
+                    std::io::ErrorKind::NotFound => MuxError::NotInstalled,
+                    _ => MuxError::Io {
+                        op: "wait-for".into(),
+                        source,
+                    },
+                })?;
+            *current = Some(child.id());
+            child
+        };
+        let first = exits::first(waiter.id(), &panes);
+        // Forgotten before it is reaped, so a stop never signals a pid used again.
+        *lock(&self.waiter) = None;
+        if let First::Pane(pid) = first {
+            // A pane's process ended; its hook may never run (see `exits`).
+            lock(&self.told).insert(pid);
+            let _ = waiter.kill();
+            let _ = waiter.wait();
+            if self.stopped.load(Ordering::SeqCst) {
+                return Ok(MuxWake::Stopped);
+            }
+            return Ok(MuxWake::Changed);
+        }
+        let woke = match waiter.wait_with_output() {
+            Ok(out) if out.status.success() => Ok(()),
+            Ok(out) => Err(classify(
+                &self.config,
+                "wait-for",
+                &String::from_utf8_lossy(&out.stderr),
+            )),
+            Err(source) => Err(MuxError::Io {
+                op: "wait-for".into(),
+                source,
+            }),
+        };
         if self.stopped.load(Ordering::SeqCst) {
             return Ok(MuxWake::Stopped);
         }
         match woke {
-            Ok(_) => Ok(MuxWake::Changed),
+            Ok(()) => Ok(MuxWake::Changed),
             Err(MuxError::NoServer { .. }) => {
                 // A new server needs its hook again.
                 self.hooked.store(false, Ordering::SeqCst);
@@ -92,8 +177,17 @@ impl MuxWatch for TmuxWatch {
     }
 
     fn stop(&self) {
-        self.stopped.store(true, Ordering::SeqCst);
-        // Wakes the blocked wait (and, harmlessly, any other watcher of this server).
+        {
+            let current = lock(&self.waiter);
+            self.stopped.store(true, Ordering::SeqCst);
+            // The client of a wait in progress ends at once (it may have been signalled
+            // already, or the server be gone).
+            if let Some(pid) = current.and_then(|p| rustix::process::Pid::from_raw(i32::try_from(p).ok()?)) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
+        }
+        // Wakes a wait on a system where the client is not known (and, harmlessly, any other
+        // watcher of this server).
         let _ = run(&self.config, "wait-for", &["wait-for", "-S", WATCH_CHANNEL]);
     }
 }

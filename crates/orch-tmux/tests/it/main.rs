@@ -411,3 +411,53 @@ fn a_stopped_watch_returns_and_no_server_is_said() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(watch.wait().expect("wait"), MuxWake::Stopped, "stays stopped");
 }
+
+/// Regression: tmux 3.3a (Debian's, built with utempter) loses the SIGCHLD of about one pane
+/// in seven killed with SIGKILL, and then never runs its `pane-died` hook: the watch slept on
+/// through the agent's death. Twenty kills in a row, each must wake the watch.
+#[test]
+fn every_pane_killed_with_sigkill_wakes_the_watch() {
+    let srv = Server::new();
+    srv.spawn("hydralph-keep", &["sleep", "600"]);
+    let watch = srv.tmux.watch().expect("watch");
+    for i in 0..20 {
+        let name = format!("hydralph-k{i}");
+        srv.spawn(&name, &["sleep", "600"]);
+        let pid = srv
+            .tmux
+            .snapshot()
+            .expect("snapshot")
+            .get(&name)
+            .and_then(|p| p.pane_pid)
+            .expect("pid");
+        // Let the wake of the creation pass (a watch may wake for more than it is told).
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            let w = std::sync::Arc::clone(&watch);
+            let (srv, name) = (&srv, &name);
+            s.spawn(move || {
+                // The waits that end before the kill are for earlier changes; the one that
+                // sees the pane dead is ours.
+                loop {
+                    let wake = w.wait().expect("wait");
+                    let dead = srv.tmux.snapshot().expect("snapshot").get(name).is_some_and(|p| p.dead);
+                    if dead || wake == MuxWake::Stopped {
+                        let _ = tx.send(wake);
+                        return;
+                    }
+                }
+            });
+            std::thread::sleep(Duration::from_millis(30));
+            let killed = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status()
+                .expect("kill");
+            assert!(killed.success());
+            let got = rx.recv_timeout(Duration::from_secs(5));
+            if got.is_err() {
+                watch.stop();
+            }
+            assert_eq!(got.ok(), Some(MuxWake::Changed), "kill {i}: the watch slept on");
+        });
+    }
+}

@@ -26,10 +26,6 @@ LOG="${HYDRALPH_LOG:-$DIR/agent.log}"
 LOG_MAX="${HYDRALPH_LOG_MAX_BYTES:-5242880}"
 OUT_MAX="${HYDRALPH_OUTPUT_MAX_BYTES:-1048576}"
 PAUSE="$DIR/.pause"
-# mawk fills its whole input buffer before it processes a line; -W interactive stops that (gawk
-# and BSD awk need nothing). Used to copy the agent's output into the log as it comes.
-AWK_LIVE=()
-if awk -W version 2>/dev/null | grep -q '^mawk'; then AWK_LIVE=(-W interactive); fi
 INBOX="$DIR/inject.d"
 export HYDRALPH_SESSION_ID="$SESSION" HYDRALPH_PRD="$PRD" HYDRALPH_PROGRESS="$PROGRESS"
 
@@ -91,15 +87,25 @@ rotate_log() { # keeps agent.log under LOG_MAX between iterations (one older par
   if [ "$size" -gt "$LOG_MAX" ]; then mv -f -- "$LOG" "$LOG.1"; fi
 }
 
+log_output() { # copies stdin to agent.log as it comes, up to LOG_MAX bytes, then drains the rest.
+  # dd bs=1 writes each byte the moment it is read (head -c and awk buffer, or read a byte per
+  # call for the whole stream); its cost is bounded by LOG_MAX, and wc drains what is left fast.
+  local rest
+  dd bs=1 count="$LOG_MAX" 2>/dev/null >> "$LOG"
+  rest=$(wc -c | tr -d ' ')
+  if [ "${rest:-0}" -gt 0 ]; then
+    printf '\n[hydralph: %s more bytes of output not logged (HYDRALPH_LOG_MAX_BYTES=%s)]\n' "$rest" "$LOG_MAX" >> "$LOG"
+  fi
+}
+
 run_agent() { # iteration: runs the agent once; the pane shows everything, agent.log gets it as
-  # it is printed (the lines within LOG_MAX bytes of one iteration; awk flushes each line, where
-  # head -c would wait to fill its buffer), and the last OUT_MAX bytes are kept in $out to find
-  # the promise. A FIFO rather than process substitution: bash 3.2 can wait on it.
+  # it is printed (the first LOG_MAX bytes of one iteration), and the last OUT_MAX bytes are kept
+  # in $out to find the promise. A FIFO rather than process substitution: bash 3.2 can wait on it.
   local fifo="$DIR/.logpipe" logger
   printf '\n===== iteration %s (%s) =====\n' "$1" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$LOG"
   rm -f -- "$fifo"
   mkfifo -m 600 -- "$fifo"
-  LC_ALL=C awk ${AWK_LIVE[@]+"${AWK_LIVE[@]}"} -v max="$LOG_MAX" 'n < max { n += length($0) + 1; print; fflush() }' < "$fifo" >> "$LOG" &
+  log_output < "$fifo" &
   logger=$!
   { "$AGENT" ${FLAG_ARGS[@]+"${FLAG_ARGS[@]}"} < "$input" 2>&1 | tee /dev/fd/3 "$fifo" | tail -c "$OUT_MAX" > "$out"; } 3>&1
   wait "$logger"

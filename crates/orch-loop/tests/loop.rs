@@ -13,8 +13,12 @@ struct Loop {
 }
 
 impl Drop for Loop {
+    /// Ends the loop and everything it started (its own process group): a test that fails
+    /// midway leaves no agent running.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.wait();
     }
 }
@@ -32,6 +36,10 @@ fn agent(dir: &Path, body: &str) -> PathBuf {
 }
 
 fn start(body: &str, max: u32) -> Loop {
+    start_with(body, max, &[])
+}
+
+fn start_with(body: &str, max: u32, env: &[(&str, &str)]) -> Loop {
     let dir = tempfile::tempdir().expect("tmp");
     let id = SessionId("loop1".into());
     let rt = FsLoopRuntime::new(dir.path());
@@ -44,7 +52,9 @@ fn start(body: &str, max: u32) -> Loop {
     .expect("create");
     let layout = rt.layout(&id);
     let agent = agent(dir.path(), body);
+    use std::os::unix::process::CommandExt;
     let child = Command::new("bash")
+        .process_group(0)
         .arg(layout.script())
         .current_dir(dir.path())
         .env("HYDRALPH_SESSION_ID", "loop1")
@@ -52,6 +62,7 @@ fn start(body: &str, max: u32) -> Loop {
         .env("HYDRALPH_MAX_ITERATIONS", max.to_string())
         .env("HYDRALPH_DELAY", "0")
         .env("HYDRALPH_RUN", "3")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -106,18 +117,30 @@ fn the_log_shows_what_the_agent_printed_before_its_iteration_ends() {
     assert!(!l.layout.dir().join(".logpipe").exists(), "the pipe is removed");
 }
 
+/// Regression: a 50 MB single-line flood took minutes, read a byte per call by mawk's
+/// interactive mode; the whole line was logged past the limit.
 #[test]
 fn a_flood_is_cut_at_the_log_limit_but_the_promise_is_still_found() {
-    let mut l = start(
-        "cat > /dev/null; head -c 3000000 /dev/zero | tr '\\\\0' x; echo; echo '<promise>COMPLETE</promise>'",
+    let mut l = start_with(
+        "cat > /dev/null; echo before; head -c 20000000 /dev/zero | tr '\\0' x; echo; echo '<promise>COMPLETE</promise>'",
         1,
+        &[("HYDRALPH_LOG_MAX_BYTES", "65536")],
     );
-    let _ = &l;
-    let status = l.child.wait().expect("loop ends");
+    let status = wait_for("the loop to end", || l.child.try_wait().expect("wait"));
     assert_eq!(status.code(), Some(0), "the promise after the flood was found");
-    let size = std::fs::metadata(l.layout.log()).expect("log").len()
-        + std::fs::metadata(l.layout.dir().join("agent.log.1")).map_or(0, |m| m.len());
-    assert!(size <= 5 * 1024 * 1024 + 1024, "log of {size} bytes");
+    // Past the limit after the iteration, the log was rotated to agent.log.1.
+    let log = std::fs::read(l.layout.dir().join("agent.log.1")).expect("rotated log");
+    assert!(!l.layout.log().exists());
+    let text = String::from_utf8_lossy(&log);
+    let body = &text[text.find("before").expect("the first line is logged")..];
+    let cut = body.find("\n[hydralph: ").expect("the cut is said");
+    assert_eq!(cut, 65536, "exactly the limit is kept, from the agent's first byte");
+    let printed = "before\n".len() + 20_000_000 + "\n".len() + "<promise>COMPLETE</promise>\n".len();
+    assert!(
+        body[cut..].contains(&format!("{} more bytes of output not logged", printed - 65536)),
+        "{}",
+        &body[cut..]
+    );
 }
 
 #[test]

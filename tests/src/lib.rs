@@ -39,6 +39,14 @@ impl Project {
         git(&root, &["init", "-q", "-b", "main"]);
         git(&root, &["add", "README.md"]);
         git(&root, &["commit", "-q", "-m", "init"]);
+        // A hydra project (what `hydra init` makes first).
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(root.join(".hydra"))
+                .expect(".hydra");
+        }
         let socket = format!("hydra-e2e-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
         let tmux = Tmux::new(TmuxConfig::with_socket_name(&socket));
         Project {
@@ -62,6 +70,21 @@ impl Project {
     /// The tmux adapter of the private server.
     pub fn tmux(&self) -> &Tmux {
         &self.tmux
+    }
+
+    /// `hydra args` (the binary `bin`) on this project and server, with the user's state
+    /// directory (the trust file) inside the test's temp dir.
+    pub fn hydra_cmd(&self, bin: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(bin);
+        c.args(args)
+            .arg("--project")
+            .arg(&self.root)
+            .args(["--tmux-socket", &self.socket])
+            .env_remove("HYDRA_TMUX_SOCKET")
+            .env_remove("HYDRA_TRUST_ALL")
+            .env("XDG_STATE_HOME", self.dir.path().join("state"))
+            .stdin(std::process::Stdio::null());
+        c
     }
 
     /// Writes an executable bash script agent named `name` and returns its path.

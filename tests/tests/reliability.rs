@@ -61,18 +61,8 @@ fn full() -> bool {
 }
 
 fn hydra_cmd(p: &Project, args: &[&str]) -> Command {
-    let mut c = Command::new(HYDRA);
-    c.args(args)
-        .arg("--project")
-        .arg(&p.root)
-        .args(["--tmux-socket", &p.socket])
-        .env_remove("HYDRA_TMUX_SOCKET")
-        .env_remove("HYDRA_TRUST_ALL")
-        // The user's trust file stands in the test's own directory, outside the project.
-        .env("XDG_STATE_HOME", p.dir.path().join("state"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut c = p.hydra_cmd(HYDRA, args);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
     c
 }
 
@@ -291,7 +281,7 @@ fn tmux_server_killed_with_ten_sessions(_: &mut Rng, c: &mut Counts) {
     let ids: Vec<_> = (0..10).map(|_| orch.spawn(p.config(&agent)).expect("spawn")).collect();
     p.tmux().kill_server().expect("kill server");
     c.faults += 1;
-    let out = hydra(&p, &["ls", "--json"]);
+    let out = hydra(&p, &["ls", "--all", "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(list.len(), 10, "a session was forgotten");

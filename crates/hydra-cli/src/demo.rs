@@ -89,11 +89,15 @@ pub fn run(sessions: usize, json: bool) -> Result<i32> {
     let mut last = String::new();
     let statuses = loop {
         let statuses = orch.refresh()?;
-        let view = crate::output::table(&statuses);
-        if view != last {
+        // Redrawn when a state, an iteration or a story count changes.
+        let key: String = statuses
+            .iter()
+            .map(|s| format!("{} {} {} {:?};", s.id, s.state_word(), s.iteration, s.stories))
+            .collect();
+        if key != last {
             println!("--- {:>5.1}s", started.elapsed().as_secs_f64());
-            print!("{view}");
-            last = view;
+            print!("{}", crate::output::table(&statuses, crate::now(), false));
+            last = key;
         }
         if statuses.iter().all(|s| s.state.is_terminal()) || started.elapsed() > Duration::from_secs(120) {
             break statuses;

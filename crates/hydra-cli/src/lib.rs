@@ -1,23 +1,29 @@
 //! `hydra`, the command-line face of hydra-orchestrator: spawn agent sessions in tmux, list
-//! them, pause, resume, steer and kill them, follow their logs, run the health monitor, clean
+//! them, pause, resume, steer and kill them, follow their logs, run the live monitor, clean
 //! up, and run a self-contained demo. Human output by default, `--json` for scripts; exit code
 //! 0 on success, 1 on failure, 2 on a usage error.
 //!
 //! The command lives in this library ([`main_entry`]) so that test suites can build their own
 //! copy of the binary; `src/main.rs` only calls it.
 
+mod context;
 mod demo;
 pub mod demo_agent;
 mod log;
+mod logs;
+mod monitor;
+mod notify;
 mod output;
 mod report;
+mod settings;
+mod show_config;
 mod trust;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use hydra_orchestrator::{
-    InjectMode, KillOptions, Orchestrator, PauseMode, PruneOptions, SessionConfig, SessionId, SessionStatus,
-};
+use context::Ctx;
+use hydra_orchestrator::{InjectMode, KillOptions, PauseMode, PruneOptions, SessionConfig, SessionStatus, WatchEvent};
+use settings::pick;
 use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,7 +32,8 @@ use std::time::Duration;
 #[command(
     name = "hydra",
     version,
-    about = "Run many AI coding agents at once, each in its own tmux session, and keep them under control"
+    about = "Run many AI coding agents at once, each in its own tmux session, and keep them under control",
+    disable_help_subcommand = true
 )]
 struct Cli {
     #[command(flatten)]
@@ -35,63 +42,67 @@ struct Cli {
     command: Command,
 }
 
+/// The options every command takes.
 #[derive(Args, Clone)]
-struct Global {
+pub(crate) struct Global {
     /// Project root (where .hydra/ lives); found from the current directory otherwise
     #[arg(long, global = true, value_name = "DIR")]
-    project: Option<PathBuf>,
+    pub project: Option<PathBuf>,
     /// Private tmux server to use (tmux -L NAME)
     #[arg(long, global = true, env = "HYDRA_TMUX_SOCKET", value_name = "NAME")]
-    tmux_socket: Option<String>,
-    /// Print JSON instead of text (spawn, ls, status, monitor, prune)
+    pub tmux_socket: Option<String>,
+    /// Print JSON instead of text
     #[arg(long, global = true)]
-    json: bool,
+    pub json: bool,
+    /// Colour: auto (on a terminal, unless NO_COLOR is set), always, never
+    #[arg(long, global = true, default_value = "auto", value_parser = ["auto", "always", "never"])]
+    pub color: String,
     /// Show more of what the libraries report (-v info, -vv debug); RUST_LOG=LEVEL also works
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    verbose: u8,
+    pub verbose: u8,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Prepare this project: .hydra/ and a sample PRD
+    /// Prepare this project: .hydra/, a sample PRD and a commented hydra.toml
     Init,
     /// Start an agent session; prints its id
     Spawn(SpawnArgs),
-    /// List sessions
+    /// List the live sessions (--all: ended ones too)
     #[command(alias = "list")]
-    Ls,
+    Ls(LsArgs),
     /// Show one session
     Status {
-        /// Session id
-        #[arg(value_parser = parse_id)]
-        id: SessionId,
+        /// Session id, unique id prefix, or name
+        #[arg(value_parser = parse_ref)]
+        id: String,
     },
     /// Attach this terminal to a session's tmux session
     Attach {
-        /// Session id
-        #[arg(value_parser = parse_id)]
-        id: SessionId,
+        /// Session id, unique id prefix, or name
+        #[arg(value_parser = parse_ref)]
+        id: String,
     },
     /// Pause a session (before its next iteration, or at once with --now)
     Pause {
-        /// Session id
-        #[arg(value_parser = parse_id)]
-        id: SessionId,
+        /// Session id, unique id prefix, or name
+        #[arg(value_parser = parse_ref)]
+        id: String,
         /// Freeze the agent at once (SIGSTOP) instead of waiting for the iteration to end
         #[arg(long)]
         now: bool,
     },
     /// Resume a paused session, or restart a blocked one where it stopped
     Resume {
-        /// Session id
-        #[arg(value_parser = parse_id)]
-        id: SessionId,
+        /// Session id, unique id prefix, or name
+        #[arg(value_parser = parse_ref)]
+        id: String,
     },
     /// Send a message to the agent (queued for its next prompt; `-` reads stdin)
     Inject {
-        /// Session id
-        #[arg(value_parser = parse_id)]
-        id: SessionId,
+        /// Session id, unique id prefix, or name
+        #[arg(value_parser = parse_ref)]
+        id: String,
         /// The message, or `-` to read it from stdin
         message: String,
         /// Type it into the agent's pane now instead of queueing it
@@ -100,38 +111,31 @@ enum Command {
     },
     /// End a session; its record stays as failed(reason)
     Kill {
-        /// Session id
-        #[arg(value_parser = parse_id)]
-        id: SessionId,
+        /// Session id, unique id prefix, or name
+        #[arg(value_parser = parse_ref)]
+        id: String,
         /// Why (recorded and published)
         #[arg(long, default_value = "killed by user")]
         reason: String,
-        /// Remove the worktree even if it holds uncommitted or unmerged work
+        /// Remove the worktree even if it holds uncommitted or unmerged work (the branch stays)
         #[arg(long)]
         force: bool,
     },
     /// Show the agent's output log
     Logs {
-        /// Session id
-        #[arg(value_parser = parse_id)]
-        id: SessionId,
+        /// Session id, unique id prefix, or name
+        #[arg(value_parser = parse_ref)]
+        id: String,
         /// How many lines
         #[arg(long, default_value_t = 50)]
         lines: usize,
-        /// Keep printing new output until the session ends
-        #[arg(long)]
+        /// Keep printing what the agent prints until the session ends
+        #[arg(long, short)]
         follow: bool,
     },
-    /// Run health checks in the foreground (stuck, duration limits, vanished sessions)
-    Monitor {
-        /// Seconds between checks
-        #[arg(long, default_value_t = 60)]
-        interval: u64,
-        /// Check once and exit
-        #[arg(long)]
-        once: bool,
-    },
-    /// Remove ended sessions and orphans (worktrees holding work are kept)
+    /// Watch the sessions live: one line per transition, notifications, health rules
+    Monitor(MonitorArgs),
+    /// Remove ended sessions and this project's orphans (worktrees holding work are kept)
     #[command(alias = "gc")]
     Prune {
         /// Only say what would be removed
@@ -144,6 +148,8 @@ enum Command {
         #[arg(long)]
         logs: bool,
     },
+    /// Show the effective configuration, where each value comes from, and each file's trust
+    Config,
     /// Trust the project's files that can start programs (wt.toml hooks, hydra.toml commands)
     Trust {
         /// Forget this project's trusted files
@@ -170,23 +176,23 @@ enum Command {
 #[derive(Args)]
 struct SpawnArgs {
     /// A name for the session, usable wherever its id is
-    #[arg(long)]
+    #[arg(long, value_parser = parse_name)]
     name: Option<String>,
     /// The PRD to work through
     #[arg(long, default_value = ".hydra/ralph/prd.json")]
     prd: PathBuf,
-    /// Agent program
-    #[arg(long, default_value = "claude")]
-    agent: String,
+    /// Agent program (default: [spawn] agent in hydra.toml, else claude)
+    #[arg(long)]
+    agent: Option<String>,
     /// Extra arguments for the agent (split on whitespace, never evaluated)
-    #[arg(long, default_value = "", allow_hyphen_values = true)]
-    flags: String,
-    /// Iteration limit
-    #[arg(long, default_value_t = 10)]
-    max_iterations: u32,
-    /// Wall-clock limit, e.g. 4h, 30m, 1h30m, 90s
-    #[arg(long, default_value = "4h", value_parser = orch_config::parse_duration)]
-    max_duration: Duration,
+    #[arg(long, allow_hyphen_values = true)]
+    flags: Option<String>,
+    /// Iteration limit, 1 to 100000 (default 10)
+    #[arg(long, value_parser = parse_iterations)]
+    max_iterations: Option<u32>,
+    /// Wall-clock limit, e.g. 4h, 30m, 1h30m, 90s; 1s to 30d (default 4h)
+    #[arg(long, value_parser = parse_limit)]
+    max_duration: Option<Duration>,
     /// Give the session its own git worktree and port
     #[arg(long)]
     worktree: bool,
@@ -196,9 +202,9 @@ struct SpawnArgs {
     /// Working directory (default: the project root)
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// Silence after which the session is reported stuck
-    #[arg(long, default_value = "15m", value_parser = orch_config::parse_duration)]
-    stuck_after: Duration,
+    /// Silence after which the session is reported stuck (default 15m)
+    #[arg(long, value_parser = parse_limit)]
+    stuck_after: Option<Duration>,
     /// How `pause` stops this session
     #[arg(long, default_value = "checkpoint", value_parser = parse_pause_mode)]
     pause_mode: PauseMode,
@@ -207,29 +213,97 @@ struct SpawnArgs {
     loop_script: Option<PathBuf>,
 }
 
-fn parse_id(s: &str) -> Result<SessionId, String> {
-    SessionId::parse(s).map_err(|e| e.to_string())
+#[derive(Args)]
+struct LsArgs {
+    /// Ended sessions too
+    #[arg(long, short)]
+    all: bool,
+    /// Only these states, comma-separated (running,blocked,...)
+    #[arg(long, value_delimiter = ',', value_parser = parse_state)]
+    state: Vec<String>,
+    /// Redraw the table in place as sessions change (Ctrl-C ends it)
+    #[arg(long, short, conflicts_with = "json")]
+    watch: bool,
+}
+
+#[derive(Args)]
+struct MonitorArgs {
+    /// Look once, print every session's state, and exit
+    #[arg(long, conflicts_with_all = ["detach", "stop"])]
+    once: bool,
+    /// Run in the background (pid and log under .hydra/orchestrator/)
+    #[arg(long, conflicts_with = "stop")]
+    detach: bool,
+    /// End the project's background monitor
+    #[arg(long)]
+    stop: bool,
+}
+
+/// The states `--state` accepts.
+const STATES: &[&str] = &[
+    "starting",
+    "running",
+    "pausing",
+    "paused",
+    "stuck",
+    "blocked",
+    "completed",
+    "max-iterations",
+    "failed",
+];
+
+/// An id, a unique prefix of one, or a name: 1 to 64 characters of a-z, 0-9, '.', '_', '-',
+/// starting with a letter or digit (so it can never be an option or a path).
+fn parse_ref(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "{s:?} is not a session id, prefix or name; those are 1 to 64 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit"
+        ))
+    }
+}
+
+fn parse_name(s: &str) -> Result<String, String> {
+    hydra_orchestrator::check_name(s)
+        .map(|()| s.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 fn parse_pause_mode(s: &str) -> Result<PauseMode, String> {
     s.parse::<PauseMode>().map_err(|e| e.to_string())
 }
 
-fn open(g: &Global) -> Result<Orchestrator> {
-    let mut b = hydra_orchestrator::Builder::from_env().with_mail().reconcile(false);
-    if let Some(p) = &g.project {
-        b = b.project(p);
+fn parse_iterations(s: &str) -> Result<u32, String> {
+    let max = hydra_orchestrator::MAX_ITERATIONS_LIMIT;
+    match s.parse::<u32>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?} is out of range; allowed: 1 to {max}")),
     }
-    if let Some(s) = &g.tmux_socket {
-        b = b.tmux_socket(s.clone());
-    }
-    b.build()
-        .context("cannot open the project; pass --project DIR or run inside it")
 }
 
-fn finish(orch: &Orchestrator) {
-    // Deliver this command's events before exiting, but never wait long for a daemon.
-    let _ = orch.flush_events(Duration::from_secs(1));
+fn parse_limit(s: &str) -> Result<Duration, String> {
+    let d = orch_config::parse_duration(s)?;
+    if d < Duration::from_secs(1) || d > Duration::from_secs(30 * 86_400) {
+        return Err(format!(
+            "{} is out of range; allowed: 1s to 30d",
+            orch_config::format_duration(d)
+        ));
+    }
+    Ok(d)
+}
+
+fn parse_state(s: &str) -> Result<String, String> {
+    if STATES.contains(&s) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("{s:?} is not a state; allowed: {}", STATES.join(", ")))
+    }
 }
 
 /// Runs `hydra` with the process's arguments and returns its exit code.
@@ -262,111 +336,64 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Demo { sessions } => demo::run(sessions, g.json),
         Command::Init => init(&g),
         Command::Trust { revoke, list, yes } => {
-            let root = match &g.project {
-                Some(p) => p
-                    .canonicalize()
-                    .with_context(|| format!("cannot open {}", p.display()))?,
-                None => hydra_orchestrator::find_project_root(&std::env::current_dir()?),
-            };
+            let root = context::project_root(&g)?;
             trust::run(&root, revoke, list, yes)
         }
-        Command::Spawn(args) => {
-            let orch = open(&g)?;
-            let config = SessionConfig {
-                name: args.name,
-                max_iterations: args.max_iterations,
-                max_duration: args.max_duration,
-                agent_cli: args.agent,
-                agent_flags: args.flags,
-                prd_path: args.prd,
-                working_dir: args.dir.unwrap_or_else(|| orch.project().to_path_buf()),
-                use_worktree: args.worktree || args.branch.is_some(),
-                branch_name: args.branch,
-                stuck_after: args.stuck_after,
-                pause_mode: args.pause_mode,
-                loop_script: args.loop_script,
-                ..SessionConfig::default()
-            };
-            let id = orch.spawn(config)?;
-            if g.json {
-                let rec = orch.record(&id)?;
-                let st = SessionStatus::from_record(&rec, rec.created());
-                println!("{}", st.to_json());
-            } else {
-                println!("{id}");
-            }
-            finish(&orch);
-            Ok(0)
-        }
-        Command::Ls => {
-            let orch = open(&g)?;
-            let statuses = orch.refresh()?;
-            let orphans = orch.last_orphans();
-            for name in &orphans.tmux_sessions {
-                eprintln!("hydra: orphaned tmux session {name} has no record; `hydra prune` ends it");
-            }
-            for name in &orphans.untagged_sessions {
-                eprintln!(
-                    "hydra: tmux session {name} belongs to no project (another tool's); `hydra prune --force` ends it"
-                );
-            }
-            for n in orch.take_notices() {
-                eprintln!("hydra: {n}");
-            }
-            if g.json {
-                println!(
-                    "{}",
-                    serde_json::Value::Array(statuses.iter().map(SessionStatus::to_json).collect())
-                );
-            } else {
-                print!("{}", output::table(&statuses));
-            }
-            finish(&orch);
-            Ok(0)
-        }
+        Command::Config => show_config::run(&Ctx::open(&g)?),
+        Command::Spawn(args) => spawn(&Ctx::open(&g)?, args),
+        Command::Ls(args) => ls(&Ctx::open(&g)?, &args),
         Command::Status { id } => {
-            let orch = open(&g)?;
-            let st = orch.status(&id)?;
+            let ctx = Ctx::open(&g)?;
+            let st = ctx.orch.status(&ctx.id(&id)?)?;
             if g.json {
                 println!("{}", st.to_json());
             } else {
-                print!("{}", output::detail(&st, &orch));
+                print!(
+                    "{}",
+                    output::detail(&st, ctx.orch.runtime_layout(&st.id).dir(), ctx.color)
+                );
             }
-            finish(&orch);
+            ctx.notices(false);
             Ok(0)
         }
         Command::Attach { id } => {
-            let orch = open(&g)?;
-            orch.attach(&id)?;
+            let ctx = Ctx::open(&g)?;
+            let id = ctx.id(&id)?;
+            let st = ctx.orch.status(&id)?;
+            if st.state.is_terminal() {
+                bail!("session {id} has ended ({}); there is nothing to attach to", st.state);
+            }
+            eprintln!(
+                "hydra: attaching to {}; detach with your tmux prefix then d (C-b d by default)",
+                st.tmux_session
+            );
+            ctx.orch.attach(&id)?;
             Ok(0)
         }
         Command::Pause { id, now } => {
-            let orch = open(&g)?;
+            let ctx = Ctx::open(&g)?;
+            let id = ctx.id(&id)?;
             if now {
-                orch.pause_with(&id, PauseMode::Freeze)?;
+                ctx.orch.pause_with(&id, PauseMode::Freeze)?;
+                println!("{id} frozen (its processes are stopped until `hydra resume {id}`)");
             } else {
-                orch.pause(&id)?;
+                ctx.orch.pause(&id)?;
+                println!("{id} pausing: the loop stops before its next iteration");
             }
-            println!(
-                "{id} paused{}",
-                if now {
-                    " (frozen)"
-                } else {
-                    "; the loop stops before its next iteration"
-                }
-            );
-            finish(&orch);
+            ctx.finish();
             Ok(0)
         }
         Command::Resume { id } => {
-            let orch = open(&g)?;
-            orch.resume(&id)?;
+            let ctx = Ctx::open(&g)?;
+            let id = ctx.id(&id)?;
+            ctx.orch.resume(&id)?;
             println!("{id} resumed");
-            finish(&orch);
+            ctx.finish();
             Ok(0)
         }
         Command::Inject { id, message, live } => {
-            let orch = open(&g)?;
+            let ctx = Ctx::open(&g)?;
+            let id = ctx.id(&id)?;
             let text = if message == "-" {
                 let mut buf = String::new();
                 std::io::stdin()
@@ -376,7 +403,8 @@ fn run(cli: Cli) -> Result<i32> {
             } else {
                 message
             };
-            orch.inject_with(&id, &text, if live { InjectMode::Live } else { InjectMode::Queue })?;
+            let mode = if live { InjectMode::Live } else { InjectMode::Queue };
+            ctx.orch.inject_with(&id, &text, mode)?;
             println!(
                 "{id}: message {}",
                 if live {
@@ -385,46 +413,176 @@ fn run(cli: Cli) -> Result<i32> {
                     "queued for the next prompt"
                 }
             );
-            finish(&orch);
+            ctx.finish();
             Ok(0)
         }
         Command::Kill { id, reason, force } => {
-            let orch = open(&g)?;
-            let report = orch.kill_with(&id, &reason, KillOptions { force })?;
+            let ctx = Ctx::open(&g)?;
+            let id = ctx.id(&id)?;
+            let report = ctx.orch.kill_with(&id, &reason, KillOptions { force })?;
             println!("{id} killed ({reason})");
             if let Some((path, why)) = report.worktree_kept {
                 eprintln!(
-                    "hydra: kept worktree {} because it holds work: {}; `hydra kill --force` or remove it yourself",
+                    "hydra: kept worktree {} because it holds work: {}; `hydra kill --force` would have removed it (the branch always stays)",
                     path.display(),
                     why.join("; ")
                 );
             }
-            finish(&orch);
+            ctx.finish();
             Ok(0)
         }
         Command::Logs { id, lines, follow } => {
-            let orch = open(&g)?;
-            if let Some(text) = orch.logs(&id, lines)? {
-                println!("{text}");
-            }
-            if follow {
-                follow_log(&orch, &id)?;
-            }
-            Ok(0)
+            let ctx = Ctx::open(&g)?;
+            let id = ctx.id(&id)?;
+            logs::run(&ctx, &id, lines, follow)
         }
-        Command::Monitor { interval, once } => monitor(&g, interval, once),
+        Command::Monitor(args) => {
+            if args.stop {
+                return monitor::stop(&context::project_root(&g)?);
+            }
+            let ctx = Ctx::open(&g)?;
+            if args.once {
+                monitor::once(&ctx)
+            } else if args.detach {
+                monitor::detach(&ctx)
+            } else {
+                monitor::run(&ctx)
+            }
+        }
         Command::Prune { dry_run, force, logs } => {
-            let orch = open(&g)?;
-            let report = orch.prune_with(PruneOptions {
+            let ctx = Ctx::open(&g)?;
+            let report = ctx.orch.prune_with(PruneOptions {
                 dry_run,
                 force,
                 drop_logs: logs,
             })?;
             print!("{}", output::prune(&report, g.json));
-            finish(&orch);
+            ctx.finish();
             Ok(0)
         }
     }
+}
+
+fn spawn(ctx: &Ctx, args: SpawnArgs) -> Result<i32> {
+    let s = &ctx.settings.config.spawn;
+    let agent = pick(args.agent, s.agent.clone(), "claude".to_owned()).value;
+    let flags = pick(args.flags, s.flags.clone(), String::new()).value;
+    let max_iterations = pick(args.max_iterations, s.max_iterations, 10).value;
+    let max_duration = pick(
+        args.max_duration,
+        s.max_duration.map(|d| d.0),
+        Duration::from_secs(4 * 3600),
+    )
+    .value;
+    let use_worktree = args.worktree || args.branch.is_some() || s.worktree == Some(true);
+    let config = SessionConfig {
+        name: args.name,
+        max_iterations,
+        max_duration,
+        agent_cli: agent,
+        agent_flags: flags,
+        prd_path: args.prd,
+        working_dir: args.dir.unwrap_or_else(|| ctx.root.clone()),
+        use_worktree,
+        branch_name: args.branch,
+        stuck_after: ctx.settings.stuck_after(args.stuck_after).value,
+        pause_mode: args.pause_mode,
+        loop_script: args.loop_script,
+        ..SessionConfig::default()
+    };
+    let id = ctx.orch.spawn(config)?;
+    if ctx.g.json {
+        let rec = ctx.orch.record(&id)?;
+        println!("{}", SessionStatus::from_record(&rec, rec.created()).to_json());
+    } else {
+        println!("{id}");
+    }
+    if ctx.settings.monitor_auto().value && monitor::running(&ctx.root).is_none() {
+        match monitor::start_background(&ctx.root, ctx.g.tmux_socket.as_deref()) {
+            Ok(pid) => eprintln!("hydra: monitor started in the background (pid {pid}) as [monitor] auto says"),
+            Err(e) => eprintln!("hydra: the monitor did not start: {e:#}"),
+        }
+    }
+    ctx.finish();
+    Ok(0)
+}
+
+/// The sessions `args` asks for, and how many ended ones were left out.
+fn select(statuses: Vec<SessionStatus>, args: &LsArgs) -> (Vec<SessionStatus>, usize) {
+    let mut hidden = 0;
+    let shown = statuses
+        .into_iter()
+        .filter(|s| {
+            if !args.state.is_empty() {
+                return args.state.iter().any(|w| w == s.state_word());
+            }
+            let keep = args.all || !s.state.is_terminal();
+            hidden += usize::from(!keep);
+            keep
+        })
+        .collect();
+    (shown, hidden)
+}
+
+fn now() -> hydra_orchestrator::Timestamp {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    hydra_orchestrator::Timestamp(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn ls_text(statuses: Vec<SessionStatus>, args: &LsArgs, color: bool) -> String {
+    let (shown, hidden) = select(statuses, args);
+    let mut out = if shown.is_empty() {
+        if hidden > 0 {
+            "no live sessions; `hydra spawn` starts one\n".to_owned()
+        } else {
+            "no sessions; `hydra spawn` starts one\n".to_owned()
+        }
+    } else {
+        output::table(&shown, now(), color)
+    };
+    if hidden > 0 {
+        out.push_str(&format!(
+            "({hidden} ended session{} not shown; `hydra ls --all` shows them)\n",
+            if hidden == 1 { "" } else { "s" }
+        ));
+    }
+    out
+}
+
+fn ls(ctx: &Ctx, args: &LsArgs) -> Result<i32> {
+    if args.watch {
+        let mut watcher = ctx.orch.watch(hydra_orchestrator::WatchOptions::default())?;
+        while let Some(event) = watcher.recv() {
+            if let WatchEvent::Looked { statuses } = event {
+                // Home, clear, then the table: redrawn in place.
+                print!("\x1b[H\x1b[2J{}", ls_text(statuses, args, ctx.color));
+                let _ = std::io::Write::flush(&mut std::io::stdout());
+            }
+        }
+        return Ok(0);
+    }
+    let statuses = ctx.orch.refresh()?;
+    let orphans = ctx.orch.last_orphans();
+    for name in &orphans.tmux_sessions {
+        eprintln!("hydra: tmux session {name} is this project's but has no record; `hydra prune` ends it");
+    }
+    for name in &orphans.untagged_sessions {
+        eprintln!("hydra: tmux session {name} is not tagged as this project's (another tool's?); `hydra prune --force` ends it");
+    }
+    if ctx.g.json {
+        let (shown, _) = select(statuses, args);
+        println!(
+            "{}",
+            serde_json::Value::Array(shown.iter().map(SessionStatus::to_json).collect())
+        );
+    } else {
+        print!("{}", ls_text(statuses, args, ctx.color));
+    }
+    let _ = ctx.orch.flush_events(Duration::from_secs(1));
+    ctx.notices(false);
+    Ok(0)
 }
 
 fn init(g: &Global) -> Result<i32> {
@@ -458,7 +616,7 @@ fn init(g: &Global) -> Result<i32> {
         // A file hydra wrote on this machine is trusted as written; an edit needs `hydra trust`.
         if let Ok(store) = trust::store() {
             let runs = trust::Runs {
-                file: config.canonicalize().unwrap_or(config.clone()),
+                file: config.clone(),
                 contents: orch_config::EXAMPLE.as_bytes().to_vec(),
                 commands: Vec::new(),
             };
@@ -482,86 +640,4 @@ fn init(g: &Global) -> Result<i32> {
         prd.display()
     );
     Ok(0)
-}
-
-fn follow_log(orch: &Orchestrator, id: &SessionId) -> Result<()> {
-    let path = orch.runtime_layout(id).log();
-    let mut offset = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    loop {
-        std::thread::sleep(Duration::from_millis(500));
-        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        if len < offset {
-            offset = 0; // rotated
-        }
-        if len > offset {
-            use std::io::{Seek, SeekFrom};
-            let mut f = std::fs::File::open(&path)?;
-            f.seek(SeekFrom::Start(offset))?;
-            let mut buf = Vec::new();
-            f.read_to_end(&mut buf)?;
-            print!("{}", String::from_utf8_lossy(&buf));
-            offset = len;
-        }
-        if orch.record(id)?.state.is_terminal() {
-            return Ok(());
-        }
-    }
-}
-
-fn monitor(g: &Global, interval: u64, once: bool) -> Result<i32> {
-    if interval == 0 {
-        bail!("--interval must be at least 1 second");
-    }
-    let orch = open(g)?;
-    for n in orch.take_notices() {
-        eprintln!("hydra: {n}");
-    }
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    rt.block_on(async {
-        // `ralph:*` pulses from loops that publish them move states at once; the periodic
-        // health check catches everything else.
-        let channels = ["ralph:started", "ralph:iteration", "ralph:complete", "ralph:blocked", "ralph:max-iterations"];
-        let mut sub = orch.subscribe(&channels).ok();
-        let mut last: Vec<(String, String)> = Vec::new();
-        loop {
-            let (statuses, killed) = orch.survey()?;
-            let now: Vec<(String, String)> = statuses.iter().map(|s| (s.id.to_string(), s.state.to_string())).collect();
-            for (id, state) in &now {
-                if !last.iter().any(|(i, s)| i == id && s == state) {
-                    if g.json {
-                        println!("{}", serde_json::json!({"id": id, "state": state, "killed": killed.iter().any(|k| k.as_str() == id)}));
-                    } else {
-                        println!("{id}: {state}");
-                    }
-                }
-            }
-            for id in &killed {
-                if !g.json {
-                    println!("{id}: killed by health check (duration limit exceeded)");
-                }
-            }
-            last = now;
-            finish(&orch);
-            if once {
-                return Ok(0);
-            }
-            let sleep = tokio::time::sleep(Duration::from_secs(interval));
-            tokio::pin!(sleep);
-            loop {
-                match sub.as_mut() {
-                    Some(s) => tokio::select! {
-                        _ = &mut sleep => break,
-                        pulse = s.next() => match pulse {
-                            Some(p) => { let _ = orch.apply_pulse(&p); }
-                            None => { sub = None; }
-                        },
-                    },
-                    None => {
-                        (&mut sleep).await;
-                        break;
-                    }
-                }
-            }
-        }
-    })
 }

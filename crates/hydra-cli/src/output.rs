@@ -1,16 +1,25 @@
-//! Human output: an aligned table, colours only on a terminal.
+//! Human output: aligned tables and detail views, coloured when the user wants colour.
 
-use hydra_orchestrator::{Orchestrator, PruneReport, SessionState, SessionStatus};
+use hydra_orchestrator::{PruneReport, SessionState, SessionStatus, Timestamp};
 use std::fmt::Write;
-use std::io::IsTerminal;
 
-fn colour(state: &SessionState) -> &'static str {
+/// The ANSI colour of a state's word.
+pub fn colour(state: &SessionState) -> &'static str {
     match state {
         SessionState::Running { .. } | SessionState::Starting => "\x1b[32m",
         SessionState::Paused { .. } => "\x1b[36m",
         SessionState::Stuck { .. } | SessionState::Blocked { .. } => "\x1b[33m",
         SessionState::Completed { .. } => "\x1b[1;32m",
         SessionState::MaxIterations { .. } | SessionState::Failed { .. } => "\x1b[31m",
+    }
+}
+
+/// `word` in the colour of `state` when `color`.
+pub fn painted(word: &str, state: &SessionState, color: bool) -> String {
+    if color {
+        format!("{}{word}\x1b[0m", colour(state))
+    } else {
+        word.to_owned()
     }
 }
 
@@ -24,70 +33,102 @@ pub fn age(secs: u64) -> String {
     }
 }
 
-/// The session table of `hydra ls`.
-pub fn table(statuses: &[SessionStatus]) -> String {
-    if statuses.is_empty() {
-        return "no sessions; `hydra spawn` starts one\n".into();
-    }
-    let tty = std::io::stdout().is_terminal();
-    let rows: Vec<[String; 6]> = statuses
-        .iter()
-        .map(|s| {
-            [
-                s.id.to_string(),
-                s.state.name().to_owned(),
-                s.state.iteration().to_string(),
-                s.state.stories().unwrap_or("-").to_owned(),
-                age(s.duration.as_secs()),
-                match (&s.branch, s.port) {
-                    (Some(b), Some(p)) => format!("{b} :{p}"),
-                    (Some(b), None) => b.clone(),
-                    _ => s
-                        .state
-                        .reason()
-                        .map(|r| r.chars().take(60).collect())
-                        .unwrap_or_default(),
-                },
-            ]
-        })
+/// How long ago `t` was, seen from `now`: `12s ago`.
+pub fn ago(t: Timestamp, now: Timestamp) -> String {
+    format!("{} ago", age(now.since(t).unwrap_or_default().as_secs()))
+}
+
+/// Aligns `rows` under `header`, leaving out columns that are empty in every row (but the
+/// first `keep`), painting the STATE column.
+pub fn align(header: &[&str], rows: &[(Vec<String>, Option<&SessionState>)], keep: usize, color: bool) -> String {
+    let shown: Vec<usize> = (0..header.len())
+        .filter(|&i| i < keep || rows.iter().any(|(r, _)| !r[i].is_empty()))
         .collect();
-    let header = ["ID", "STATE", "ITER", "STORIES", "AGE", "BRANCH / REASON"];
-    let mut widths = header.map(str::len);
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
+    let mut widths: Vec<usize> = shown.iter().map(|&i| header[i].len()).collect();
+    for (r, _) in rows {
+        for (w, &i) in widths.iter_mut().zip(&shown) {
+            *w = (*w).max(r[i].chars().count());
         }
     }
+    let state_col = header.iter().position(|h| *h == "STATE");
     let mut out = String::new();
-    let line = |out: &mut String, cells: &[String; 6], state: Option<&SessionState>| {
-        for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
+    let mut line = |cells: &[String], state: Option<&SessionState>| {
+        let mut text = String::new();
+        for (k, (&i, w)) in shown.iter().zip(&widths).enumerate() {
+            let c = &cells[i];
             let pad = w.saturating_sub(c.chars().count());
-            match (i, state, tty) {
-                (1, Some(st), true) => {
-                    let _ = write!(out, "{}{c}\x1b[0m{}", colour(st), " ".repeat(pad));
-                }
-                _ => {
-                    let _ = write!(out, "{c}{}", " ".repeat(pad));
-                }
+            let cell = match (Some(i) == state_col, state) {
+                (true, Some(st)) => painted(c, st, color),
+                _ => c.clone(),
+            };
+            let _ = write!(text, "{cell}{}", " ".repeat(pad));
+            if k + 1 < shown.len() {
+                text.push_str("  ");
             }
-            out.push_str(if i + 1 < cells.len() { "  " } else { "" });
         }
-        let trimmed = out.trim_end_matches(' ').len();
-        out.truncate(trimmed);
+        out.push_str(text.trim_end());
         out.push('\n');
     };
-    line(&mut out, &header.map(String::from), None);
-    for (r, s) in rows.iter().zip(statuses) {
-        line(&mut out, r, Some(&s.state));
+    line(&header.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>(), None);
+    for (r, st) in rows {
+        line(r, *st);
     }
     out
 }
 
+/// The session table of `hydra ls`.
+pub fn table(statuses: &[SessionStatus], now: Timestamp, color: bool) -> String {
+    let header = [
+        "ID", "NAME", "STATE", "ITER", "STORIES", "AGE", "ACTIVE", "BRANCH", "REASON",
+    ];
+    let rows: Vec<(Vec<String>, Option<&SessionState>)> = statuses
+        .iter()
+        .map(|s| {
+            let branch = match (&s.branch, s.port) {
+                (Some(b), Some(p)) => format!("{b} :{p}"),
+                (Some(b), None) => b.clone(),
+                _ => String::new(),
+            };
+            let active = if s.state.is_terminal() {
+                "-".to_owned()
+            } else {
+                ago(s.last_activity, now)
+            };
+            (
+                vec![
+                    s.id.to_string(),
+                    s.name.clone().unwrap_or_default(),
+                    s.state_word().to_owned(),
+                    s.iteration.to_string(),
+                    s.stories.clone().unwrap_or_else(|| "-".into()),
+                    age(s.duration.as_secs()),
+                    active,
+                    branch,
+                    s.state
+                        .reason()
+                        .map(|r| r.chars().take(60).collect())
+                        .unwrap_or_default(),
+                ],
+                Some(&s.state),
+            )
+        })
+        .collect();
+    align(&header, &rows, 7, color)
+}
+
 /// The detail view of `hydra status`.
-pub fn detail(s: &SessionStatus, orch: &Orchestrator) -> String {
+pub fn detail(s: &SessionStatus, runtime_dir: &std::path::Path, color: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "session      {}", s.id);
-    let _ = writeln!(out, "state        {}", s.state);
+    if let Some(n) = &s.name {
+        let _ = writeln!(out, "name         {n}");
+    }
+    let word = painted(s.state_word(), &s.state, color);
+    let _ = writeln!(out, "state        {word} ({})", s.state);
+    let _ = writeln!(out, "iteration    {}", s.iteration);
+    if let Some(st) = &s.stories {
+        let _ = writeln!(out, "stories      {st}");
+    }
     let _ = writeln!(out, "age          {}", age(s.duration.as_secs()));
     let _ = writeln!(out, "agent        {}", s.agent_cli);
     let _ = writeln!(out, "working dir  {}", s.working_dir.display());
@@ -97,8 +138,19 @@ pub fn detail(s: &SessionStatus, orch: &Orchestrator) -> String {
     if let Some(p) = s.port {
         let _ = writeln!(out, "port         {p}");
     }
-    let _ = writeln!(out, "tmux         {} (hydra attach {})", s.tmux_session, s.id);
-    let _ = writeln!(out, "runtime dir  {}", orch.runtime_layout(&s.id).dir().display());
+    if let Some((path, why)) = &s.worktree_kept {
+        let _ = writeln!(out, "worktree     kept at {}: {}", path.display(), why.join("; "));
+    }
+    if s.state.is_terminal() {
+        let _ = writeln!(out, "tmux         {} (ended)", s.tmux_session);
+    } else {
+        let _ = writeln!(out, "tmux         {} (hydra attach {})", s.tmux_session, s.id);
+    }
+    if s.foreign {
+        let _ = writeln!(out, "runtime dir  none (a session of the original hydra tool)");
+    } else {
+        let _ = writeln!(out, "runtime dir  {}", runtime_dir.display());
+    }
     out
 }
 
@@ -111,13 +163,20 @@ pub fn prune(r: &PruneReport, json: bool) -> String {
             .iter()
             .map(|(p, why)| serde_json::json!({"path": p, "reasons": why}))
             .collect();
+        let kept_sessions: Vec<_> = r
+            .kept
+            .iter()
+            .map(|k| serde_json::json!({"id": k.id.as_str(), "worktree": k.path, "reasons": k.reasons}))
+            .collect();
         return format!(
             "{}\n",
             serde_json::json!({
                 "dry_run": r.dry_run,
                 "sessions": r.removed_sessions.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
+                "kept_sessions": kept_sessions,
                 "orphan_tmux_sessions": r.orphans.tmux_sessions,
-                "orphan_runtime_dirs": r.orphans.runtime_dirs,
+                "untagged_tmux_sessions": r.orphans.untagged_sessions,
+                "orphan_runtime_dirs": r.orphans.runtime_dirs.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
                 "orphan_worktrees": r.orphans.worktrees.iter().map(|(b, p)| serde_json::json!({"branch": b, "path": p})).collect::<Vec<_>>(),
                 "kept_worktrees": kept,
             })
@@ -125,23 +184,50 @@ pub fn prune(r: &PruneReport, json: bool) -> String {
     }
     let mut out = String::new();
     for id in &r.removed_sessions {
-        let _ = writeln!(out, "{verb} ended session {id}");
+        let _ = writeln!(
+            out,
+            "{verb} ended session {id} (its logs are kept in .hydra/archive/{id}/)"
+        );
     }
     for n in &r.orphans.tmux_sessions {
         let _ = writeln!(out, "{verb} orphaned tmux session {n}");
     }
+    for n in &r.orphans.untagged_sessions {
+        if r.forced && !r.dry_run {
+            let _ = writeln!(out, "ended untagged tmux session {n}");
+        } else {
+            let _ = writeln!(
+                out,
+                "left tmux session {n}: it is not tagged as this project's (another tool's?); `hydra prune --force` ends it"
+            );
+        }
+    }
     for d in &r.orphans.runtime_dirs {
         let _ = writeln!(out, "{verb} orphaned runtime dir of {d}");
     }
+    let kept_paths: Vec<&std::path::Path> = r.kept_worktrees.iter().map(|(p, _)| p.as_path()).collect();
     for (b, p) in &r.orphans.worktrees {
+        if !kept_paths.contains(&p.as_path()) {
+            let _ = writeln!(out, "{verb} orphaned worktree {} ({b})", p.display());
+        }
+    }
+    for k in &r.kept {
         let _ = writeln!(
             out,
-            "{verb} orphaned worktree {} ({b}) if it holds no work",
-            p.display()
+            "kept session {} and its worktree {}: {}; `hydra worktree rm {} --force` removes it (the branch stays)",
+            k.id,
+            k.path.display(),
+            k.reasons.join("; "),
+            k.id
         );
     }
     for (p, why) in &r.kept_worktrees {
-        let _ = writeln!(out, "kept worktree {}: {}", p.display(), why.join("; "));
+        let _ = writeln!(
+            out,
+            "kept orphaned worktree {}: {}; remove it yourself once its work is safe",
+            p.display(),
+            why.join("; ")
+        );
     }
     if out.is_empty() {
         out.push_str("nothing to prune\n");

@@ -183,9 +183,9 @@ pub use orchestrator::{
     find_project, find_project_root, trust_from_env, Builder, Notice, NoticeKind, Orchestrator, Orphans,
 };
 pub use support::{NoopBus, SystemClock};
-pub use watch::{Change, WatchEvent, WatchOptions, Watcher};
+pub use watch::{Change, WatchEvent, WatchOptions, WatchStopper, Watcher};
 
-pub use orch_core::project_tag;
+pub use orch_core::{check_name, project_tag, MAX_ITERATIONS_LIMIT};
 pub use orch_core::{
     Channel, Clock, ConfigError, EventBus, HealthPolicy, Host, LifecycleEvent, LoadProblem, LoopPhase, LoopReport,
     LoopRuntime, Multiplexer, MuxServer, PauseMode, Prd, Pulse, RuntimeLayout, SessionConfig, SessionId, SessionRecord,

@@ -49,6 +49,13 @@ pub struct Change {
     pub from: Option<String>,
 }
 
+impl Change {
+    /// A session seen for the first time, as it is.
+    pub fn first_seen(status: SessionStatus) -> Change {
+        Change { status, from: None }
+    }
+}
+
 /// What a watcher tells.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -94,6 +101,13 @@ impl Watcher {
         let _ = self.wake.send(Trigger::Any);
     }
 
+    /// A handle that stops the watcher from another thread (a signal handler's, say): the
+    /// watcher finishes the look it is in, hands over its changes, and then
+    /// [`recv`](Self::recv) returns `None` after the last of them.
+    pub fn stopper(&self) -> WatchStopper {
+        WatchStopper(self.wake.clone())
+    }
+
     /// Stops the watcher and waits for its thread.
     pub fn stop(mut self) {
         self.halt();
@@ -104,6 +118,17 @@ impl Watcher {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// Stops a [`Watcher`] from any thread; see [`Watcher::stopper`].
+#[derive(Debug, Clone)]
+pub struct WatchStopper(mpsc::Sender<Trigger>);
+
+impl WatchStopper {
+    /// Asks the watcher to stop after its current look.
+    pub fn stop(&self) {
+        let _ = self.0.send(Trigger::Stop);
     }
 }
 
@@ -154,13 +179,22 @@ fn save_cursor(path: Option<&Path>, seen: &Seen) {
 /// One blocked `wait` on a tmux server, in a thread of its own.
 struct Waiter {
     watch: Arc<dyn MuxWatch>,
-    retry: Arc<(Mutex<bool>, Condvar)>,
+    retry: Arc<(Mutex<Retry>, Condvar)>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What a waiter that found no server waits for.
+#[derive(Default)]
+struct Retry {
+    /// A look saw live sessions on the server: try again.
+    poked: bool,
+    /// The waiter is being stopped (kept, unlike `poked`, so a stop is never lost).
+    stopping: bool,
 }
 
 impl Waiter {
     fn start(watch: Arc<dyn MuxWatch>, wake: mpsc::Sender<Trigger>) -> Self {
-        let retry: Arc<(Mutex<bool>, Condvar)> = Arc::default();
+        let retry: Arc<(Mutex<Retry>, Condvar)> = Arc::default();
         let (w, r) = (Arc::clone(&watch), Arc::clone(&retry));
         let thread = std::thread::Builder::new()
             .name("hydra-watch-tmux".into())
@@ -178,15 +212,18 @@ impl Waiter {
                         // trying at most once a second.
                         let since = Instant::now();
                         let (lock, cv) = &*r;
-                        let mut poked = lock.lock().unwrap_or_else(|e| e.into_inner());
-                        *poked = false;
+                        let mut retry = lock.lock().unwrap_or_else(|e| e.into_inner());
+                        retry.poked = false;
                         if wake.send(Trigger::Mux).is_err() {
                             return;
                         }
-                        while !*poked {
-                            poked = cv.wait(poked).unwrap_or_else(|e| e.into_inner());
+                        while !retry.poked && !retry.stopping {
+                            retry = cv.wait(retry).unwrap_or_else(|e| e.into_inner());
                         }
-                        drop(poked);
+                        if retry.stopping {
+                            return;
+                        }
+                        drop(retry);
                         std::thread::sleep(Duration::from_secs(1).saturating_sub(since.elapsed()));
                     }
                 }
@@ -198,13 +235,15 @@ impl Waiter {
     /// Lets a waiter that found no server try again.
     fn poke(&self) {
         let (lock, cv) = &*self.retry;
-        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        lock.lock().unwrap_or_else(|e| e.into_inner()).poked = true;
         cv.notify_all();
     }
 
     fn stop(mut self) {
         self.watch.stop();
-        self.poke();
+        let (lock, cv) = &*self.retry;
+        lock.lock().unwrap_or_else(|e| e.into_inner()).stopping = true;
+        cv.notify_all();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -298,23 +337,29 @@ impl Orchestrator {
                                 None => {}
                             }
                         }
+                        let mut changes = Vec::new();
                         for status in &look.statuses {
                             let now = (status.state_word().to_owned(), status.changed_at);
                             let before = seen.get(&status.id);
                             if before == Some(&now) {
                                 continue;
                             }
-                            let change = Change {
+                            changes.push(Change {
                                 status: status.clone(),
                                 from: before.map(|(s, _)| s.clone()),
-                            };
+                            });
                             seen.insert(status.id.clone(), now);
+                        }
+                        seen.retain(|id, _| look.statuses.iter().any(|s| &s.id == id));
+                        // Remembered before they are told: a watcher ended between the two
+                        // (a stop lets it finish a look, so only a kill) misses rather than
+                        // repeats, and a stopped one has handed every change to its receiver.
+                        save_cursor(options.cursor.as_deref(), &seen);
+                        for change in changes {
                             if events.send(WatchEvent::Change(Box::new(change))).is_err() {
                                 break 'watching;
                             }
                         }
-                        seen.retain(|id, _| look.statuses.iter().any(|s| &s.id == id));
-                        save_cursor(options.cursor.as_deref(), &seen);
                         revisions = look.revisions;
                         deadline = look.deadline;
                         if events

@@ -149,3 +149,40 @@ fn its_own_writes_do_not_make_it_look_again() {
     rig.files.changed(&rig.record_file(&id));
     change_to(&mut w, &id, "pausing");
 }
+
+/// From a tokio task on a single-threaded runtime: `next().await` yields the changes (a
+/// blocking wait there would hang the runtime or panic).
+#[tokio::test(flavor = "current_thread")]
+async fn a_tokio_task_awaits_the_changes() {
+    let rig = Rig::new();
+    let orch = rig.orch();
+    let id = orch.spawn(rig.fakes.config()).expect("spawn");
+    let mut w = orch.watch(WatchOptions::default()).expect("watch");
+    let seen = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match w.next().await {
+                Some(WatchEvent::Change(c)) if c.status.id == id => return c.status.state_word().to_owned(),
+                Some(_) => {}
+                None => panic!("the watcher stopped"),
+            }
+        }
+    })
+    .await
+    .expect("a change within 5 s");
+    assert_eq!(seen, "starting");
+    rig.fakes.mux.vanish(&id.tmux_name());
+    let failed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(WatchEvent::Change(c)) = w.next().await {
+                if c.status.state.is_terminal() {
+                    return c.status.state_word().to_owned();
+                }
+            }
+        }
+    })
+    .await
+    .expect("the failure within 5 s");
+    assert_eq!(failed, "failed");
+    // Stopping joins the watcher's thread; off the runtime's thread, as any blocking call.
+    tokio::task::spawn_blocking(move || w.stop()).await.expect("stop");
+}

@@ -6,9 +6,7 @@
 //! agent profiles) is listed by [`Config::commands`], so a caller can ask the user's trust
 //! before running any of it.
 
-mod duration;
-
-pub use duration::{format_duration, parse_duration};
+pub use orch_core::{format_duration, parse_duration};
 
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
@@ -233,7 +231,25 @@ impl Config {
                 }
                 None => (quoted.map(str::to_owned), String::new()),
             };
-            fail(key.as_deref(), format!("{}{at}", e.message()))
+            let message = e.message().trim_end();
+            let header = e.span().is_some_and(|sp| {
+                let start = sp.start.min(text.len());
+                let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+                text[line_start..].trim_start().starts_with('[')
+            });
+            if message == "duplicate key" && header {
+                if let Some(k) = &key {
+                    return fail(
+                        Some(k),
+                        format!("the table [{k}] appears twice{at}; keep one [{k}] and put its keys there"),
+                    );
+                }
+            }
+            let message = match &key {
+                Some(k) if !message.contains(k.as_str()) => format!("{k}: {message}{at}"),
+                _ => format!("{message}{at}"),
+            };
+            fail(key.as_deref(), message)
         })?;
         if let Some(on) = &cfg.notify.on {
             if let Some(bad) = on.iter().find(|s| !NOTIFY_STATES.contains(&s.as_str())) {
@@ -346,9 +362,14 @@ fn key_at(text: &str, offset: usize, quoted: Option<&str>) -> Option<String> {
             .and_then(|r| r.strip_suffix(']'))
             .map(|t| t.trim().replace('"', ""))
     });
+    if let Some(header) = line.strip_prefix('[') {
+        // A table header: the table itself is the key.
+        let t = header.trim_start_matches('[').split(']').next().unwrap_or("").trim();
+        return (!t.is_empty()).then(|| t.replace('"', ""));
+    }
     let name = match line.split_once('=') {
-        Some((name, _)) if !line.starts_with('[') => name.trim().trim_matches('"').to_owned(),
-        _ => quoted?.to_owned(),
+        Some((name, _)) => name.trim().trim_matches('"').to_owned(),
+        None => quoted?.to_owned(),
     };
     Some(match table {
         Some(t) if !line.starts_with('[') => format!("{t}.{name}"),
@@ -377,6 +398,15 @@ mod tests {
         assert_eq!(err.key.as_deref(), Some(key), "{err}");
         let msg = err.to_string();
         assert!(msg.contains("/p/.hydra/hydra.toml") && msg.contains(needle), "{msg}");
+    }
+
+    #[test]
+    fn a_table_given_twice_is_named() {
+        check_err(
+            "[notify]\n# bell = false\n\n[notify]\ncommand = [\"tee\"]\n",
+            "notify",
+            "the table [notify] appears twice (line 4); keep one [notify]",
+        );
     }
 
     #[test]

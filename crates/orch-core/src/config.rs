@@ -140,19 +140,28 @@ impl SessionConfig {
         if self.max_duration < Duration::from_secs(1) || self.max_duration > MAX_DURATION_LIMIT {
             return Err(ConfigError::new(
                 "max_duration",
-                format!("{:?} is out of range; allowed: 1s to 30 days", self.max_duration),
+                format!(
+                    "{} is out of range; allowed: 1s to 30 days",
+                    crate::format_duration(self.max_duration)
+                ),
             ));
         }
         if self.stuck_after < Duration::from_secs(1) || self.stuck_after > MAX_DURATION_LIMIT {
             return Err(ConfigError::new(
                 "stuck_after",
-                format!("{:?} is out of range; allowed: 1s to 30 days", self.stuck_after),
+                format!(
+                    "{} is out of range; allowed: 1s to 30 days",
+                    crate::format_duration(self.stuck_after)
+                ),
             ));
         }
         if self.loop_delay > Duration::from_secs(3600) {
             return Err(ConfigError::new(
                 "loop_delay",
-                format!("{:?} is out of range; allowed: 0 to 1 hour", self.loop_delay),
+                format!(
+                    "{} is out of range; allowed: 0s to 1h",
+                    crate::format_duration(self.loop_delay)
+                ),
             ));
         }
         if self.agent_cli.trim().is_empty() {
@@ -208,11 +217,11 @@ impl SessionConfig {
     }
 }
 
-/// Checks a session name: 1 to 40 characters of `A-Z a-z 0-9 . _ -`, starting with a letter
-/// or digit (so it can never be read as an option or a path).
+/// Checks a session name: 1 to 40 characters of `a-z 0-9 . _ -`, starting with a letter or
+/// digit (so it can never be read as an option or a path).
 pub fn check_name(name: &str) -> Result<(), ConfigError> {
-    let allowed = "1 to 40 characters of letters, digits, '.', '_' and '-', starting with a letter or digit";
-    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    let allowed = "1 to 40 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit";
+    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-');
     let len = name.chars().count();
     if len == 0 || len > MAX_NAME_LEN {
         return Err(ConfigError::new(
@@ -226,7 +235,7 @@ pub fn check_name(name: &str) -> Result<(), ConfigError> {
             format!("{name:?} holds {c:?}; allowed: {allowed}"),
         ));
     }
-    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+    if !name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit()) {
         return Err(ConfigError::new(
             "name",
             format!("{name:?} does not start with a letter or digit; allowed: {allowed}"),
@@ -322,7 +331,7 @@ mod tests {
         for good in ["api-refactor", "a", "v1.2_x", &"n".repeat(40)] {
             assert!(check_name(good).is_ok(), "{good}");
         }
-        for bad in ["", "-x", ".x", "a b", "a/b", "é", &"n".repeat(41)] {
+        for bad in ["", "-x", ".x", "a b", "a/b", "é", "Api", &"n".repeat(41)] {
             let err = check_name(bad).expect_err(bad);
             assert_eq!(err.field, "name");
         }
@@ -333,6 +342,17 @@ mod tests {
             },
             "name",
         );
+    }
+
+    #[test]
+    fn durations_in_messages_are_written_as_people_type_them() {
+        let err = SessionConfig {
+            max_duration: Duration::ZERO,
+            ..Default::default()
+        }
+        .validate()
+        .expect_err("zero");
+        assert!(err.to_string().contains("0s is out of range"), "{err}");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Human durations such as `4h`, `30m`, `1h30m`, `90s`, both ways.
+//! Human durations such as `4h`, `30m`, `1h30m`, `90s`, both ways (pure text handling).
 
 use std::time::Duration;
 

@@ -11,6 +11,7 @@
 //! `testing` feature, the `testing` module holds stateful fakes of every port and a manual clock.
 
 mod config;
+mod duration;
 mod events;
 mod health;
 mod id;
@@ -29,6 +30,7 @@ mod time;
 pub mod testing;
 
 pub use config::{check_name, ConfigError, PauseMode, SessionConfig, MAX_ITERATIONS_LIMIT, MAX_NAME_LEN};
+pub use duration::{format_duration, parse_duration};
 pub use events::{Channel, LifecycleEvent, Pulse};
 pub use health::{
     assess, progress_events, Assessment, HealthPolicy, MuxObservation, Observation, GONE_REASON, SPAWN_INTERRUPTED,

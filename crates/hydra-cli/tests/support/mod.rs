@@ -26,14 +26,18 @@ impl Env {
             .args(["init", "-q", "-b", "main"])
             .output()
             .expect("git");
-        Env {
+        let env = Env {
             dir,
             socket: format!(
                 "hydra-cli-it-{}-{}",
                 std::process::id(),
                 N.fetch_add(1, Ordering::SeqCst)
             ),
-        }
+        };
+        // Commands need a project: `hydra init` makes one (as a user does first).
+        let out = env.hydra(&["init"]);
+        assert!(out.status.success(), "init: {}", String::from_utf8_lossy(&out.stderr));
+        env
     }
     /// The project root.
     pub fn root(&self) -> &Path {
@@ -99,9 +103,9 @@ impl Env {
         args.extend(extra);
         self.ok(&args).trim().to_owned()
     }
-    /// `hydra ls --json`.
+    /// `hydra ls --all --json`: every session, ended ones too.
     pub fn ls(&self) -> Vec<serde_json::Value> {
-        serde_json::from_str::<serde_json::Value>(&self.ok(&["ls", "--json"]))
+        serde_json::from_str::<serde_json::Value>(&self.ok(&["ls", "--all", "--json"]))
             .expect("json")
             .as_array()
             .expect("array")

@@ -1,0 +1,302 @@
+//! `hydra monitor`: the watcher in the foreground (or, with `--detach`, in the background), one
+//! line per transition, notifications, and `ralph:*` pulses fed back. One monitor per project
+//! (a lock file); it remembers what it told (a cursor file), so a restarted monitor misses
+//! nothing and repeats nothing; it exits by itself when no live session is left.
+
+use crate::context::Ctx;
+use crate::notify::Notifier;
+use anyhow::{bail, Context, Result};
+use hydra_orchestrator::{Change, Orchestrator, WatchEvent, WatchOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The files of the project's monitor.
+pub struct Files {
+    pub lock: PathBuf,
+    pub pid: PathBuf,
+    pub log: PathBuf,
+    pub cursor: PathBuf,
+}
+
+impl Files {
+    pub fn of(root: &Path) -> Files {
+        let dir = root.join(".hydra").join("orchestrator");
+        Files {
+            lock: dir.join("monitor.lock"),
+            pid: dir.join("monitor.pid"),
+            log: dir.join("monitor.log"),
+            cursor: dir.join("monitor.seen"),
+        }
+    }
+}
+
+/// The pid of the project's running monitor, if one holds the lock.
+pub fn running(root: &Path) -> Option<u32> {
+    let files = Files::of(root);
+    let dir = files.lock.parent()?;
+    if !dir.is_dir() {
+        return None;
+    }
+    match orch_fs::try_lock_exclusive(&files.lock) {
+        Ok(Some(_free)) => None,
+        // Held by another process: the monitor.
+        Ok(None) => std::fs::read_to_string(&files.pid)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .or(Some(0)),
+        Err(_) => None,
+    }
+}
+
+/// One line of the monitor: `2026-11-26T10:00:00.000Z  a1b2c3d4 api  running -> blocked  ...`.
+pub fn line(change: &Change, at: hydra_orchestrator::Timestamp, color: bool) -> String {
+    let s = &change.status;
+    let who = match &s.name {
+        Some(n) => format!("{} {n}", s.id),
+        None => s.id.to_string(),
+    };
+    let word = crate::output::painted(s.state_word(), &s.state, color);
+    let from = change.from.as_deref().map(|f| format!("{f} -> ")).unwrap_or_default();
+    let mut out = format!("{}  {who}  {from}{word}", at.to_rfc3339());
+    if let Some(reason) = s.state.reason() {
+        out.push_str(&format!("  {reason}"));
+    } else if !matches!(s.state, hydra_orchestrator::SessionState::Starting) {
+        out.push_str(&format!("  iteration {}", s.iteration));
+        if let Some(st) = &s.stories {
+            out.push_str(&format!(", {st} stories"));
+        }
+    }
+    out
+}
+
+/// One NDJSON line of `monitor --json`.
+pub fn json_line(change: &Change, at: hydra_orchestrator::Timestamp) -> String {
+    let mut v = change.status.to_json();
+    v["at"] = at.to_rfc3339().into();
+    v["from"] = change.from.clone().into();
+    v.to_string()
+}
+
+fn now() -> hydra_orchestrator::Timestamp {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    hydra_orchestrator::Timestamp(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// `hydra monitor --once`: one look, every session's state, then exit.
+pub fn once(ctx: &Ctx) -> Result<i32> {
+    let statuses = ctx.orch.try_list()?;
+    let at = now();
+    for s in statuses {
+        let change = hydra_orchestrator::Change::first_seen(s);
+        if ctx.g.json {
+            println!("{}", json_line(&change, at));
+        } else {
+            println!("{}", line(&change, at, ctx.color));
+        }
+    }
+    ctx.finish();
+    Ok(0)
+}
+
+/// `hydra monitor --stop`.
+pub fn stop(root: &Path) -> Result<i32> {
+    let Some(pid) = running(root) else {
+        println!("no monitor is running for this project");
+        return Ok(0);
+    };
+    if pid == 0 {
+        bail!("a monitor holds the lock but its pid file is missing; end it yourself");
+    }
+    // The monitor leads its own process group (its tmux waiter is in it too).
+    let group = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .context("bad pid in the monitor's pid file")?;
+    rustix::process::kill_process_group(group, rustix::process::Signal::TERM)
+        .or_else(|_| rustix::process::kill_process(group, rustix::process::Signal::TERM))
+        .with_context(|| format!("cannot end the monitor (pid {pid})"))?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while running(root).is_some() {
+        if Instant::now() >= deadline {
+            bail!("the monitor (pid {pid}) did not end within 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!("monitor stopped (pid {pid})");
+    Ok(0)
+}
+
+/// `hydra monitor --detach`: starts the monitor in the background of this project.
+pub fn detach(ctx: &Ctx) -> Result<i32> {
+    if let Some(pid) = running(&ctx.root) {
+        println!("a monitor is already running for this project (pid {pid})");
+        return Ok(0);
+    }
+    let pid = start_background(&ctx.root, ctx.g.tmux_socket.as_deref())?;
+    let files = Files::of(&ctx.root);
+    println!(
+        "monitor started in the background (pid {pid}); log {}; `hydra monitor --stop` ends it",
+        files.log.display()
+    );
+    Ok(0)
+}
+
+/// Starts `hydra monitor` for `root` as a background process of its own process group, its
+/// output appended to the monitor log; returns its pid once it holds the lock.
+///
+/// Errors: it cannot be started, or it ends before it holds the lock (its log says why).
+pub fn start_background(root: &Path, socket: Option<&str>) -> Result<u32> {
+    use std::os::unix::process::CommandExt;
+    let files = Files::of(root);
+    if let Some(dir) = files.log.parent() {
+        orch_fs::mkdir_private_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&files.log)
+        .with_context(|| format!("cannot open {}", files.log.display()))?;
+    let exe = std::env::current_exe().context("cannot find the hydra executable")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("monitor").arg("--project").arg(root);
+    if let Some(s) = socket {
+        cmd.args(["--tmux-socket", s]);
+    }
+    let mut child = cmd
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .context("cannot start the monitor")?;
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if running(root).is_some() {
+            return Ok(pid);
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("the monitor ended at once ({status}); see {}", files.log.display());
+        }
+        if Instant::now() >= deadline {
+            bail!("the monitor did not start within 10 s; see {}", files.log.display());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Feeds `ralph:*` pulses from hydra-mail into session states (when the project has a daemon).
+fn follow_pulses(orch: Arc<Orchestrator>) {
+    let _ = std::thread::Builder::new().name("hydra-pulses".into()).spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            return;
+        };
+        rt.block_on(async move {
+            let channels = [
+                "ralph:started",
+                "ralph:iteration",
+                "ralph:complete",
+                "ralph:blocked",
+                "ralph:max-iterations",
+            ];
+            let Ok(mut sub) = orch.subscribe(&channels) else {
+                return;
+            };
+            while let Some(p) = sub.next().await {
+                let o = Arc::clone(&orch);
+                let _ = tokio::task::spawn_blocking(move || o.apply_pulse(&p)).await;
+            }
+        });
+    });
+}
+
+/// `hydra monitor`: runs until no live session is left (or it is stopped).
+pub fn run(ctx: &Ctx) -> Result<i32> {
+    let files = Files::of(&ctx.root);
+    if let Some(dir) = files.lock.parent() {
+        orch_fs::mkdir_private_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let Some(_lock) =
+        orch_fs::try_lock_exclusive(&files.lock).with_context(|| format!("cannot open {}", files.lock.display()))?
+    else {
+        let pid = running(&ctx.root).unwrap_or(0);
+        bail!("a monitor is already running for this project (pid {pid}); `hydra monitor --stop` ends it");
+    };
+    let notify = ctx.settings.notify();
+    let commands: Vec<String> = ctx
+        .settings
+        .config
+        .commands()
+        .into_iter()
+        .filter(|c| c.starts_with("[notify]"))
+        .collect();
+    ctx.settings
+        .require_trust("notifications", &commands, ctx.config_trusted())?;
+    orch_fs::write_atomic(&files.pid, format!("{}\n", std::process::id()).as_bytes(), 0o600)
+        .with_context(|| format!("cannot write {}", files.pid.display()))?;
+    // The hydra-mail note, once.
+    ctx.notices(true);
+    let notifier = Notifier::start(notify, ctx.root.clone());
+    follow_pulses(Arc::clone(&ctx.orch));
+    let mut watcher = ctx.orch.watch(WatchOptions {
+        tick: ctx.settings.monitor_tick().value,
+        cursor: Some(files.cursor.clone()),
+        ..WatchOptions::default()
+    })?;
+    // SIGTERM (`--stop`), Ctrl-C and a closed terminal end the monitor after the look it is
+    // in: what it has seen is printed and told before it exits, never half.
+    let stopper = watcher.stopper();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ])
+    .context("cannot handle signals")?;
+    let signal_handle = signals.handle();
+    let _ = std::thread::Builder::new().name("hydra-signals".into()).spawn(move || {
+        if signals.forever().next().is_some() {
+            stopper.stop();
+        }
+    });
+    let mut out = std::io::stdout();
+    let code = loop {
+        let Some(event) = watcher.recv() else { break 0 };
+        match event {
+            WatchEvent::Change(change) => {
+                let at = now();
+                let text = if ctx.g.json {
+                    json_line(&change, at)
+                } else {
+                    line(&change, at, ctx.color)
+                };
+                let _ = writeln!(out, "{text}");
+                let _ = out.flush();
+                notifier.tell(&change);
+            }
+            WatchEvent::Looked { statuses } => {
+                if !statuses.iter().any(|s| !s.state.is_terminal()) {
+                    if !ctx.g.json {
+                        let _ = writeln!(out, "{}  no live session left; the monitor exits", now().to_rfc3339());
+                    }
+                    break 0;
+                }
+                for n in ctx.orch.take_notices() {
+                    eprintln!("hydra: {n}");
+                }
+            }
+            WatchEvent::Error(e) => eprintln!("hydra: {e}"),
+            _ => {}
+        }
+    };
+    signal_handle.close();
+    watcher.stop();
+    notifier.finish();
+    let _ = ctx.orch.flush_events(Duration::from_secs(1));
+    let _ = std::fs::remove_file(&files.pid);
+    Ok(code)
+}

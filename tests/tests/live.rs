@@ -1,0 +1,290 @@
+//! The live side, as a user meets it, on real tmux (private sockets), real processes and the
+//! hydra-mail test daemon: `hydra monitor` tells transitions as they happen and notifies,
+//! restarts without missing or repeating anything, runs once per project, in the foreground or
+//! the background; `hydra logs --follow` streams and ends with the session; a bad hydra.toml is
+//! refused naming the key.
+
+use hydra_e2e::{wait_for, Project};
+use hydra_orchestrator::Multiplexer;
+use orch_mail::test_daemon::TestDaemon;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+const HYDRA: &str = env!("CARGO_BIN_EXE_hydra-under-test");
+
+fn hydra(p: &Project, args: &[&str]) -> Output {
+    p.hydra_cmd(HYDRA, args).output().expect("hydra")
+}
+
+fn ok(p: &Project, args: &[&str]) -> String {
+    let out = hydra(p, args);
+    assert!(
+        out.status.success(),
+        "hydra {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn spawn(p: &Project, agent: &std::path::Path) -> String {
+    ok(
+        p,
+        &["spawn", "--agent", agent.to_str().expect("utf8"), "--prd", "prd.json"],
+    )
+    .trim()
+    .to_owned()
+}
+
+/// A process whose stdout lines are gathered as they come.
+struct Running {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Running {
+    fn start(p: &Project, args: &[&str]) -> Running {
+        let mut child = p
+            .hydra_cmd(HYDRA, args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("hydra");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let out = child.stdout.take().expect("stdout");
+        let sink = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                sink.lock().expect("lines").push(line);
+            }
+        });
+        Running { child, lines }
+    }
+    fn lines(&self) -> Vec<String> {
+        self.lines.lock().expect("lines").clone()
+    }
+    #[track_caller]
+    fn wait_line(&self, what: &str, f: impl Fn(&str) -> bool) -> String {
+        wait_for(20, what, || self.lines().into_iter().find(|l| f(l)))
+    }
+    /// Ends it as `hydra monitor --stop` and Ctrl-C do (a signal it handles), and waits.
+    fn stop(mut self) -> (Vec<String>, String) {
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        let status = wait_for(20, "the monitor to end", || self.child.try_wait().ok().flatten());
+        assert!(status.success(), "a stopped monitor exits 0: {status}");
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        (self.lines(), err)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_blocking_agent_is_told_on_the_bus_and_to_the_notification_command_at_once() {
+    let p = Project::new();
+    let daemon = TestDaemon::start(&p.dir.path().join("mail.sock")).expect("daemon");
+    TestDaemon::write_config(&p.root, daemon.socket()).expect("config.toml");
+    let captured = p.dir.path().join("notified.jsonl");
+    let notifier = p.agent(
+        "notify.sh",
+        &format!("{{ cat; echo \" $HYDRA_EVENT\"; }} >> '{}'", captured.display()),
+    );
+    std::fs::write(
+        p.root.join(".hydra/hydra.toml"),
+        format!(
+            "[notify]\ncommand = [{:?}]\ntmux = false\ndesktop = false\n",
+            notifier.display()
+        ),
+    )
+    .expect("hydra.toml");
+    // The notification command runs nothing until trusted.
+    let out = hydra(&p, &["monitor"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("hydra trust"));
+    ok(&p, &["trust", "--yes"]);
+    let agent = p.agent(
+        "blocker.sh",
+        "cat > /dev/null; while [ ! -e \"$HYDRALPH_SESSION_ID.go\" ]; do sleep 0.05; done; echo '<reason>needs the staging key</reason>'; echo '<promise>BLOCKED</promise>'",
+    );
+    let id = spawn(&p, &agent);
+    let monitor = Running::start(&p, &["monitor"]);
+    monitor.wait_line("the session first seen", |l| l.contains(&id));
+    let started = Instant::now();
+    std::fs::write(p.root.join(format!("{id}.go")), "").expect("go");
+    let line = monitor.wait_line("blocked told", |l| l.contains(&id) && l.contains("blocked"));
+    assert!(line.contains("needs the staging key"), "{line}");
+    let json = wait_for(20, "the notification command ran", || {
+        let text = std::fs::read_to_string(&captured).ok()?;
+        text.ends_with(" session:blocked\n").then_some(text)
+    });
+    println!("blocked told and notified within {:?}", started.elapsed());
+    // stdin: one JSON line (so `tee -a events.jsonl` makes JSON lines); then $HYDRA_EVENT.
+    let lines: Vec<&str> = json.lines().collect();
+    assert_eq!(lines.len(), 2, "{json}");
+    assert_eq!(lines[1], " session:blocked");
+    let event: serde_json::Value = serde_json::from_str(lines[0]).expect("json on stdin");
+    assert_eq!(event["session"], id.as_str());
+    assert_eq!(event["state"], "blocked");
+    assert_eq!(event["reason"], "needs the staging key");
+    wait_for(20, "session:blocked on hydra-mail", || {
+        (!daemon.history("session:blocked").is_empty()).then_some(())
+    });
+    let (_, err) = monitor.stop();
+    assert!(!err.contains("not delivered"), "hydra-mail is up: {err}");
+}
+
+#[test]
+fn a_pane_killed_by_hand_is_told_failed() {
+    let p = Project::new();
+    let agent = p.agent("sleeper.sh", "cat > /dev/null; echo working; exec sleep 600");
+    let a = spawn(&p, &agent);
+    let b = spawn(&p, &agent);
+    let monitor = Running::start(&p, &["monitor"]);
+    monitor.wait_line("a seen running", |l| l.contains(&a) && l.contains("running"));
+    p.tmux().kill(&format!("hydralph-{a}")).expect("kill by hand");
+    let line = monitor.wait_line("a failed", |l| l.contains(&a) && l.contains("failed"));
+    assert!(line.contains("tmux session ended unexpectedly"), "{line}");
+    assert!(!monitor.lines().iter().any(|l| l.contains(&b) && l.contains("failed")));
+}
+
+#[test]
+fn a_restarted_monitor_misses_nothing_and_repeats_nothing() {
+    let p = Project::new();
+    let agent = p.agent("sleeper.sh", "cat > /dev/null; echo working; exec sleep 600");
+    let a = spawn(&p, &agent);
+    let b = spawn(&p, &agent);
+    let first = Running::start(&p, &["monitor"]);
+    first.wait_line("a running", |l| l.contains(&a) && l.contains("running"));
+    first.wait_line("b running", |l| l.contains(&b) && l.contains("running"));
+    let (_, _) = first.stop();
+    // While no monitor runs: a is paused.
+    ok(&p, &["pause", &a, "--now"]);
+    let second = Running::start(&p, &["monitor"]);
+    second.wait_line("a's pause, missed by no one", |l| {
+        l.contains(&a) && l.contains("paused")
+    });
+    // b changes now; its line proves the second monitor has looked past its first look.
+    ok(&p, &["pause", &b, "--now"]);
+    second.wait_line("b paused", |l| l.contains(&b) && l.contains("paused"));
+    let lines = second.lines();
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("running") && !l.contains("running -> ")),
+        "the restart repeated what was told before: {lines:?}"
+    );
+    assert_eq!(lines.iter().filter(|l| l.contains(&a)).count(), 1, "{lines:?}");
+}
+
+#[test]
+fn one_monitor_per_project_in_the_background_and_stopped() {
+    let p = Project::new();
+    let agent = p.agent("sleeper.sh", "cat > /dev/null; exec sleep 600");
+    let id = spawn(&p, &agent);
+    let started = ok(&p, &["monitor", "--detach"]);
+    assert!(started.contains("monitor started in the background"), "{started}");
+    let pid: u32 = std::fs::read_to_string(p.root.join(".hydra/orchestrator/monitor.pid"))
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("pid");
+    let second = hydra(&p, &["monitor"]);
+    assert_eq!(second.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains(&format!("already running for this project (pid {pid})")),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    wait_for(20, "the background monitor's log", || {
+        let log = std::fs::read_to_string(p.root.join(".hydra/orchestrator/monitor.log")).ok()?;
+        log.contains(&id).then_some(())
+    });
+    let stopped = ok(&p, &["monitor", "--stop"]);
+    assert!(stopped.contains("monitor stopped"), "{stopped}");
+    assert!(!hydra_e2e::group_alive(pid), "the monitor and its tmux waiter ended");
+    // It also ends by itself once no live session is left.
+    let third = Running::start(&p, &["monitor"]);
+    let own = third.child.id().to_string();
+    wait_for(20, "the third monitor up", || {
+        let pid = std::fs::read_to_string(p.root.join(".hydra/orchestrator/monitor.pid")).ok()?;
+        (pid.trim() == own).then_some(())
+    });
+    ok(&p, &["kill", &id]);
+    third.wait_line("exits when nothing is live", |l| l.contains("no live session left"));
+    let mut third = third;
+    let code = wait_for(20, "the monitor exits", || third.child.try_wait().ok().flatten());
+    assert!(code.success());
+}
+
+#[test]
+fn logs_follow_streams_what_the_agent_prints_and_ends_with_the_session() {
+    let p = Project::new();
+    let agent = p.agent(
+        "talker.sh",
+        "cat > /dev/null; echo 'first line'; while [ ! -e \"$HYDRALPH_SESSION_ID.go\" ]; do sleep 0.05; done; echo '<promise>COMPLETE</promise>'",
+    );
+    let id = spawn(&p, &agent);
+    let follow = Running::start(&p, &["logs", &id, "--follow"]);
+    follow.wait_line("a line printed before the iteration ended", |l| l == "first line");
+    std::fs::write(p.root.join(format!("{id}.go")), "").expect("go");
+    let mut follow = follow;
+    let status = wait_for(20, "logs --follow ends with the session", || {
+        follow.child.try_wait().ok().flatten()
+    });
+    assert!(status.success());
+    assert!(follow.lines().iter().any(|l| l.contains("<promise>COMPLETE</promise>")));
+    // A session that has printed nothing says so.
+    let quiet = p.agent("quiet.sh", "cat > /dev/null; exec sleep 600");
+    let q = spawn(&p, &quiet);
+    let out = hydra(&p, &["logs", &q]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("printed nothing yet"));
+}
+
+#[test]
+fn a_bad_hydra_toml_is_refused_naming_the_key() {
+    let p = Project::new();
+    std::fs::write(p.root.join(".hydra/hydra.toml"), "[spawn]\nagnet = \"claude\"\n").expect("write");
+    let out = hydra(&p, &["ls"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("spawn.agnet") || err.contains("agnet"), "{err}");
+    assert!(err.contains(".hydra/hydra.toml") && err.contains("line 2"), "{err}");
+    std::fs::write(p.root.join(".hydra/hydra.toml"), "[health]\nstuck_after = \"soon\"\n").expect("write");
+    let err = String::from_utf8_lossy(&hydra(&p, &["ls"]).stderr).into_owned();
+    assert!(err.contains("health.stuck_after") && err.contains("4h, 30m"), "{err}");
+}
+
+#[test]
+fn the_config_says_where_each_value_comes_from() {
+    let p = Project::new();
+    std::fs::write(
+        p.root.join(".hydra/hydra.toml"),
+        "[spawn]\nmax_iterations = 33\n[notify]\ncommand = [\"notify-send\", \"hydra\"]\n",
+    )
+    .expect("write");
+    let text = ok(&p, &["config"]);
+    let line = |k: &str| text.lines().find(|l| l.starts_with(k)).unwrap_or_default().to_owned();
+    assert!(
+        line("spawn.max_iterations").contains("33") && line("spawn.max_iterations").ends_with(".hydra/hydra.toml"),
+        "{text}"
+    );
+    assert!(line("spawn.max_duration").ends_with("default"), "{text}");
+    assert!(text.contains("hydra.toml: not trusted"), "{text}");
+    ok(&p, &["trust", "--yes"]);
+    assert!(ok(&p, &["config"]).contains("hydra.toml: trusted"));
+    let _ = p.tmux().snapshot();
+}

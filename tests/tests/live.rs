@@ -218,13 +218,20 @@ fn one_monitor_per_project_in_the_background_and_stopped() {
     // It also ends by itself once no live session is left.
     let third = Running::start(&p, &["monitor"]);
     let own = third.child.id().to_string();
+    let mut third = third;
     wait_for(20, "the third monitor up", || {
+        if let Ok(Some(status)) = third.child.try_wait() {
+            let mut err = String::new();
+            if let Some(mut e) = third.child.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            panic!("the third monitor ended ({status}): {err}");
+        }
         let pid = std::fs::read_to_string(p.root.join(".hydra/orchestrator/monitor.pid")).ok()?;
         (pid.trim() == own).then_some(())
     });
     ok(&p, &["kill", &id]);
     third.wait_line("exits when nothing is live", |l| l.contains("no live session left"));
-    let mut third = third;
     let code = wait_for(20, "the monitor exits", || third.child.try_wait().ok().flatten());
     assert!(code.success());
 }

@@ -13,45 +13,16 @@
 //! Run: `cargo bench -p hydra-cli --bench live` (`HYDRA_BENCH_QUICK=1`: N = 10, a 3 s idle
 //! window). Prints a table and writes `target/hydra-bench-live.json`.
 
-use hydra_orchestrator::adapters::{Tmux, TmuxConfig};
-use hydra_orchestrator::{Orchestrator, SessionConfig, SessionId};
+mod common;
+
+use common::{cpu_ticks, script, stats, status_kib, tmux_version, BenchProject};
+use hydra_orchestrator::SessionId;
 use orch_mail::test_daemon::TestDaemon;
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// Median and p95, in ms.
-fn stats(mut v: Vec<Duration>) -> (f64, f64) {
-    v.sort();
-    let p95 = v[((v.len() as f64 * 0.95).ceil() as usize)
-        .saturating_sub(1)
-        .min(v.len() - 1)];
-    (ms(v[v.len() / 2]), ms(p95))
-}
-
-fn script(path: &Path, body: &str) {
-    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).expect("script");
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let ok = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=bench", "-c", "user.email=bench@example.invalid"])
-        .args(["-c", "commit.gpgsign=false"])
-        .args(args)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(ok, "git {args:?}");
-}
 
 /// Lines of a stream, each with the instant it was read.
 #[derive(Clone, Default)]
@@ -104,65 +75,25 @@ fn bus_wait(daemon: &TestDaemon, channel: &str, id: &str) -> Instant {
     }
 }
 
-/// CPU ticks (own, waited-for children) of a process.
-fn cpu_ticks(pid: u32) -> (u64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<u64> = after.split_whitespace().map(|x| x.parse().unwrap_or(0)).collect();
-    // After the name: state(0) ... utime(11) stime(12) cutime(13) cstime(14).
-    if f.len() > 14 {
-        (f[11] + f[12], f[13] + f[14])
-    } else {
-        (0, 0)
-    }
-}
-
-fn status_kib(pid: u32, key: &str) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find(|l| l.starts_with(key))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
 struct Rig {
-    base: PathBuf,
-    root: PathBuf,
-    socket: String,
-    tmux: Arc<Tmux>,
-    orch: Orchestrator,
-    config: SessionConfig,
+    p: BenchProject,
     live: Vec<SessionId>,
     daemon: TestDaemon,
     notified: Lines,
 }
 
 impl Rig {
-    fn hydra(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_hydra"));
-        c.args(args)
-            .arg("--project")
-            .arg(&self.root)
-            .args(["--tmux-socket", &self.socket])
-            .env("XDG_STATE_HOME", self.base.join("state"))
-            .env_remove("HYDRA_TRUST_ALL");
-        c
-    }
-
     fn top_up(&mut self, n: usize) {
         while self.live.len() < n {
-            self.live.push(self.orch.spawn(self.config.clone()).expect("spawn"));
+            self.live.push(self.p.spawn());
         }
     }
 
     /// `hydra monitor --json`, once it has told every live session (its cursor removed first,
     /// so it tells them all).
     fn monitor(&self, path: Option<&Path>) -> (Child, Lines) {
-        let _ = std::fs::remove_file(self.root.join(".hydra/orchestrator/monitor.seen"));
-        let mut cmd = self.hydra(&["monitor", "--json"]);
+        let _ = std::fs::remove_file(self.p.root.join(".hydra/orchestrator/monitor.seen"));
+        let mut cmd = self.p.hydra(&["monitor", "--json"]);
         if let Some(dir) = path {
             let old = std::env::var_os("PATH").unwrap_or_default();
             let mut paths = vec![dir.to_path_buf()];
@@ -172,7 +103,7 @@ impl Rig {
         let err = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.base.join("monitor.err"))
+            .open(self.p.base.join("monitor.err"))
             .expect("monitor.err");
         let mut child = cmd
             .stdin(Stdio::null())
@@ -188,21 +119,9 @@ impl Rig {
         (child, lines)
     }
 
-    /// What the loop does when its agent blocks: its report, replaced in one rename.
-    fn write_final_status(&self, id: &SessionId) {
-        let path = self.orch.runtime_layout(id).report_file();
-        let mut v: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&path).expect("status.json")).expect("json");
-        v["status"] = "blocked".into();
-        v["reason"] = "bench".into();
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, v.to_string()).expect("write");
-        std::fs::rename(&tmp, &path).expect("rename");
-    }
-
     fn pane_pid(&self, id: &SessionId) -> i32 {
         let out = Command::new("tmux")
-            .args(["-L", &self.socket, "display-message", "-p", "-t"])
+            .args(["-L", &self.p.socket, "display-message", "-p", "-t"])
             .arg(format!("={}:", id.tmux_name()))
             .arg("#{pane_pid}")
             .output()
@@ -213,13 +132,11 @@ impl Rig {
 
 impl Drop for Rig {
     fn drop(&mut self) {
-        let _ = self.tmux.kill_server();
         self.daemon.stop();
         if std::thread::panicking() {
-            let err = std::fs::read_to_string(self.base.join("monitor.err")).unwrap_or_default();
+            let err = std::fs::read_to_string(self.p.base.join("monitor.err")).unwrap_or_default();
             eprintln!("the monitor's stderr:\n{err}");
         }
-        let _ = std::fs::remove_dir_all(&self.base);
     }
 }
 
@@ -230,26 +147,12 @@ fn kill_group(pid: i32) {
 }
 
 fn setup() -> Rig {
-    let base = std::env::temp_dir().join(format!("hydra-bench-live-{}", std::process::id()));
-    let root = base.join("project");
-    std::fs::create_dir_all(root.join(".hydra")).expect("dir");
-    let root = root.canonicalize().expect("canonical");
-    std::fs::write(
-        root.join("prd.json"),
-        r#"{"userStories":[{"id":"1","title":"t","passes":false}]}"#,
-    )
-    .expect("prd");
-    std::fs::write(root.join("README.md"), "bench\n").expect("readme");
-    git(&root, &["init", "-q", "-b", "main"]);
-    git(&root, &["add", "."]);
-    git(&root, &["commit", "-q", "-m", "bench"]);
-    let agent = base.join("agent.sh");
-    script(&agent, "exec sleep 3600");
+    let p = BenchProject::new("live");
     // The notification command: one line per call into a FIFO the bench reads.
-    let fifo = base.join("notified.fifo");
+    let fifo = p.base.join("notified.fifo");
     let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
     assert!(made.success());
-    let notify = base.join("notify.sh");
+    let notify = p.base.join("notify.sh");
     script(
         &notify,
         &format!(
@@ -258,30 +161,15 @@ fn setup() -> Rig {
         ),
     );
     std::fs::write(
-        root.join(".hydra/hydra.toml"),
+        p.root.join(".hydra/hydra.toml"),
         format!(
             "[notify]\ncommand = [{:?}]\ntmux = false\ndesktop = false\nbell = false\n",
             notify.display()
         ),
     )
     .expect("hydra.toml");
-    let daemon = TestDaemon::start(&base.join("mail.sock")).expect("hydra-mail peer");
-    TestDaemon::write_config(&root, daemon.socket()).expect("config.toml");
-    let socket = format!("hydra-bench-live-{}", std::process::id());
-    let tmux = Arc::new(Tmux::new(TmuxConfig::with_socket_name(&socket)));
-    let orch = hydra_orchestrator::Builder::from_env()
-        .project(&root)
-        .multiplexer(tmux.clone())
-        .build()
-        .expect("orchestrator");
-    let config = SessionConfig {
-        agent_cli: agent.to_string_lossy().into_owned(),
-        prd_path: root.join("prd.json"),
-        working_dir: root.clone(),
-        max_duration: Duration::from_secs(7200),
-        max_iterations: 1,
-        ..SessionConfig::default()
-    };
+    let daemon = TestDaemon::start(&p.base.join("mail.sock")).expect("hydra-mail peer");
+    TestDaemon::write_config(&p.root, daemon.socket()).expect("config.toml");
     // Read end held open for writing too, so it never sees an end of file between calls.
     let reader = std::fs::OpenOptions::new()
         .read(true)
@@ -290,20 +178,14 @@ fn setup() -> Rig {
         .expect("fifo");
     let notified = Lines::default();
     notified.read_from(reader);
-    let rig = Rig {
-        base,
-        root,
-        socket,
-        tmux,
-        orch,
-        config,
+    let trusted = p.hydra(&["trust", "--yes"]).output().expect("hydra trust");
+    assert!(trusted.status.success(), "{}", String::from_utf8_lossy(&trusted.stderr));
+    Rig {
+        p,
         live: Vec::new(),
         daemon,
         notified,
-    };
-    let trusted = rig.hydra(&["trust", "--yes"]).output().expect("hydra trust");
-    assert!(trusted.status.success(), "{}", String::from_utf8_lossy(&trusted.stderr));
-    rig
+    }
 }
 
 /// Hook against control mode: from a pane's death to the watcher waking, `samples` each (on
@@ -394,14 +276,6 @@ fn wake_compare(socket: &str, samples: usize) -> (Vec<Option<Duration>>, Vec<Dur
     (hook, control)
 }
 
-fn tmux_version() -> String {
-    Command::new("tmux")
-        .arg("-V")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default()
-}
-
 fn main() {
     let quick = std::env::var_os("HYDRA_BENCH_QUICK").is_some();
     let sizes: &[usize] = if quick { &[10] } else { &[10, 100] };
@@ -414,7 +288,7 @@ fn main() {
         "hydra live benchmark ({} cores, {}, tmux -L {}, agents: sleep 3600, hydra-mail test peer)",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         tmux_version(),
-        rig.socket
+        rig.p.socket
     );
     println!("\ndetection latency (ms), trigger -> session:* event on hydra-mail / notification command started");
     println!(
@@ -434,7 +308,7 @@ fn main() {
                 let id = rig.live.remove(0);
                 let (t0, channel, state) = if trigger == "final status" {
                     let t0 = Instant::now();
-                    rig.write_final_status(&id);
+                    rig.p.write_final_status(&id);
                     (t0, "session:blocked", "blocked")
                 } else {
                     let pid = rig.pane_pid(&id);
@@ -460,9 +334,9 @@ fn main() {
 
     // An idle monitor: nothing changes for `window`.
     rig.top_up(idle_n);
-    let wrap = rig.base.join("bin");
+    let wrap = rig.p.base.join("bin");
     std::fs::create_dir_all(&wrap).expect("bin");
-    let count = rig.base.join("tmux-calls");
+    let count = rig.p.base.join("tmux-calls");
     let real = Command::new("sh")
         .args(["-c", "command -v tmux"])
         .output()
@@ -492,9 +366,8 @@ fn main() {
         });
     let _ = monitor.kill();
     let _ = monitor.wait();
-    let hz = 100.0; // USER_HZ on Linux
-    let own = (k1.0 - k0.0) as f64 / hz / elapsed.as_secs_f64() * 100.0;
-    let with_children = ((k1.0 + k1.1) - (k0.0 + k0.1)) as f64 / hz / elapsed.as_secs_f64() * 100.0;
+    let own = common::cpu_percent(k1.0 - k0.0, elapsed);
+    let with_children = common::cpu_percent((k1.0 + k1.1) - (k0.0 + k0.1), elapsed);
     let per_min = (c1 - c0) as f64 * 60.0 / elapsed.as_secs_f64();
     println!(
         "\nidle `hydra monitor` at N = {idle_n} over {:.0} s: CPU {own:.2}% of a core ({with_children:.2}% with its tmux children), RSS {} KiB (peak {} KiB), {} threads; tmux processes started: {} ({per_min:.1}/min)",
@@ -518,7 +391,7 @@ fn main() {
     // Why hooks: a control client learns of a dead pane through a subscription tmux checks
     // once a second.
     let rounds = if quick { 3 } else { 20 };
-    let (hook, control) = wake_compare(&rig.socket, rounds);
+    let (hook, control) = wake_compare(&rig.p.socket, rounds);
     let lost = hook.iter().filter(|h| h.is_none()).count();
     let told: Vec<Duration> = hook.into_iter().flatten().collect();
     let (hm, hp) = if told.is_empty() {

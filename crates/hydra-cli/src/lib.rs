@@ -17,6 +17,7 @@ mod output;
 mod report;
 mod settings;
 mod show_config;
+pub mod top;
 mod trust;
 
 use anyhow::{bail, Context, Result};
@@ -135,6 +136,8 @@ enum Command {
     },
     /// Watch the sessions live: one line per transition, notifications, health rules
     Monitor(MonitorArgs),
+    /// The live dashboard: every session, its output, and keys to act on them
+    Top,
     /// Remove ended sessions and this project's orphans (worktrees holding work are kept)
     #[command(alias = "gc")]
     Prune {
@@ -179,7 +182,7 @@ struct SpawnArgs {
     #[arg(long, value_parser = parse_name)]
     name: Option<String>,
     /// The PRD to work through
-    #[arg(long, default_value = ".hydra/ralph/prd.json")]
+    #[arg(long, default_value = DEFAULT_PRD)]
     prd: PathBuf,
     /// Agent program (default: [spawn] agent in hydra.toml, else claude)
     #[arg(long)]
@@ -279,11 +282,13 @@ fn parse_pause_mode(s: &str) -> Result<PauseMode, String> {
     s.parse::<PauseMode>().map_err(|e| e.to_string())
 }
 
-fn parse_iterations(s: &str) -> Result<u32, String> {
+pub(crate) fn parse_iterations(s: &str) -> Result<u32, String> {
     let max = hydra_orchestrator::MAX_ITERATIONS_LIMIT;
+    let digits = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     match s.parse::<u32>() {
         Ok(n) if (1..=max).contains(&n) => Ok(n),
-        _ => Err(format!("{s:?} is out of range; allowed: 1 to {max}")),
+        _ if digits => Err(format!("{s} is out of range; allowed: 1 to {max}")),
+        _ => Err(format!("{s:?} is not a whole number; allowed: 1 to {max}")),
     }
 }
 
@@ -340,6 +345,7 @@ fn run(cli: Cli) -> Result<i32> {
             trust::run(&root, revoke, list, yes)
         }
         Command::Config => show_config::run(&Ctx::open(&g)?),
+        Command::Top => top::run(&Ctx::open(&g)?),
         Command::Spawn(args) => spawn(&Ctx::open(&g)?, args),
         Command::Ls(args) => ls(&Ctx::open(&g)?, &args),
         Command::Status { id } => {
@@ -463,33 +469,78 @@ fn run(cli: Cli) -> Result<i32> {
     }
 }
 
-fn spawn(ctx: &Ctx, args: SpawnArgs) -> Result<i32> {
+/// What a new session is asked to be, from `hydra spawn`'s flags or `hydra top`'s form; what
+/// is not given comes from `hydra.toml`, else the defaults.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SpawnRequest {
+    pub name: Option<String>,
+    pub prd: Option<PathBuf>,
+    pub agent: Option<String>,
+    pub flags: Option<String>,
+    pub max_iterations: Option<u32>,
+    pub max_duration: Option<Duration>,
+    pub worktree: bool,
+    pub branch: Option<String>,
+    pub dir: Option<PathBuf>,
+    pub stuck_after: Option<Duration>,
+    pub pause_mode: PauseMode,
+    pub loop_script: Option<PathBuf>,
+}
+
+impl From<SpawnArgs> for SpawnRequest {
+    fn from(a: SpawnArgs) -> Self {
+        SpawnRequest {
+            name: a.name,
+            prd: Some(a.prd),
+            agent: a.agent,
+            flags: a.flags,
+            max_iterations: a.max_iterations,
+            max_duration: a.max_duration,
+            worktree: a.worktree,
+            branch: a.branch,
+            dir: a.dir,
+            stuck_after: a.stuck_after,
+            pause_mode: a.pause_mode,
+            loop_script: a.loop_script,
+        }
+    }
+}
+
+/// The session configuration `req` asks for in this project.
+pub(crate) fn session_config(ctx: &Ctx, req: SpawnRequest) -> SessionConfig {
     let s = &ctx.settings.config.spawn;
-    let agent = pick(args.agent, s.agent.clone(), "claude".to_owned()).value;
-    let flags = pick(args.flags, s.flags.clone(), String::new()).value;
-    let max_iterations = pick(args.max_iterations, s.max_iterations, 10).value;
+    let agent = pick(req.agent, s.agent.clone(), "claude".to_owned()).value;
+    let flags = pick(req.flags, s.flags.clone(), String::new()).value;
+    let max_iterations = pick(req.max_iterations, s.max_iterations, 10).value;
     let max_duration = pick(
-        args.max_duration,
+        req.max_duration,
         s.max_duration.map(|d| d.0),
         Duration::from_secs(4 * 3600),
     )
     .value;
-    let use_worktree = args.worktree || args.branch.is_some() || s.worktree == Some(true);
-    let config = SessionConfig {
-        name: args.name,
+    let use_worktree = req.worktree || req.branch.is_some() || s.worktree == Some(true);
+    SessionConfig {
+        name: req.name,
         max_iterations,
         max_duration,
         agent_cli: agent,
         agent_flags: flags,
-        prd_path: args.prd,
-        working_dir: args.dir.unwrap_or_else(|| ctx.root.clone()),
+        prd_path: req.prd.unwrap_or_else(|| PathBuf::from(DEFAULT_PRD)),
+        working_dir: req.dir.unwrap_or_else(|| ctx.root.clone()),
         use_worktree,
-        branch_name: args.branch,
-        stuck_after: ctx.settings.stuck_after(args.stuck_after).value,
-        pause_mode: args.pause_mode,
-        loop_script: args.loop_script,
+        branch_name: req.branch,
+        stuck_after: ctx.settings.stuck_after(req.stuck_after).value,
+        pause_mode: req.pause_mode,
+        loop_script: req.loop_script,
         ..SessionConfig::default()
-    };
+    }
+}
+
+/// The PRD a session works through unless told otherwise.
+pub(crate) const DEFAULT_PRD: &str = ".hydra/ralph/prd.json";
+
+fn spawn(ctx: &Ctx, args: SpawnArgs) -> Result<i32> {
+    let config = session_config(ctx, args.into());
     let id = ctx.orch.spawn(config)?;
     if ctx.g.json {
         let rec = ctx.orch.record(&id)?;

@@ -177,7 +177,9 @@ pub fn start_background(root: &Path, socket: Option<&str>) -> Result<u32> {
     let pid = child.id();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if running(root).is_some() {
+        // Up once it holds the lock and has written its pid (what `--stop` reads).
+        let written = std::fs::read_to_string(&files.pid).is_ok_and(|t| t.trim() == pid.to_string());
+        if written && running(root) == Some(pid) {
             return Ok(pid);
         }
         if let Some(status) = child.try_wait()? {

@@ -121,7 +121,7 @@ impl Watcher {
     }
 }
 
-/// Stops a [`Watcher`] from any thread; see [`Watcher::stopper`].
+/// Stops a [`Watcher`], or makes it look, from any thread; see [`Watcher::stopper`].
 #[derive(Debug, Clone)]
 pub struct WatchStopper(mpsc::Sender<Trigger>);
 
@@ -129,6 +129,11 @@ impl WatchStopper {
     /// Asks the watcher to stop after its current look.
     pub fn stop(&self) {
         let _ = self.0.send(Trigger::Stop);
+    }
+
+    /// Makes the watcher look now (after an action of another thread, say).
+    pub fn poke(&self) {
+        let _ = self.0.send(Trigger::Any);
     }
 }
 

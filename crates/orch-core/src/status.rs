@@ -22,6 +22,8 @@ pub struct SessionStatus {
     pub duration: Duration,
     /// The latest iteration the loop reported (kept after the end).
     pub iteration: u32,
+    /// The iteration limit the session was started with.
+    pub max_iterations: u32,
     /// Stories done, `"done/total"`, as last reported (kept after the end).
     pub stories: Option<String>,
     /// A checkpoint pause was asked for and the loop is still finishing its iteration.
@@ -63,6 +65,7 @@ impl SessionStatus {
             state: record.state.clone(),
             duration: end.since(record.created()).unwrap_or_default(),
             iteration: record.iteration,
+            max_iterations: record.max_iterations,
             stories: record.stories.clone(),
             pausing: paused_by_marker && record.loop_phase != Some(LoopPhase::Paused) && !record.is_foreign(),
             frozen: record.frozen,
@@ -102,6 +105,7 @@ impl SessionStatus {
             "shown_state": self.state_word(),
             "detail": self.state.to_string(),
             "iteration": self.iteration,
+            "max_iterations": self.max_iterations,
             "stories": self.stories,
             "reason": self.state.reason(),
             "pausing": self.pausing,

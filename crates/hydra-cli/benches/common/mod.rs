@@ -1,0 +1,189 @@
+//! What the CLI's benchmarks share: figures, a throwaway project with a private tmux server,
+//! and readings of a process's CPU and memory from /proc.
+
+#![allow(dead_code)] // each benchmark uses its own part
+
+use hydra_orchestrator::adapters::{Tmux, TmuxConfig};
+use hydra_orchestrator::{Orchestrator, SessionConfig, SessionId};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Milliseconds of `d`.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Median and p95 of `v`, in ms.
+pub fn stats(mut v: Vec<Duration>) -> (f64, f64) {
+    v.sort();
+    let p95 = v[((v.len() as f64 * 0.95).ceil() as usize)
+        .saturating_sub(1)
+        .min(v.len() - 1)];
+    (ms(v[v.len() / 2]), ms(p95))
+}
+
+/// Writes an executable `sh` script.
+pub fn script(path: &Path, body: &str) {
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).expect("script");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+/// Runs git in `dir` with a throwaway identity.
+pub fn git(dir: &Path, args: &[&str]) {
+    let ok = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=bench", "-c", "user.email=bench@example.invalid"])
+        .args(["-c", "commit.gpgsign=false"])
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(ok, "git {args:?}");
+}
+
+/// CPU ticks (its own, its waited-for children's) of a process.
+pub fn cpu_ticks(pid: u32) -> (u64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = after.split_whitespace().map(|x| x.parse().unwrap_or(0)).collect();
+    // After the name: state(0) ... utime(11) stime(12) cutime(13) cstime(14).
+    if f.len() > 14 {
+        (f[11] + f[12], f[13] + f[14])
+    } else {
+        (0, 0)
+    }
+}
+
+/// Percent of one core that `ticks` (USER_HZ = 100) over `elapsed` is.
+pub fn cpu_percent(ticks: u64, elapsed: Duration) -> f64 {
+    ticks as f64 / 100.0 / elapsed.as_secs_f64() * 100.0
+}
+
+/// A `/proc/PID/status` figure in KiB (`VmRSS:`, `VmHWM:`).
+pub fn status_kib(pid: u32, key: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with(key))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// `tmux -V`.
+pub fn tmux_version() -> String {
+    Command::new("tmux")
+        .arg("-V")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// A committed git project with a PRD and `.hydra/`, an agent that sleeps, and its own tmux
+/// server; removed (server and files) when dropped.
+pub struct BenchProject {
+    /// The directory holding everything.
+    pub base: PathBuf,
+    /// The project root.
+    pub root: PathBuf,
+    /// The tmux server's `-L` name.
+    pub socket: String,
+    /// The tmux adapter (it counts its calls).
+    pub tmux: Arc<Tmux>,
+    /// The orchestrator on that server.
+    pub orch: Orchestrator,
+    /// A session of the sleeping agent.
+    pub config: SessionConfig,
+}
+
+impl BenchProject {
+    /// A project named after `what` and this process.
+    pub fn new(what: &str) -> BenchProject {
+        let base = std::env::temp_dir().join(format!("hydra-bench-{what}-{}", std::process::id()));
+        let root = base.join("project");
+        std::fs::create_dir_all(root.join(".hydra")).expect("dir");
+        let root = root.canonicalize().expect("canonical");
+        std::fs::write(
+            root.join("prd.json"),
+            r#"{"userStories":[{"id":"1","title":"t","passes":false}]}"#,
+        )
+        .expect("prd");
+        std::fs::write(root.join("README.md"), "bench\n").expect("readme");
+        git(&root, &["init", "-q", "-b", "main"]);
+        git(&root, &["add", "."]);
+        git(&root, &["commit", "-q", "-m", "bench"]);
+        let agent = base.join("agent.sh");
+        script(&agent, "exec sleep 3600");
+        let socket = format!("hydra-bench-{what}-{}", std::process::id());
+        let tmux = Arc::new(Tmux::new(TmuxConfig::with_socket_name(&socket)));
+        let orch = hydra_orchestrator::Builder::from_env()
+            .project(&root)
+            .multiplexer(tmux.clone())
+            .build()
+            .expect("orchestrator");
+        let config = SessionConfig {
+            agent_cli: agent.to_string_lossy().into_owned(),
+            prd_path: root.join("prd.json"),
+            working_dir: root.clone(),
+            max_duration: Duration::from_secs(7200),
+            max_iterations: 1,
+            ..SessionConfig::default()
+        };
+        BenchProject {
+            base,
+            root,
+            socket,
+            tmux,
+            orch,
+            config,
+        }
+    }
+
+    /// Starts one sleeping session.
+    pub fn spawn(&self) -> SessionId {
+        self.orch.spawn(self.config.clone()).expect("spawn")
+    }
+
+    /// `hydra ARGS` for this project, its trust file private to the benchmark.
+    pub fn hydra(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_hydra"));
+        c.args(args)
+            .arg("--project")
+            .arg(&self.root)
+            .args(["--tmux-socket", &self.socket])
+            .env("XDG_STATE_HOME", self.base.join("state"))
+            .env_remove("HYDRA_TRUST_ALL");
+        c
+    }
+
+    /// What the loop does when its agent blocks: its report, replaced in one rename.
+    pub fn write_final_status(&self, id: &SessionId) {
+        let path = self.orch.runtime_layout(id).report_file();
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).expect("status.json")).expect("json");
+        v["status"] = "blocked".into();
+        v["reason"] = "bench".into();
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, v.to_string()).expect("write");
+        std::fs::rename(&tmp, &path).expect("rename");
+    }
+
+    /// Waits until the session's loop has written its first report.
+    pub fn wait_loop(&self, id: &SessionId) {
+        let status = self.orch.runtime_layout(id).report_file();
+        while !status.exists() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+impl Drop for BenchProject {
+    fn drop(&mut self) {
+        let _ = self.tmux.kill_server();
+        let _ = std::fs::remove_dir_all(&self.base);
+    }
+}

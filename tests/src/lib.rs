@@ -95,10 +95,22 @@ impl Project {
     }
 
     /// A config for `agent` on this project, with a short loop delay.
+    /// A PRD of its own for one session (a copy of the project's, outside the checkout):
+    /// sessions on one PRD split its stories, and these tests want each session to have all.
+    pub fn prd(&self) -> PathBuf {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = self.dir.path().join("prds");
+        std::fs::create_dir_all(&dir).expect("prds dir");
+        let path = dir.join(format!("prd-{}.json", N.fetch_add(1, Ordering::SeqCst)));
+        std::fs::write(&path, PRD).expect("prd");
+        path
+    }
+
+    /// A spawn request for `agent`, on a PRD of its own (see [`Project::prd`]).
     pub fn config(&self, agent: &Path) -> SessionConfig {
         SessionConfig {
             agent_cli: agent.to_string_lossy().into_owned(),
-            prd_path: self.root.join("prd.json"),
+            prd_path: self.prd(),
             working_dir: self.root.clone(),
             loop_delay: Duration::from_millis(50),
             max_duration: Duration::from_secs(600),

@@ -29,9 +29,16 @@ fn ok(p: &Project, args: &[&str]) -> String {
 }
 
 fn spawn(p: &Project, agent: &std::path::Path) -> String {
+    let prd = p.prd();
     ok(
         p,
-        &["spawn", "--agent", agent.to_str().expect("utf8"), "--prd", "prd.json"],
+        &[
+            "spawn",
+            "--agent",
+            agent.to_str().expect("utf8"),
+            "--prd",
+            prd.to_str().expect("utf8"),
+        ],
     )
     .trim()
     .to_owned()

@@ -154,7 +154,8 @@ fn spawn_killed_at_random_moments(rng: &mut Rng, c: &mut Counts) {
     let rounds = if full() { 50 } else { 12 };
     for i in 0..rounds {
         let before = ids(&p);
-        let mut args = vec!["spawn", "--agent", agent, "--prd", "prd.json"];
+        let prd = p.prd();
+        let mut args = vec!["spawn", "--agent", agent, "--prd", prd.to_str().expect("utf8")];
         if i % 2 == 1 {
             args.push("--worktree");
         }
@@ -519,7 +520,9 @@ fn four_processes_of_mixed_operations(rng: &mut Rng, c: &mut Counts) {
                         match r.below(6) {
                             0 => {
                                 let wt = r.below(2) == 0;
-                                let mut args = vec!["spawn", "--agent", agent.as_str(), "--prd", "prd.json"];
+                                let prd = p.prd();
+                                let mut args =
+                                    vec!["spawn", "--agent", agent.as_str(), "--prd", prd.to_str().expect("utf8")];
                                 if wt {
                                     args.push("--worktree");
                                 }

@@ -20,6 +20,7 @@ fn ok(p: &Project, args: &[&str]) -> String {
 }
 
 fn spawn(p: &Project, agent: &std::path::Path, name: &str) -> String {
+    let prd = p.prd();
     ok(
         p,
         &[
@@ -27,7 +28,7 @@ fn spawn(p: &Project, agent: &std::path::Path, name: &str) -> String {
             "--agent",
             agent.to_str().expect("utf8"),
             "--prd",
-            "prd.json",
+            prd.to_str().expect("utf8"),
             "--name",
             name,
         ],

@@ -74,7 +74,9 @@ fn thirty_spawns_survive_looping_ls_and_prune_in_other_processes() {
         }
         let ids = (0..30)
             .map(|_| {
-                ok(&p.root, &p.socket, &["spawn", "--agent", &agent, "--prd", "prd.json"])
+                let prd = p.prd();
+                let prd = prd.to_str().expect("utf8");
+                ok(&p.root, &p.socket, &["spawn", "--agent", &agent, "--prd", prd])
                     .trim()
                     .to_owned()
             })

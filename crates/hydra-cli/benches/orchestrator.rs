@@ -65,12 +65,27 @@ struct Bench {
     orch: Orchestrator,
     config: SessionConfig,
     ids: Vec<SessionId>,
+    spawned: usize,
 }
 
 impl Bench {
+    /// A PRD of its own for the next session (sessions of one PRD split its stories).
+    fn prd(&self) -> PathBuf {
+        let dir = self.root.parent().unwrap_or(&self.root).join("prds");
+        std::fs::create_dir_all(&dir).expect("prds");
+        let path = dir.join(format!("prd-{}.json", self.spawned));
+        std::fs::copy(self.root.join("prd.json"), &path).expect("prd");
+        path
+    }
+
     fn spawn_one(&mut self) -> Duration {
+        let config = SessionConfig {
+            prd_path: self.prd(),
+            ..self.config.clone()
+        };
+        self.spawned += 1;
         let t = Instant::now();
-        let id = self.orch.spawn(self.config.clone()).expect("spawn");
+        let id = self.orch.spawn(config).expect("spawn");
         let d = t.elapsed();
         self.ids.push(id);
         d
@@ -152,6 +167,7 @@ fn main() {
         orch,
         config,
         ids: Vec::new(),
+        spawned: 0,
     };
     let mut json = serde_json::Map::new();
     println!(
@@ -177,11 +193,14 @@ fn main() {
     let wt_rounds = if quick { 3 } else { 10 };
     let mut wt = Vec::new();
     for _ in 0..wt_rounds {
+        let prd = b.prd();
+        b.spawned += 1;
         let t = Instant::now();
         let id = b
             .orch
             .spawn(SessionConfig {
                 use_worktree: true,
+                prd_path: prd,
                 ..b.config.clone()
             })
             .expect("spawn wt");

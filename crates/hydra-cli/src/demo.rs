@@ -20,6 +20,24 @@ pub const SAMPLE_PRD: &str = r#"{
 }
 "#;
 
+/// The demo's PRD: two stories per session, the second of each pair depending on the first.
+fn demo_prd(sessions: usize) -> String {
+    let stories: Vec<String> = (1..=sessions * 2)
+        .map(|n| {
+            let deps = if n % 2 == 0 {
+                format!(", \"dependsOn\": [\"US-{}\"]", n - 1)
+            } else {
+                String::new()
+            };
+            format!("    {{\"id\": \"US-{n}\", \"title\": \"Demo story {n}\", \"passes\": false{deps}}}")
+        })
+        .collect();
+    format!(
+        "{{\n  \"title\": \"Demo project\",\n  \"userStories\": [\n{}\n  ]\n}}\n",
+        stories.join(",\n")
+    )
+}
+
 struct Cleanup<'a> {
     tmux: &'a Tmux,
     dir: &'a Path,
@@ -56,7 +74,7 @@ pub fn run(sessions: usize, json: bool) -> Result<i32> {
     let socket = format!("hydra-demo-{}", std::process::id());
     let tmux = Tmux::new(TmuxConfig::with_socket_name(&socket));
     let _cleanup = Cleanup { tmux: &tmux, dir: &dir };
-    std::fs::write(dir.join("prd.json"), SAMPLE_PRD)?;
+    std::fs::write(dir.join("prd.json"), demo_prd(sessions))?;
     std::fs::write(dir.join("README.md"), "# demo project\n")?;
     git(&dir, &["init", "-q", "-b", "main"]);
     git(&dir, &["add", "README.md"]);
@@ -70,20 +88,26 @@ pub fn run(sessions: usize, json: bool) -> Result<i32> {
     let exe = std::env::current_exe().context("cannot find the hydra executable for the demo agent")?;
     println!("hydra demo: {sessions} session(s) of the built-in demo agent on tmux server -L {socket}");
     println!("project: {}", dir.display());
-    let mut ids = Vec::new();
-    for _ in 0..sessions {
-        let id = orch.spawn(SessionConfig {
+    // One PRD shared by every session: the free stories are split, one worktree each.
+    let parallel = orch.spawn_parallel(
+        SessionConfig {
             agent_cli: exe.to_string_lossy().into_owned(),
             agent_flags: "demo-agent".into(),
             prd_path: dir.join("prd.json"),
             working_dir: dir.clone(),
+            use_worktree: true,
             max_iterations: 10,
             max_duration: Duration::from_secs(600),
             loop_delay: Duration::from_millis(200),
             ..SessionConfig::default()
-        })?;
-        println!("spawned {id} (tmux session hydralph-{id})");
-        ids.push(id);
+        },
+        sessions,
+    )?;
+    for (id, stories) in parallel.ids.iter().zip(&parallel.stories) {
+        println!(
+            "spawned {id}: stories {} on branch hydralph/{id} in its own worktree",
+            stories.join(", ")
+        );
     }
     let started = Instant::now();
     let mut last = String::new();
@@ -124,7 +148,13 @@ pub fn run(sessions: usize, json: bool) -> Result<i32> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let all = completed == statuses.len() && statuses.len() == sessions;
+    // Each session's finished stories were marked in the project's PRD as they finished.
+    let (done, total) = std::fs::read(dir.join("prd.json"))
+        .ok()
+        .and_then(|b| hydra_orchestrator::Prd::parse(&b).ok())
+        .map_or((0, 0), |p| p.counts());
+    println!("project PRD: {done}/{total} stories pass");
+    let all = completed == statuses.len() && statuses.len() == sessions && total > 0 && done == total;
     println!(
         "{}",
         if all {

@@ -15,6 +15,7 @@ mod monitor;
 mod notify;
 mod output;
 mod report;
+mod review;
 mod settings;
 mod show_config;
 pub mod top;
@@ -23,7 +24,9 @@ mod trust;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use context::Ctx;
-use hydra_orchestrator::{InjectMode, KillOptions, PauseMode, PruneOptions, SessionConfig, SessionStatus, WatchEvent};
+use hydra_orchestrator::{
+    InjectMode, KillOptions, MergeOptions, PauseMode, PruneOptions, SessionConfig, SessionStatus, WatchEvent,
+};
 use settings::pick;
 use std::io::Read;
 use std::path::PathBuf;
@@ -134,6 +137,33 @@ enum Command {
         #[arg(long, short)]
         follow: bool,
     },
+    /// What a session's branch changed since it started: commits and diffstat
+    Diff {
+        /// Session id, unique id prefix, or name
+        #[arg(value_parser = parse_ref)]
+        id: String,
+        /// The whole diff too
+        #[arg(long)]
+        patch: bool,
+    },
+    /// Merge a session's branch into the branch it started from
+    Merge {
+        /// Session id, unique id prefix, or name
+        #[arg(value_parser = parse_ref)]
+        id: String,
+        /// Merge into this branch instead (it must be checked out somewhere)
+        #[arg(long)]
+        into: Option<String>,
+        /// One squashed commit instead of a merge commit
+        #[arg(long)]
+        squash: bool,
+        /// Merge even while the session is still live
+        #[arg(long)]
+        force: bool,
+    },
+    /// Worktrees of ended sessions
+    #[command(subcommand)]
+    Worktree(WorktreeCommand),
     /// Watch the sessions live: one line per transition, notifications, health rules
     Monitor(MonitorArgs),
     /// The live dashboard: every session, its output, and keys to act on them
@@ -176,6 +206,20 @@ enum Command {
     DemoAgent,
 }
 
+#[derive(Subcommand)]
+enum WorktreeCommand {
+    /// Remove the worktree an ended session kept, when its work is merged or gone (the
+    /// branch stays; the port is freed)
+    Rm {
+        /// Session id, unique id prefix, or name
+        #[arg(value_parser = parse_ref)]
+        id: String,
+        /// Remove it even if it holds uncommitted or unmerged work
+        #[arg(long)]
+        force: bool,
+    },
+}
+
 #[derive(Args)]
 struct SpawnArgs {
     /// A name for the session, usable wherever its id is
@@ -214,6 +258,19 @@ struct SpawnArgs {
     /// An external hydralph.sh instead of the built-in loop
     #[arg(long)]
     loop_script: Option<PathBuf>,
+    /// Only these PRD stories, comma-separated (default: every story not done that no live
+    /// session holds)
+    #[arg(long, value_delimiter = ',', conflicts_with = "parallel")]
+    stories: Option<Vec<String>>,
+    /// Split the PRD's free stories across N new sessions, each in its own worktree
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    parallel: Option<u16>,
+    /// With --parallel, share the project checkout instead of a worktree each
+    #[arg(long, requires = "parallel")]
+    no_worktree: bool,
+    /// Refuse to share a working directory with a live session (otherwise it is warned about)
+    #[arg(long)]
+    exclusive: bool,
 }
 
 #[derive(Args)]
@@ -346,6 +403,44 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Command::Config => show_config::run(&Ctx::open(&g)?),
         Command::Top => top::run(&Ctx::open(&g)?),
+        Command::Diff { id, patch } => {
+            let ctx = Ctx::open(&g)?;
+            let id = ctx.id(&id)?;
+            let d = ctx.orch.diff(&id, patch)?;
+            print!("{}", review::diff(&id, &d, ctx.g.json));
+            Ok(0)
+        }
+        Command::Merge {
+            id,
+            into,
+            squash,
+            force,
+        } => {
+            let ctx = Ctx::open(&g)?;
+            let id = ctx.id(&id)?;
+            let report = ctx.orch.merge(&id, &MergeOptions { into, squash, force })?;
+            let (text, ok) = review::merge(&id, &report, ctx.g.json);
+            if ok {
+                print!("{text}");
+            } else {
+                eprint!("{text}");
+            }
+            ctx.finish();
+            Ok(if ok { 0 } else { 1 })
+        }
+        Command::Worktree(WorktreeCommand::Rm { id, force }) => {
+            let ctx = Ctx::open(&g)?;
+            let id = ctx.id(&id)?;
+            let outcome = ctx.orch.remove_worktree(&id, force)?;
+            let (text, ok) = review::worktree_rm(&id, &outcome);
+            if ok {
+                print!("{text}");
+            } else {
+                eprint!("{text}");
+            }
+            ctx.finish();
+            Ok(if ok { 0 } else { 1 })
+        }
         Command::Spawn(args) => spawn(&Ctx::open(&g)?, args),
         Command::Ls(args) => ls(&Ctx::open(&g)?, &args),
         Command::Status { id } => {
@@ -485,6 +580,8 @@ pub(crate) struct SpawnRequest {
     pub stuck_after: Option<Duration>,
     pub pause_mode: PauseMode,
     pub loop_script: Option<PathBuf>,
+    pub stories: Option<Vec<String>>,
+    pub exclusive: bool,
 }
 
 impl From<SpawnArgs> for SpawnRequest {
@@ -502,6 +599,8 @@ impl From<SpawnArgs> for SpawnRequest {
             stuck_after: a.stuck_after,
             pause_mode: a.pause_mode,
             loop_script: a.loop_script,
+            stories: a.stories,
+            exclusive: a.exclusive,
         }
     }
 }
@@ -532,6 +631,8 @@ pub(crate) fn session_config(ctx: &Ctx, req: SpawnRequest) -> SessionConfig {
         stuck_after: ctx.settings.stuck_after(req.stuck_after).value,
         pause_mode: req.pause_mode,
         loop_script: req.loop_script,
+        stories: req.stories,
+        exclusive: req.exclusive || s.exclusive == Some(true),
         ..SessionConfig::default()
     }
 }
@@ -540,13 +641,44 @@ pub(crate) fn session_config(ctx: &Ctx, req: SpawnRequest) -> SessionConfig {
 pub(crate) const DEFAULT_PRD: &str = ".hydra/ralph/prd.json";
 
 fn spawn(ctx: &Ctx, args: SpawnArgs) -> Result<i32> {
-    let config = session_config(ctx, args.into());
-    let id = ctx.orch.spawn(config)?;
-    if ctx.g.json {
-        let rec = ctx.orch.record(&id)?;
-        println!("{}", SessionStatus::from_record(&rec, rec.created()).to_json());
-    } else {
-        println!("{id}");
+    let parallel = args.parallel;
+    let no_worktree = args.no_worktree;
+    let mut config = session_config(ctx, args.into());
+    let ids = match parallel {
+        None => vec![ctx.orch.spawn(config)?],
+        Some(n) => {
+            config.use_worktree = !no_worktree;
+            let done = ctx.orch.spawn_parallel(config, usize::from(n))?;
+            if done.ids.len() < done.asked {
+                eprintln!(
+                    "hydra: {} free stor{} for {} sessions: started {}",
+                    done.stories.iter().map(Vec::len).sum::<usize>(),
+                    if done.stories.iter().map(Vec::len).sum::<usize>() == 1 {
+                        "y"
+                    } else {
+                        "ies"
+                    },
+                    done.asked,
+                    done.ids.len()
+                );
+            }
+            done.ids
+        }
+    };
+    for id in &ids {
+        if ctx.g.json {
+            let rec = ctx.orch.record(id)?;
+            println!("{}", SessionStatus::from_record(&rec, rec.created()).to_json());
+        } else if parallel.is_some() {
+            let rec = ctx.orch.record(id)?;
+            let stories = rec.claimed.unwrap_or_default().join(",");
+            match rec.branch_name.filter(|_| rec.use_worktree) {
+                Some(b) => println!("{id}  {stories}  {b}"),
+                None => println!("{id}  {stories}"),
+            }
+        } else {
+            println!("{id}");
+        }
     }
     if ctx.settings.monitor_auto().value && monitor::running(&ctx.root).is_none() {
         match monitor::start_background(&ctx.root, ctx.g.tmux_socket.as_deref()) {
@@ -582,7 +714,7 @@ fn now() -> hydra_orchestrator::Timestamp {
     hydra_orchestrator::Timestamp(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-fn ls_text(statuses: Vec<SessionStatus>, args: &LsArgs, color: bool) -> String {
+fn ls_text(statuses: Vec<SessionStatus>, args: &LsArgs, color: bool, root: &std::path::Path) -> String {
     let (shown, hidden) = select(statuses, args);
     let mut out = if shown.is_empty() {
         if hidden > 0 {
@@ -599,6 +731,30 @@ fn ls_text(statuses: Vec<SessionStatus>, args: &LsArgs, color: bool) -> String {
             if hidden == 1 { "" } else { "s" }
         ));
     }
+    out.push_str(&prd_footer(&shown, root));
+    out
+}
+
+/// One line per PRD the shown sessions work on: how many of its stories pass (its path as
+/// seen from the project root).
+fn prd_footer(shown: &[SessionStatus], root: &std::path::Path) -> String {
+    let mut seen: Vec<&std::path::Path> = Vec::new();
+    let mut out = String::new();
+    for s in shown {
+        let path = s.prd_path.as_path();
+        if s.claimed.is_none() || seen.contains(&path) {
+            continue;
+        }
+        seen.push(path);
+        if let Some(prd) = std::fs::read(path)
+            .ok()
+            .and_then(|b| hydra_orchestrator::Prd::parse(&b).ok())
+        {
+            let (done, total) = prd.counts();
+            let shown_path = path.strip_prefix(root).unwrap_or(path);
+            out.push_str(&format!("PRD {}: {done}/{total} stories pass\n", shown_path.display()));
+        }
+    }
     out
 }
 
@@ -608,7 +764,7 @@ fn ls(ctx: &Ctx, args: &LsArgs) -> Result<i32> {
         while let Some(event) = watcher.recv() {
             if let WatchEvent::Looked { statuses } = event {
                 // Home, clear, then the table: redrawn in place.
-                print!("\x1b[H\x1b[2J{}", ls_text(statuses, args, ctx.color));
+                print!("\x1b[H\x1b[2J{}", ls_text(statuses, args, ctx.color, &ctx.root));
                 let _ = std::io::Write::flush(&mut std::io::stdout());
             }
         }
@@ -629,7 +785,7 @@ fn ls(ctx: &Ctx, args: &LsArgs) -> Result<i32> {
             serde_json::Value::Array(shown.iter().map(SessionStatus::to_json).collect())
         );
     } else {
-        print!("{}", ls_text(statuses, args, ctx.color));
+        print!("{}", ls_text(statuses, args, ctx.color, &ctx.root));
     }
     let _ = ctx.orch.flush_events(Duration::from_secs(1));
     ctx.notices(false);

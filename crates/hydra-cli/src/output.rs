@@ -172,6 +172,7 @@ pub fn prune(r: &PruneReport, json: bool) -> String {
             "{}\n",
             serde_json::json!({
                 "dry_run": r.dry_run,
+                "logs_dropped": r.logs_dropped,
                 "sessions": r.removed_sessions.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
                 "kept_sessions": kept_sessions,
                 "orphan_tmux_sessions": r.orphans.tmux_sessions,
@@ -184,10 +185,14 @@ pub fn prune(r: &PruneReport, json: bool) -> String {
     }
     let mut out = String::new();
     for id in &r.removed_sessions {
-        let _ = writeln!(
-            out,
-            "{verb} ended session {id} (its logs are kept in .hydra/archive/{id}/)"
-        );
+        if r.logs_dropped {
+            let _ = writeln!(out, "{verb} ended session {id} and its logs");
+        } else {
+            let _ = writeln!(
+                out,
+                "{verb} ended session {id} (its logs are kept in .hydra/archive/{id}/)"
+            );
+        }
     }
     for n in &r.orphans.tmux_sessions {
         let _ = writeln!(out, "{verb} orphaned tmux session {n}");
@@ -214,10 +219,11 @@ pub fn prune(r: &PruneReport, json: bool) -> String {
     for k in &r.kept {
         let _ = writeln!(
             out,
-            "kept session {} and its worktree {}: {}; `hydra worktree rm {} --force` removes it (the branch stays)",
+            "kept session {} and its worktree {}: {}; `hydra merge {}` brings the work home, then `hydra worktree rm {}` (or `--force` to drop it; the branch stays)",
             k.id,
             k.path.display(),
             k.reasons.join("; "),
+            k.id,
             k.id
         );
     }

@@ -49,6 +49,7 @@ fn cloned(env: &Env) {
 }
 
 fn spawn_worktree(env: &Env) -> std::process::Output {
+    let prd = env.prd();
     env.hydra(&[
         "spawn",
         "--agent",
@@ -56,7 +57,7 @@ fn spawn_worktree(env: &Env) -> std::process::Output {
         "--flags",
         "-c true",
         "--prd",
-        "prd.json",
+        &prd,
         "--worktree",
     ])
 }
@@ -133,6 +134,7 @@ fn a_cloned_wt_toml_hook_runs_only_after_hydra_trust_and_again_after_each_edit()
     // Revoked: refused again; HYDRA_TRUST_ALL=1 trusts everything.
     env.ok(&["trust", "--revoke"]);
     assert_eq!(spawn_worktree(&env).status.code(), Some(1));
+    let prd = env.prd();
     let out = env.hydra_env(
         &[
             "spawn",
@@ -141,7 +143,7 @@ fn a_cloned_wt_toml_hook_runs_only_after_hydra_trust_and_again_after_each_edit()
             "--flags",
             "-c true",
             "--prd",
-            "prd.json",
+            &prd,
             "--worktree",
         ],
         "",

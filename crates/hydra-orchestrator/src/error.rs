@@ -108,6 +108,15 @@ pub enum Error {
     /// The host (programs, processes) failed.
     #[error(transparent)]
     Host(#[from] HostError),
+    /// The session is not in a state that allows the call (a merge of a running session, a
+    /// worktree removal of a live one): why, and what to do.
+    #[error("session {id}: {why}")]
+    Refused {
+        /// The session.
+        id: SessionId,
+        /// Why, and what would allow it.
+        why: String,
+    },
     /// A spawn failed and some of its steps could not be undone.
     #[error("spawn failed, and undoing it left: {}", leftovers.join("; "))]
     Rollback {

@@ -178,7 +178,9 @@ mod watch;
 
 pub use error::{Error, Result};
 pub use ops::control::{InjectMode, KillOptions, KillReport, MAX_MESSAGE_BYTES};
+pub use ops::parallel::ParallelSpawn;
 pub use ops::prune::{KeptSession, PruneOptions, PruneReport};
+pub use ops::review::{MergeOptions, MergeReport, SessionDiff};
 pub use orchestrator::{
     find_project, find_project_root, trust_from_env, Builder, Notice, NoticeKind, Orchestrator, Orphans,
 };
@@ -187,10 +189,10 @@ pub use watch::{Change, WatchEvent, WatchOptions, WatchStopper, Watcher};
 
 pub use orch_core::{check_name, project_tag, MAX_ITERATIONS_LIMIT};
 pub use orch_core::{
-    Channel, Clock, ConfigError, EventBus, HealthPolicy, Host, LifecycleEvent, LoadProblem, LoopPhase, LoopReport,
-    LoopRuntime, Multiplexer, MuxServer, PauseMode, Prd, Pulse, RuntimeLayout, SessionConfig, SessionId, SessionRecord,
-    SessionState, SessionStatus, Store, Subscription, Timestamp, TransitionError, Trust, TrustAll, TrustNothing,
-    Worktrees,
+    BranchChanges, Channel, Clock, ConfigError, EventBus, HealthPolicy, Host, LifecycleEvent, LoadProblem, LoopPhase,
+    LoopReport, LoopRuntime, MergeOutcome, Multiplexer, MuxServer, PauseMode, Prd, Pulse, RemoveOutcome, RuntimeLayout,
+    SessionConfig, SessionId, SessionRecord, SessionState, SessionStatus, Store, Subscription, Timestamp,
+    TransitionError, Trust, TrustAll, TrustNothing, Worktrees,
 };
 
 /// The adapters, for embedders that configure them through [`Orchestrator::builder`].

@@ -34,6 +34,9 @@ pub enum NoticeKind {
     NewerRecord,
     /// Clean-up work (ending a pane, removing a worktree) did not fully succeed.
     Cleanup,
+    /// A new session works in a checkout a live session already works in, without a
+    /// worktree of its own.
+    SharedCheckout,
     /// Something else worth telling that is not an error of the call.
     Other,
 }

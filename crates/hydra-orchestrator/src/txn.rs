@@ -13,8 +13,8 @@ use crate::error::{Error, Result};
 use crate::ops::cleanup::CleanupOutcome;
 use crate::orchestrator::{NoticeKind, Orchestrator, Orphans};
 use orch_core::{
-    LifecycleEvent, LockGuard, LoopReading, MuxObservation, MuxServer, MuxSnapshot, Observation, PaneInfo, SessionId,
-    SessionRecord, StoreError, Timestamp,
+    LifecycleEvent, LockGuard, LoopReading, MuxObservation, MuxServer, MuxSnapshot, Observation, PaneInfo, Prd,
+    SessionId, SessionRecord, StoreError, Timestamp,
 };
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -286,6 +286,11 @@ impl Txn<'_> {
             next.revision += 1;
             self.pending.retain(|r| r.id != next.id);
             self.pending.push(next.clone());
+            // New progress reported (or the end): the stories it finished go into the
+            // project's PRD, under this transaction's lock.
+            if next.stories != rec.stories || (next.state.is_terminal() && !rec.state.is_terminal()) {
+                self.merge_progress(&next);
+            }
         }
         self.events.extend(a.events);
         if let Some(pgid) = a.thaw {
@@ -298,6 +303,47 @@ impl Txn<'_> {
             self.then(After::Cleanup(next.id.clone()));
         }
         Ok(next)
+    }
+
+    /// Marks `passes: true` in the project's PRD for each story `rec` claimed that its own
+    /// copy marks done; only those `passes` values change, every other byte stays. What
+    /// cannot be read or written is told as a notice, never an error of the caller.
+    pub(crate) fn merge_progress(&mut self, rec: &SessionRecord) {
+        let Some(claimed) = &rec.claimed else { return };
+        let rt = &self.orch.runtime;
+        let Some(copy) = rt.read_prd_copy(&rec.id).ok().and_then(|b| Prd::parse(&b).ok()) else {
+            return;
+        };
+        let done: Vec<String> = claimed
+            .iter()
+            .filter(|s| copy.story(s).is_some_and(|st| st.passes))
+            .cloned()
+            .collect();
+        if done.is_empty() {
+            return;
+        }
+        let path = &rec.prd_path;
+        let outcome = rt
+            .read_input(path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| String::from_utf8(b).map_err(|e| e.to_string()))
+            .and_then(|text| {
+                let merged = orch_core::prd::with_passes(&text, &done)?;
+                if merged != text {
+                    rt.replace_input(path, merged.as_bytes()).map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            });
+        if let Err(why) = outcome {
+            self.orch.notice(
+                crate::NoticeKind::Other,
+                format!(
+                    "{}'s finished stories could not be marked in {}: {why}",
+                    rec.id,
+                    path.display()
+                ),
+            );
+        }
     }
 
     /// Writes `rec` (its revision incremented) under this transaction's lock.

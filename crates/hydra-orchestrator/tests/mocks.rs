@@ -34,6 +34,9 @@ mockall::mock! {
         fn create(&self, req: &WorktreeRequest) -> Result<WorktreeInfo, WorktreeError>;
         fn remove(&self, repo: &Path, branch: &str, force: bool) -> Result<RemoveOutcome, WorktreeError>;
         fn list(&self, repo: &Path) -> Result<Vec<WorktreeInfo>, WorktreeError>;
+        fn delete_branch(&self, repo: &Path, branch: &str) -> Result<bool, WorktreeError>;
+        fn changes(&self, repo: &Path, from: &str, branch: &str, patch: bool) -> Result<orch_core::BranchChanges, WorktreeError>;
+        fn merge(&self, repo: &Path, branch: &str, into: &str, squash: bool, message: &str) -> Result<orch_core::MergeOutcome, WorktreeError>;
     }
 }
 

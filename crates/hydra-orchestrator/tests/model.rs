@@ -163,7 +163,14 @@ proptest! {
         for op in ops {
             match op {
                 Op::Spawn => {
-                    ids.push(orch.spawn(config.clone()).expect("spawn"));
+                    // Each session on a PRD of its own: sessions of one PRD split its stories.
+                    let prd = project.join(format!("prd-{}.json", ids.len()));
+                    runtime.add_file(&prd, r#"{"userStories":[{"id":"1","title":"a","passes":false}]}"#);
+                    let cfg = SessionConfig {
+                        prd_path: prd,
+                        ..config.clone()
+                    };
+                    ids.push(orch.spawn(cfg).expect("spawn"));
                     model.push(ModelSession { state: M::Starting, status: None, pane: Pane::Alive });
                 }
                 Op::Report(k, r) => {

@@ -79,6 +79,15 @@ pub struct SessionConfig {
     pub loop_script: Option<PathBuf>,
     /// Pause of the loop between iterations (hydralph's 2 s by default).
     pub loop_delay: Duration,
+    /// The PRD stories this session works on (their ids). `None`: every story not done yet
+    /// that no live session of the same PRD holds. A story a live session holds cannot be
+    /// claimed again.
+    #[serde(default)]
+    pub stories: Option<Vec<String>>,
+    /// Refuse the spawn when a live session already works in the same directory without a
+    /// worktree of its own (otherwise that is only warned about).
+    #[serde(default)]
+    pub exclusive: bool,
 }
 
 impl Default for SessionConfig {
@@ -98,6 +107,8 @@ impl Default for SessionConfig {
             pause_mode: PauseMode::Checkpoint,
             loop_script: None,
             loop_delay: Duration::from_secs(2),
+            stories: None,
+            exclusive: false,
         }
     }
 }
@@ -163,6 +174,26 @@ impl SessionConfig {
                     crate::format_duration(self.loop_delay)
                 ),
             ));
+        }
+        if let Some(ids) = &self.stories {
+            if ids.is_empty() {
+                return Err(ConfigError::new(
+                    "stories",
+                    "the list is empty; give story ids (US-1,US-3), or none to take every free story",
+                ));
+            }
+            if let Some(bad) = ids
+                .iter()
+                .find(|i| i.trim().is_empty() || i.chars().any(char::is_control))
+            {
+                return Err(ConfigError::new(
+                    "stories",
+                    format!("{bad:?} is not a story id; give the ids as the PRD writes them"),
+                ));
+            }
+            if let Some((_, dup)) = ids.iter().enumerate().find(|(k, i)| ids[..*k].contains(i)) {
+                return Err(ConfigError::new("stories", format!("{dup:?} is given twice")));
+            }
         }
         if self.agent_cli.trim().is_empty() {
             return Err(ConfigError::new(

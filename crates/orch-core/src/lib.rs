@@ -18,7 +18,7 @@ mod id;
 mod intent;
 mod loop_report;
 mod ports;
-mod prd;
+pub mod prd;
 mod project;
 mod record;
 mod saga;
@@ -39,12 +39,13 @@ pub use id::{IdError, SessionId, BRANCH_PREFIX, MAX_ID_LEN, TMUX_PREFIX};
 pub use intent::{Cleanup, KeptWorktree, Lease, PruneIntent, WorktreeRelease, LEASE_EXPIRY};
 pub use loop_report::{LoopPhase, LoopReport};
 pub use ports::{
-    AttachCommand, BusError, Clock, EventBus, FileEvents, FileEventsError, Host, HostError, LoadProblem, LoadReport,
-    LockGuard, LockStats, LogDisposal, LoopReading, LoopRuntime, Multiplexer, MuxError, MuxServer, MuxSnapshot,
-    MuxWake, MuxWatch, OnChange, PaneInfo, RemoveOutcome, RuntimeError, RuntimeRequest, Sig, SpawnSpec, Store,
-    StoreError, Subscription, Trust, TrustAll, TrustNothing, WorktreeError, WorktreeInfo, WorktreeRequest, Worktrees,
+    AttachCommand, BranchChanges, BusError, Clock, EventBus, FileEvents, FileEventsError, Host, HostError, LoadProblem,
+    LoadReport, LockGuard, LockStats, LogDisposal, LoopReading, LoopRuntime, MergeOutcome, Multiplexer, MuxError,
+    MuxServer, MuxSnapshot, MuxWake, MuxWatch, OnChange, PaneInfo, RemoveOutcome, RuntimeError, RuntimeRequest, Sig,
+    SpawnSpec, Store, StoreError, Subscription, Trust, TrustAll, TrustNothing, WorktreeError, WorktreeInfo,
+    WorktreeRequest, Worktrees,
 };
-pub use prd::{Prd, Story};
+pub use prd::{plan_parallel, Prd, Story};
 pub use project::{project_tag, RuntimeLayout};
 pub use record::{SessionRecord, CURRENT_SCHEMA_VERSION};
 pub use saga::Saga;

@@ -217,3 +217,84 @@ proptest! {
         prop_assert!(a.record.iteration >= rec.iteration);
     }
 }
+
+/// A PRD's text from (id, passes, priority) stories, with varied spacing and an extra field,
+/// and the ids.
+fn arb_prd_text() -> impl Strategy<Value = (String, Vec<(String, bool)>)> {
+    (
+        prop::collection::vec((any::<bool>(), prop::option::of(0i64..5), 0usize..3), 1..10),
+        prop::sample::select(vec!["", " ", "\n    ", "\t"]),
+    )
+        .prop_map(|(stories, ws)| {
+            let items: Vec<String> = stories
+                .iter()
+                .enumerate()
+                .map(|(i, (passes, pri, extra))| {
+                    let mut s = format!(
+                        "{{{ws}\"title\":{ws}\"t{i} \\\"q\\\" ]}}\",{ws}\"id\":\"S-{i}\",{ws}\"passes\":{ws}{passes}"
+                    );
+                    if let Some(p) = pri {
+                        s.push_str(&format!(",\"priority\":{p}"));
+                    }
+                    if *extra > 0 {
+                        s.push_str(&format!(",\"notes\":{{\"passes\":false,\"n\":[{extra},{{}}]}}"));
+                    }
+                    s.push('}');
+                    s
+                })
+                .collect();
+            let text = format!(
+                "{{\"title\":\"x\",{ws}\"userStories\":{ws}[{ws}{}{ws}],\"z\":[1,2]}}",
+                items.join(&format!(",{ws}"))
+            );
+            let ids = stories
+                .iter()
+                .enumerate()
+                .map(|(i, (p, _, _))| (format!("S-{i}"), *p))
+                .collect();
+            (text, ids)
+        })
+}
+
+proptest! {
+    #[test]
+    fn marking_stories_done_changes_only_their_passes((text, ids) in arb_prd_text(), pick in prop::collection::vec(any::<bool>(), 10)) {
+        let chosen: Vec<String> = ids.iter().zip(&pick).filter(|(_, p)| **p).map(|((id, _), _)| id.clone()).collect();
+        let out = crate::prd::with_passes(&text, &chosen).expect("edit");
+        let prd = crate::Prd::parse(out.as_bytes()).expect("still a PRD");
+        for (id, was) in &ids {
+            prop_assert_eq!(prd.story(id).expect("kept").passes, *was || chosen.contains(id));
+        }
+        // Undoing exactly the changed tokens gives the input back: nothing else moved.
+        prop_assert_eq!(out.replace("true", "false"), text.replace("true", "false"));
+    }
+
+    #[test]
+    fn a_scoped_copy_holds_exactly_the_claims_in_file_order((text, ids) in arb_prd_text(), pick in prop::collection::vec(any::<bool>(), 10)) {
+        let keep: Vec<String> = ids.iter().zip(&pick).filter(|(_, p)| **p).map(|((id, _), _)| id.clone()).collect();
+        match crate::prd::scoped(&text, &keep) {
+            Ok(copy) => {
+                let prd = crate::Prd::parse(copy.as_bytes()).expect("a PRD");
+                let got: Vec<String> = prd.stories.iter().map(|s| s.id.clone()).collect();
+                prop_assert_eq!(got, keep);
+                let tail_kept = copy.ends_with(",\"z\":[1,2]}");
+                prop_assert!(tail_kept);
+            }
+            Err(_) => prop_assert!(keep.is_empty()),
+        }
+    }
+
+    #[test]
+    fn a_parallel_plan_gives_each_free_story_to_exactly_one_group((text, ids) in arb_prd_text(), n in 1usize..6, held_pick in prop::collection::vec(any::<bool>(), 10)) {
+        let prd = crate::Prd::parse(text.as_bytes()).expect("prd");
+        let held: Vec<String> = ids.iter().zip(&held_pick).filter(|(_, h)| **h).map(|((id, _), _)| id.clone()).collect();
+        let plan = crate::plan_parallel(&prd, &held, n);
+        prop_assert!(plan.len() <= n);
+        prop_assert!(plan.iter().all(|g| !g.is_empty()));
+        let mut all: Vec<String> = plan.concat();
+        all.sort();
+        let mut free: Vec<String> = ids.iter().filter(|(id, passes)| !passes && !held.contains(id)).map(|(id, _)| id.clone()).collect();
+        free.sort();
+        prop_assert_eq!(all, free);
+    }
+}

@@ -110,6 +110,14 @@ pub struct SessionRecord {
     /// The commit the worktree branch started from, when the spawn created the branch.
     #[serde(default)]
     pub base_commit: Option<String>,
+    /// The branch HEAD was on when the worktree branch was made from it (what `merge`
+    /// merges into by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_branch: Option<String>,
+    /// The PRD stories this session claimed (`None`: a record from before claims, which
+    /// holds none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed: Option<Vec<String>>,
     /// When the session reached a terminal state.
     #[serde(default)]
     pub ended_at: Option<Timestamp>,
@@ -178,6 +186,8 @@ impl SessionRecord {
             loop_script: config.loop_script.clone(),
             base_ref: config.base_ref.clone(),
             base_commit: None,
+            base_branch: None,
+            claimed: config.stories.clone(),
             ended_at: None,
             loop_delay_ms: u64::try_from(config.loop_delay.as_millis()).unwrap_or(u64::MAX),
             run: 1,

@@ -50,6 +50,10 @@ pub struct SessionStatus {
     pub ended: Option<Timestamp>,
     /// The agent program.
     pub agent_cli: String,
+    /// The PRD the session works on (the project's file, not the session's copy).
+    pub prd_path: PathBuf,
+    /// The PRD stories the session claimed (`None`: a session from before claims).
+    pub claimed: Option<Vec<String>>,
     /// The session was started by the original tool (it has no runtime directory of its own).
     pub foreign: bool,
 }
@@ -82,6 +86,8 @@ impl SessionStatus {
             created: record.created(),
             ended: record.ended_at,
             agent_cli: record.agent_cli.clone(),
+            prd_path: record.prd_path.clone(),
+            claimed: record.claimed.clone(),
             foreign: record.is_foreign(),
         }
     }
@@ -116,6 +122,8 @@ impl SessionStatus {
             "port": self.port,
             "worktree_kept": self.worktree_kept.as_ref().map(|(p, why)| serde_json::json!({"path": p, "reasons": why})),
             "agent": self.agent_cli,
+            "prd": self.prd_path,
+            "claimed": self.claimed,
             "age_secs": self.duration.as_secs(),
             "created_at": self.created.as_secs(),
             "ended_at": self.ended.map(Timestamp::as_secs),

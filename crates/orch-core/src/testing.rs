@@ -524,6 +524,8 @@ impl EventBus for RecordingBus {
 pub struct FakeWorktrees {
     trees: Mutex<BTreeMap<String, WorktreeInfo>>,
     dirty: Mutex<Vec<String>>,
+    deleted: Mutex<Vec<String>>,
+    merged: Mutex<Vec<(String, String)>>,
     range: (u16, u16),
     hook: Hook,
 }
@@ -533,6 +535,8 @@ impl Default for FakeWorktrees {
         FakeWorktrees {
             trees: Mutex::default(),
             dirty: Mutex::default(),
+            deleted: Mutex::default(),
+            merged: Mutex::default(),
             range: (3001, 3099),
             hook: Hook::default(),
         }
@@ -551,6 +555,14 @@ impl FakeWorktrees {
     /// Marks `branch`'s worktree as holding uncommitted work.
     pub fn mark_dirty(&self, branch: &str) {
         lock(&self.dirty).push(branch.to_owned());
+    }
+    /// The branches deleted so far.
+    pub fn deleted(&self) -> Vec<String> {
+        lock(&self.deleted).clone()
+    }
+    /// The merges made so far: (branch, into).
+    pub fn merged(&self) -> Vec<(String, String)> {
+        lock(&self.merged).clone()
     }
 }
 
@@ -575,7 +587,10 @@ impl Worktrees for FakeWorktrees {
             .path
             .clone()
             .unwrap_or_else(|| req.repo.join(".hydra/worktrees").join(req.session.tmux_name()));
-        let info = WorktreeInfo::new(req.branch.clone(), path, Some(port));
+        let mut info = WorktreeInfo::new(req.branch.clone(), path, Some(port));
+        info.base_branch = Some("main".into());
+        info.base_commit = Some("b".repeat(40));
+        info.created_branch = true;
         trees.insert(req.branch.clone(), info.clone());
         Ok(info)
     }
@@ -597,6 +612,27 @@ impl Worktrees for FakeWorktrees {
     fn list(&self, _repo: &Path) -> Result<Vec<WorktreeInfo>, WorktreeError> {
         self.hook.call("worktrees", "list");
         Ok(lock(&self.trees).values().cloned().collect())
+    }
+    fn delete_branch(&self, _repo: &Path, branch: &str) -> Result<bool, WorktreeError> {
+        self.hook.call("worktrees", "delete_branch");
+        lock(&self.deleted).push(branch.to_owned());
+        Ok(true)
+    }
+    fn changes(&self, _repo: &Path, _from: &str, _branch: &str, _patch: bool) -> Result<BranchChanges, WorktreeError> {
+        self.hook.call("worktrees", "changes");
+        Ok(BranchChanges::default())
+    }
+    fn merge(
+        &self,
+        _repo: &Path,
+        branch: &str,
+        into: &str,
+        _squash: bool,
+        _message: &str,
+    ) -> Result<MergeOutcome, WorktreeError> {
+        self.hook.call("worktrees", "merge");
+        lock(&self.merged).push((branch.to_owned(), into.to_owned()));
+        Ok(MergeOutcome::Merged { commit: "0".repeat(40) })
     }
 }
 
@@ -667,6 +703,16 @@ impl MemoryRuntime {
             d.log.push_str(text);
         }
     }
+    /// The agent of `id` writes `prd` as its PRD copy (a story marked done, say).
+    pub fn write_prd_copy(&self, id: &SessionId, prd: &[u8]) {
+        if let Some(d) = lock(&self.dirs).get_mut(id) {
+            d.prd = prd.to_vec();
+        }
+    }
+    /// A registered file's bytes (a PRD the orchestrator updated, say).
+    pub fn file(&self, path: &Path) -> Option<Vec<u8>> {
+        lock(&self.files).get(path).cloned()
+    }
     /// The directory of `id`, if it exists.
     pub fn dir(&self, id: &SessionId) -> Option<FakeLoopDir> {
         lock(&self.dirs).get(id).cloned()
@@ -688,6 +734,21 @@ impl LoopRuntime for MemoryRuntime {
             path: path.to_path_buf(),
             why: "cannot read it: no such file".into(),
         })
+    }
+    fn replace_input(&self, path: &Path, bytes: &[u8]) -> Result<(), RuntimeError> {
+        self.hook.call("runtime", "replace_input");
+        lock(&self.files).insert(path.to_path_buf(), bytes.to_vec());
+        Ok(())
+    }
+    fn read_prd_copy(&self, id: &SessionId) -> Result<Vec<u8>, RuntimeError> {
+        self.hook.call("runtime", "read_prd_copy");
+        lock(&self.dirs)
+            .get(id)
+            .map(|d| d.prd.clone())
+            .ok_or_else(|| RuntimeError::Missing {
+                id: id.clone(),
+                path: PathBuf::from(format!("memory/{id}")),
+            })
     }
     fn create(&self, req: &RuntimeRequest<'_>) -> Result<(), RuntimeError> {
         self.hook.call("runtime", "create");

@@ -134,6 +134,32 @@ impl LoopRuntime for FsLoopRuntime {
         fs::read(path).map_err(|e| bad(format!("cannot read it: {e}")))
     }
 
+    fn replace_input(&self, path: &Path, bytes: &[u8]) -> Result<(), RuntimeError> {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = fs::metadata(path).map_err(|e| RuntimeError::Prd {
+            path: path.to_path_buf(),
+            why: format!("cannot read it: {e}"),
+        })?;
+        if !meta.is_file() {
+            return Err(RuntimeError::Prd {
+                path: path.to_path_buf(),
+                why: "it is not a regular file".into(),
+            });
+        }
+        orch_fs::write_atomic(path, bytes, meta.permissions().mode() & 0o7777).map_err(io("write", path))
+    }
+
+    fn read_prd_copy(&self, id: &SessionId) -> Result<Vec<u8>, RuntimeError> {
+        let layout = self.layout(id);
+        if !layout.dir().is_dir() {
+            return Err(RuntimeError::Missing {
+                id: id.clone(),
+                path: layout.dir().to_path_buf(),
+            });
+        }
+        self.read_input(&layout.prd())
+    }
+
     fn create(&self, req: &RuntimeRequest<'_>) -> Result<(), RuntimeError> {
         let layout = self.layout(req.id);
         let hydra = self.project.join(".hydra");

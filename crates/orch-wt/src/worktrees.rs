@@ -5,7 +5,10 @@ use crate::git::io;
 use crate::git::{git, git_ok};
 use crate::porcelain::{parse_worktree_list, GitWorktree};
 use crate::port_registry::PortRegistry;
-use orch_core::{RemoveOutcome, Saga, Trust, TrustNothing, WorktreeError, WorktreeInfo, WorktreeRequest, Worktrees};
+use orch_core::{
+    BranchChanges, MergeOutcome, RemoveOutcome, Saga, Trust, TrustNothing, WorktreeError, WorktreeInfo,
+    WorktreeRequest, Worktrees,
+};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -368,6 +371,16 @@ impl Worktrees for GitWorktrees {
         drop(lock);
         let mut info = WorktreeInfo::new(req.branch.clone(), path, Some(port));
         info.base_commit = base_commit.map(|c| c.trim().to_owned());
+        info.created_branch = !existed;
+        info.base_branch = match &req.base {
+            // The branch the main checkout is on.
+            None => git_ok(&self.git, &root, &["symbolic-ref", "--quiet", "--short", "HEAD"])
+                .ok()
+                .map(|b| b.trim().to_owned())
+                .filter(|b| !b.is_empty()),
+            Some(b) if self.branch_exists(&root, b)? => Some(b.clone()),
+            Some(_) => None,
+        };
         Ok(info)
     }
 
@@ -400,6 +413,134 @@ impl Worktrees for GitWorktrees {
         }
         registry.free(&lock, branch)?;
         Ok(RemoveOutcome::Removed)
+    }
+
+    fn delete_branch(&self, repo: &Path, branch: &str) -> Result<bool, WorktreeError> {
+        let root = self.repo_root(repo)?;
+        if branch.starts_with('-') || !self.branch_exists(&root, branch)? {
+            return Ok(false);
+        }
+        // `-d` (not `-D`): git itself refuses a branch with commits its checkout lacks.
+        Ok(git(&self.git, &root, &["branch", "-d", "--", branch])?.status.success())
+    }
+
+    fn changes(&self, repo: &Path, from: &str, branch: &str, patch: bool) -> Result<BranchChanges, WorktreeError> {
+        let root = self.repo_root(repo)?;
+        let from_spec = format!("{from}^{{commit}}");
+        if from.starts_with('-')
+            || !git(&self.git, &root, &["rev-parse", "--verify", "--quiet", &from_spec])?
+                .status
+                .success()
+        {
+            return Err(WorktreeError::BadBase { base: from.to_owned() });
+        }
+        self.validate_branch(&root, branch)?;
+        let tip = format!("refs/heads/{branch}");
+        let range = format!("{from}..{tip}");
+        let log = git_ok(&self.git, &root, &["log", "--format=%H%x09%s", &range, "--"])?;
+        let commits = log
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .map(|(h, s)| (h.to_owned(), s.to_owned()))
+            .collect();
+        let stat = git_ok(&self.git, &root, &["diff", "--stat", from, &tip, "--"])?;
+        let patch = if patch {
+            Some(git_ok(&self.git, &root, &["diff", from, &tip, "--"])?)
+        } else {
+            None
+        };
+        let mut out = BranchChanges::default();
+        out.commits = commits;
+        out.stat = stat.trim_end().to_owned();
+        out.patch = patch;
+        Ok(out)
+    }
+
+    fn merge(
+        &self,
+        repo: &Path,
+        branch: &str,
+        into: &str,
+        squash: bool,
+        message: &str,
+    ) -> Result<MergeOutcome, WorktreeError> {
+        let root = self.repo_root(repo)?;
+        self.validate_branch(&root, branch)?;
+        self.validate_branch(&root, into)?;
+        let Some(checkout) = self
+            .worktrees(&root)?
+            .into_iter()
+            .find(|w| w.branch.as_deref() == Some(into))
+            .map(|w| w.path)
+        else {
+            return Ok(MergeOutcome::NotCheckedOut);
+        };
+        let status = |dir: &Path| -> Result<Vec<String>, WorktreeError> {
+            Ok(
+                git_ok(&self.git, dir, &["status", "--porcelain", "--untracked-files=no"])?
+                    .lines()
+                    .map(|l| l.get(3..).unwrap_or(l).to_owned())
+                    .collect(),
+            )
+        };
+        let dirty = status(&checkout)?;
+        if !dirty.is_empty() {
+            return Ok(MergeOutcome::Dirty { checkout, files: dirty });
+        }
+        let tip = format!("refs/heads/{branch}");
+        if git(&self.git, &checkout, &["merge-base", "--is-ancestor", &tip, "HEAD"])?
+            .status
+            .success()
+        {
+            return Ok(MergeOutcome::UpToDate);
+        }
+        let merged = if squash {
+            git(&self.git, &checkout, &["merge", "--squash", "--", &tip])?
+        } else {
+            git(
+                &self.git,
+                &checkout,
+                &["merge", "--no-ff", "--no-edit", "-m", message, "--", &tip],
+            )?
+        };
+        if !merged.status.success() {
+            let files: Vec<String> = git_ok(&self.git, &checkout, &["diff", "--name-only", "--diff-filter=U"])
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_owned)
+                .collect();
+            // Undo: the checkout was clean, so going back to HEAD loses nothing of the user's.
+            if !git(&self.git, &checkout, &["merge", "--abort"])?.status.success() {
+                git_ok(&self.git, &checkout, &["reset", "--hard", "--quiet", "HEAD"])?;
+            }
+            if files.is_empty() {
+                return Err(WorktreeError::Git {
+                    op: "merge".into(),
+                    stderr: String::from_utf8_lossy(&merged.stderr).trim().to_owned(),
+                });
+            }
+            return Ok(MergeOutcome::Conflict { files });
+        }
+        if squash {
+            // A branch squashed in before brings nothing new.
+            if git(&self.git, &checkout, &["diff", "--cached", "--quiet"])?
+                .status
+                .success()
+            {
+                return Ok(MergeOutcome::UpToDate);
+            }
+            let commit = git(&self.git, &checkout, &["commit", "--quiet", "-m", message])?;
+            if !commit.status.success() {
+                let stderr = String::from_utf8_lossy(&commit.stderr).trim().to_owned();
+                git_ok(&self.git, &checkout, &["reset", "--hard", "--quiet", "HEAD"])?;
+                return Err(WorktreeError::Git {
+                    op: "commit".into(),
+                    stderr,
+                });
+            }
+        }
+        let commit = git_ok(&self.git, &checkout, &["rev-parse", "HEAD"])?.trim().to_owned();
+        Ok(MergeOutcome::Merged { commit })
     }
 
     fn list(&self, repo: &Path) -> Result<Vec<WorktreeInfo>, WorktreeError> {

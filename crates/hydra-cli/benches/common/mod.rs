@@ -143,9 +143,24 @@ impl BenchProject {
         }
     }
 
-    /// Starts one sleeping session.
+    /// A PRD of its own for one session (sessions of one PRD split its stories).
+    pub fn prd(&self) -> PathBuf {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = self.base.join("prds");
+        std::fs::create_dir_all(&dir).expect("prds");
+        let path = dir.join(format!("prd-{}.json", N.fetch_add(1, Ordering::SeqCst)));
+        std::fs::copy(self.root.join("prd.json"), &path).expect("prd");
+        path
+    }
+
+    /// Starts one sleeping session (on a PRD of its own).
     pub fn spawn(&self) -> SessionId {
-        self.orch.spawn(self.config.clone()).expect("spawn")
+        let config = SessionConfig {
+            prd_path: self.prd(),
+            ..self.config.clone()
+        };
+        self.orch.spawn(config).expect("spawn")
     }
 
     /// `hydra ARGS` for this project, its trust file private to the benchmark.

@@ -89,8 +89,19 @@ impl Env {
         );
         String::from_utf8(out.stdout).expect("utf8")
     }
-    /// Spawns the built-in demo agent on `prd.json`; its id.
+    /// A copy of the project's `prd.json` for one session (sessions of one PRD split its
+    /// stories; these tests want each to have all of them).
+    pub fn prd(&self) -> String {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = self.root().join(".hydra/test-prds");
+        std::fs::create_dir_all(&dir).expect("prds");
+        let path = dir.join(format!("prd-{}.json", N.fetch_add(1, Ordering::SeqCst)));
+        std::fs::copy(self.root().join("prd.json"), &path).expect("copy prd.json");
+        path.to_str().expect("utf8").to_owned()
+    }
+    /// Spawns the built-in demo agent on a copy of `prd.json`; its id.
     pub fn spawn_demo(&self, extra: &[&str]) -> String {
+        let prd = self.prd();
         let mut args = vec![
             "spawn",
             "--agent",
@@ -98,7 +109,7 @@ impl Env {
             "--flags",
             "demo-agent",
             "--prd",
-            "prd.json",
+            prd.as_str(),
         ];
         args.extend(extra);
         self.ok(&args).trim().to_owned()

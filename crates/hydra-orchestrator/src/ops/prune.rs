@@ -59,6 +59,8 @@ pub struct PruneReport {
     pub dry_run: bool,
     /// Untagged sessions were ended too.
     pub forced: bool,
+    /// The removed sessions' logs were deleted, not archived.
+    pub logs_dropped: bool,
 }
 
 impl Orchestrator {
@@ -82,6 +84,7 @@ impl Orchestrator {
         let mut report = PruneReport {
             dry_run: options.dry_run,
             forced: options.force,
+            logs_dropped: options.drop_logs,
             ..PruneReport::default()
         };
         let done = self.transact_done(Scope::All, |txn| {

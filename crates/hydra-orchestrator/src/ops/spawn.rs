@@ -5,6 +5,7 @@
 //! record that the next refresh turns `Failed("spawn interrupted")` and cleans up.
 
 use crate::error::{Error, Result};
+use crate::ops::claims;
 use crate::orchestrator::Orchestrator;
 use crate::txn::Scope;
 use orch_core::{
@@ -20,6 +21,7 @@ pub(crate) struct Checked {
     pub(crate) agent: PathBuf,
     pub(crate) bash: PathBuf,
     pub(crate) prd: Vec<u8>,
+    pub(crate) parsed: Prd,
     pub(crate) prd_path: PathBuf,
     pub(crate) loop_script: Option<Vec<u8>>,
 }
@@ -64,7 +66,7 @@ impl Orchestrator {
         })?;
         let prd_path = orch_fs::absolute(&self.project, &config.prd_path);
         let prd = self.runtime.read_input(&prd_path)?;
-        Prd::parse(&prd).map_err(|why| bad("prd_path", format!("{}: {why}", prd_path.display())))?;
+        let parsed = Prd::parse(&prd).map_err(|why| bad("prd_path", format!("{}: {why}", prd_path.display())))?;
         let bash = self
             .host
             .find_program("bash")
@@ -91,6 +93,7 @@ impl Orchestrator {
             agent,
             bash,
             prd,
+            parsed,
             prd_path,
             loop_script,
         })
@@ -151,16 +154,41 @@ impl Orchestrator {
     /// `Runtime`, `Mux`, `Store`, `SpawnAborted` when another command ended the session while
     /// it was starting, `Rollback` when undoing left something behind.
     pub fn spawn(&self, config: SessionConfig) -> Result<SessionId> {
+        self.spawn_held(config, false)
+    }
+
+    /// [`spawn`](Self::spawn); with `hold`, the loop starts paused before its first
+    /// iteration (no agent runs) until [`release`](Self::release).
+    pub(crate) fn spawn_held(&self, config: SessionConfig, hold: bool) -> Result<SessionId> {
         let checked = self.check(&config)?;
         let mut cfg = config;
         cfg.working_dir = checked.working_dir.clone();
         cfg.prd_path = checked.prd_path.clone();
+        let mut shared = None;
         let planned = self.transact(Scope::Lock, |txn| {
             let id = self.new_id()?;
+            let records = self.store.load_all()?.records;
             if let Some(name) = &cfg.name {
-                self.check_name_free(name, &id)?;
+                check_name_free(&records, name, &id)?;
+            }
+            let claimed = claims::claim(&cfg, &checked.parsed, &records, &id)?;
+            if !cfg.use_worktree {
+                if let Some(other) = claims::sharing(&records, &checked.working_dir, &id) {
+                    if cfg.exclusive {
+                        return Err(bad(
+                            "working_dir",
+                            format!(
+                                "live session {} already works in {} without a worktree; give this one a worktree, or do not ask for exclusive",
+                                other.id,
+                                checked.working_dir.display()
+                            ),
+                        ));
+                    }
+                    shared = Some(claims::sharing_note(&id, &checked.working_dir, other));
+                }
             }
             let mut rec = SessionRecord::new(id.clone(), &cfg, txn.now);
+            rec.claimed = Some(claimed);
             rec.runtime_dir = Some(RuntimeLayout::new(&self.project, &id).dir().to_path_buf());
             rec.tmux_server = Some(self.server());
             rec.project_tag = Some(self.tag.clone());
@@ -174,7 +202,7 @@ impl Orchestrator {
         })?;
         let id = planned.id.clone();
         let mut saga = Saga::new();
-        let made = self.make_parts(&planned, &checked, &mut saga);
+        let made = self.make_parts(&planned, &checked, hold, &mut saga);
         let fail = |e: Error, saga: Saga<'_>| -> Error {
             let leftovers: Vec<String> = saga
                 .rollback()
@@ -220,6 +248,7 @@ impl Orchestrator {
             rec.worktree_path = made.worktree_path.clone().or(rec.worktree_path);
             rec.allocated_port = made.port;
             rec.base_commit = made.base_commit.clone();
+            rec.base_branch = made.base_branch.clone();
             txn.save(&mut rec)?;
             let mut ev = LifecycleEvent::new(Channel::Spawned, &id, txn.now)
                 .with("state", rec.state.name())
@@ -240,6 +269,9 @@ impl Orchestrator {
         match finished {
             Ok(true) => {
                 saga.commit();
+                if let Some(note) = shared {
+                    self.notice(crate::NoticeKind::SharedCheckout, note);
+                }
                 Ok(id)
             }
             Ok(false) => Err(fail(Error::SpawnAborted { id }, saga)),
@@ -248,7 +280,13 @@ impl Orchestrator {
     }
 
     /// Creates the session's parts, registering each undo in `saga`.
-    fn make_parts<'s>(&'s self, rec: &SessionRecord, checked: &Checked, saga: &mut Saga<'s>) -> Result<Made> {
+    fn make_parts<'s>(
+        &'s self,
+        rec: &SessionRecord,
+        checked: &Checked,
+        hold: bool,
+        saga: &mut Saga<'s>,
+    ) -> Result<Made> {
         let mut made = Made::default();
         if let (true, Some(wt), Some(branch)) = (rec.use_worktree, self.worktrees.as_ref(), rec.branch_name.clone()) {
             let req = WorktreeRequest {
@@ -260,19 +298,33 @@ impl Orchestrator {
             };
             let info = wt.create(&req)?;
             let repo = checked.working_dir.clone();
+            let created = info.created_branch;
             saga.on_undo("worktree", move || {
-                wt.remove(&repo, &branch, true).map(|_| ()).map_err(|e| e.to_string())
+                wt.remove(&repo, &branch, true).map_err(|e| e.to_string())?;
+                // A branch this spawn made holds nothing yet: it goes too.
+                if created {
+                    wt.delete_branch(&repo, &branch).map_err(|e| e.to_string())?;
+                }
+                Ok(())
             });
             made.worktree_path = Some(info.path);
             made.port = info.port;
             made.base_commit = info.base_commit;
+            made.base_branch = info.base_branch;
         }
         let mut launched = rec.clone();
         launched.worktree_path = made.worktree_path.clone().or(launched.worktree_path);
         launched.allocated_port = made.port;
+        // The session's copy holds only the stories it claimed, so its loop counts those.
+        let copy = match (&rec.claimed, std::str::from_utf8(&checked.prd)) {
+            (Some(claimed), Ok(text)) => orch_core::prd::scoped(text, claimed)
+                .map_err(|why| bad("prd_path", format!("{}: {why}", checked.prd_path.display())))?
+                .into_bytes(),
+            _ => checked.prd.clone(),
+        };
         self.runtime.create(&RuntimeRequest {
             id: &rec.id,
-            prd: &checked.prd,
+            prd: &copy,
             agent_dir: launched.agent_dir(),
             external_loop: checked.loop_script.as_deref(),
         })?;
@@ -282,6 +334,10 @@ impl Orchestrator {
                 .remove(&id, orch_core::LogDisposal::Delete)
                 .map_err(|e| e.to_string())
         });
+        if hold {
+            // The loop waits on this marker before its first iteration.
+            self.runtime.set_paused(&rec.id, true)?;
+        }
         let spec = self.loop_spec(&launched, &checked.bash, &checked.agent, 1);
         self.muxes.primary().create(&spec)?;
         let name = rec.tmux_session.clone();
@@ -290,19 +346,19 @@ impl Orchestrator {
         });
         Ok(made)
     }
+}
 
-    /// Refuses `name` when a live session of the project already has it (or an id equals it).
-    fn check_name_free(&self, name: &str, id: &SessionId) -> Result<()> {
-        let records = self.store.load_all()?.records;
-        if let Some(holder) = records.iter().find(|r| {
-            r.id != *id && !r.state.is_terminal() && (r.name.as_deref() == Some(name) || r.id.as_str() == name)
-        }) {
-            return Err(bad(
-                "name",
-                format!("{name:?} is taken by live session {}; pick another name", holder.id),
-            ));
-        }
-        Ok(())
+/// Refuses `name` when a live session of the project already has it (or an id equals it).
+fn check_name_free(records: &[SessionRecord], name: &str, id: &SessionId) -> Result<()> {
+    match records
+        .iter()
+        .find(|r| r.id != *id && !r.state.is_terminal() && (r.name.as_deref() == Some(name) || r.id.as_str() == name))
+    {
+        Some(holder) => Err(bad(
+            "name",
+            format!("{name:?} is taken by live session {}; pick another name", holder.id),
+        )),
+        None => Ok(()),
     }
 }
 
@@ -312,4 +368,5 @@ struct Made {
     worktree_path: Option<PathBuf>,
     port: Option<u16>,
     base_commit: Option<String>,
+    base_branch: Option<String>,
 }

@@ -88,8 +88,16 @@ impl Fakes {
         self.builder().build().expect("build")
     }
 
-    /// A spawn request for this project.
+    /// A spawn request for this project, on a PRD of its own (`prd-N.json`), so sessions of
+    /// one test never compete for the same stories; `config(project)` shares `prd.json`.
     pub fn config(&self) -> SessionConfig {
-        config(self.project)
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let prd = PathBuf::from(self.project).join(format!("prd-{n}.json"));
+        self.runtime.add_file(&prd, PRD);
+        SessionConfig {
+            prd_path: prd,
+            ..config(self.project)
+        }
     }
 }

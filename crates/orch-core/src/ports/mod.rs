@@ -31,4 +31,6 @@ pub use mux::{AttachCommand, Multiplexer, MuxError, MuxServer, MuxSnapshot, MuxW
 pub use runtime::{LogDisposal, LoopReading, LoopRuntime, RuntimeError, RuntimeRequest};
 pub use store::{LoadProblem, LoadReport, LockGuard, LockStats, Store, StoreError};
 pub use trust::{Trust, TrustAll, TrustNothing};
-pub use worktrees::{RemoveOutcome, WorktreeError, WorktreeInfo, WorktreeRequest, Worktrees};
+pub use worktrees::{
+    BranchChanges, MergeOutcome, RemoveOutcome, WorktreeError, WorktreeInfo, WorktreeRequest, Worktrees,
+};

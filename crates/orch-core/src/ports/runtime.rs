@@ -101,6 +101,17 @@ pub trait LoopRuntime: Send + Sync {
     /// Errors: `Prd` when it cannot be read, is not a file or is too large.
     fn read_input(&self, path: &Path) -> Result<Vec<u8>, RuntimeError>;
 
+    /// Replaces the input file at `path` (the project's PRD, its progress merged back) with
+    /// `bytes` in one atomic step, keeping its permissions.
+    ///
+    /// Errors: `Prd` when it is not a regular file, `Io`.
+    fn replace_input(&self, path: &Path, bytes: &[u8]) -> Result<(), RuntimeError>;
+
+    /// The session's own PRD copy (the one its agent marks stories done in).
+    ///
+    /// Errors: `Missing` when the session has no directory, `Prd` when the copy cannot be read.
+    fn read_prd_copy(&self, id: &SessionId) -> Result<Vec<u8>, RuntimeError>;
+
     /// Creates the session's directory with the loop script, prompt, PRD copy and inbox.
     ///
     /// Errors: `Exists` when the directory exists, `Io` (nothing is left half-made).

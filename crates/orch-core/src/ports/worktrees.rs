@@ -33,6 +33,11 @@ pub struct WorktreeInfo {
     pub exists: bool,
     /// The commit the branch started from, when this call created it.
     pub base_commit: Option<String>,
+    /// The branch the new branch was made from (HEAD's branch, or the base when it is a
+    /// branch), when there is one.
+    pub base_branch: Option<String>,
+    /// This call created the branch (so undoing the call may delete it).
+    pub created_branch: bool,
 }
 
 impl WorktreeInfo {
@@ -44,6 +49,8 @@ impl WorktreeInfo {
             port,
             exists: true,
             base_commit: None,
+            base_branch: None,
+            created_branch: false,
         }
     }
 }
@@ -63,6 +70,45 @@ pub enum RemoveOutcome {
     },
     /// There was no such worktree (any port was freed).
     NotFound,
+}
+
+/// What a branch changed since the commit it started from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct BranchChanges {
+    /// Its commits, newest first: full hash and subject.
+    pub commits: Vec<(String, String)>,
+    /// The diffstat (`git diff --stat`), empty when nothing changed.
+    pub stat: String,
+    /// The whole diff, when asked for.
+    pub patch: Option<String>,
+}
+
+/// What [`Worktrees::merge`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MergeOutcome {
+    /// The branch was merged: the new commit on the target.
+    Merged {
+        /// The commit made.
+        commit: String,
+    },
+    /// The target already holds every commit of the branch; nothing was done.
+    UpToDate,
+    /// The merge conflicted and was undone: the target is as it was.
+    Conflict {
+        /// The files that conflicted.
+        files: Vec<String>,
+    },
+    /// The checkout of the target holds uncommitted changes; nothing was done.
+    Dirty {
+        /// The checkout.
+        checkout: PathBuf,
+        /// What `git status` lists there.
+        files: Vec<String>,
+    },
+    /// The target branch is not checked out anywhere; nothing was done.
+    NotCheckedOut,
 }
 
 /// Errors of a [`Worktrees`] adapter.
@@ -189,4 +235,30 @@ pub trait Worktrees: Send + Sync {
     ///
     /// Errors: `NotARepo`, `GitMissing`, `Git`, `Io`.
     fn list(&self, repo: &Path) -> Result<Vec<WorktreeInfo>, WorktreeError>;
+
+    /// Deletes `branch` if it holds no commit that its repository's checked-out branch lacks
+    /// (a branch a failed spawn made); `Ok(false)` when it was kept or did not exist.
+    ///
+    /// Errors: `NotARepo`, `GitMissing`, `Io`.
+    fn delete_branch(&self, repo: &Path, branch: &str) -> Result<bool, WorktreeError>;
+
+    /// The commits and diffstat of `branch` since commit `from` (and the diff with `patch`).
+    ///
+    /// Errors: `BadBase` when `from` is not a commit, `NotARepo`, `GitMissing`, `Git`, `Io`.
+    fn changes(&self, repo: &Path, from: &str, branch: &str, patch: bool) -> Result<BranchChanges, WorktreeError>;
+
+    /// Merges `branch` into the branch `into`, in the checkout where `into` is checked out
+    /// (a merge commit with `message`, or one squashed commit). A checkout with uncommitted
+    /// changes is refused, and a conflict is undone: either way the target is left as it was.
+    ///
+    /// Errors: `InvalidBranch`, `NotARepo`, `GitMissing`, `Git` (an identity missing, say),
+    /// `Io`.
+    fn merge(
+        &self,
+        repo: &Path,
+        branch: &str,
+        into: &str,
+        squash: bool,
+        message: &str,
+    ) -> Result<MergeOutcome, WorktreeError>;
 }

@@ -1,6 +1,6 @@
 //! Tests of the worktree adapter with real git in temporary repositories.
 
-use orch_core::{RemoveOutcome, SessionId, WorktreeError, WorktreeRequest, Worktrees};
+use orch_core::{MergeOutcome, RemoveOutcome, SessionId, WorktreeError, WorktreeRequest, Worktrees};
 use orch_wt::GitWorktrees;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -431,4 +431,151 @@ fn hooks_of_an_untrusted_wt_toml_never_run_and_nothing_is_made() {
         .create(&req(&root, "u4", "hydralph/u4"))
         .expect("no hooks");
     assert_eq!(info.port, Some(4001));
+}
+
+/// Commits `file` with `text` in the checkout `dir`.
+fn commit_file(dir: &Path, file: &str, text: &str) {
+    std::fs::write(dir.join(file), text).expect("write");
+    run_git(dir, &["add", file]);
+    run_git(dir, &["commit", "-q", "-m", &format!("edit {file}")]);
+}
+
+/// A repository whose merges have an identity (as a user's would).
+fn repo_with_identity() -> (tempfile::TempDir, PathBuf) {
+    let (d, root) = repo();
+    run_git(&root, &["config", "user.name", "test"]);
+    run_git(&root, &["config", "user.email", "test@example.invalid"]);
+    run_git(&root, &["config", "commit.gpgsign", "false"]);
+    (d, root)
+}
+
+#[test]
+fn a_new_branch_says_where_it_came_from_and_what_it_changed() {
+    let (_d, root) = repo_with_identity();
+    let wt = GitWorktrees::new();
+    let info = wt.create(&req(&root, "aaaa0001", "feat/a")).expect("create");
+    assert!(info.created_branch);
+    assert_eq!(info.base_branch.as_deref(), Some("main"));
+    let base = info.base_commit.clone().expect("base commit");
+    commit_file(&info.path, "a.txt", "one\n");
+    commit_file(&info.path, "b.txt", "two\n");
+    let ch = wt.changes(&root, &base, "feat/a", true).expect("changes");
+    let subjects: Vec<&str> = ch.commits.iter().map(|(_, s)| s.as_str()).collect();
+    assert_eq!(subjects, ["edit b.txt", "edit a.txt"], "newest first");
+    assert!(
+        ch.stat.contains("a.txt") && ch.stat.contains("2 files changed"),
+        "{}",
+        ch.stat
+    );
+    assert!(ch.patch.as_deref().is_some_and(|p| p.contains("+one")));
+    assert!(matches!(
+        wt.changes(&root, "--exec=boom", "feat/a", false),
+        Err(WorktreeError::BadBase { .. })
+    ));
+    // A branch with commits is never deleted; a fresh one at its base is.
+    assert!(!wt.delete_branch(&root, "feat/a").expect("delete"));
+    let fresh = wt.create(&req(&root, "aaaa0002", "feat/fresh")).expect("create");
+    wt.remove(&root, "feat/fresh", false).expect("remove");
+    assert!(fresh.created_branch);
+    assert!(wt.delete_branch(&root, "feat/fresh").expect("delete"));
+    assert!(!branches(&root).contains("feat/fresh"));
+    assert!(!wt.delete_branch(&root, "no/such").expect("absent"));
+}
+
+#[test]
+fn merges_go_in_whole_or_not_at_all() {
+    let (_d, root) = repo_with_identity();
+    let wt = GitWorktrees::new();
+    let a = wt.create(&req(&root, "aaaa0001", "feat/a")).expect("a");
+    let b = wt.create(&req(&root, "aaaa0002", "feat/b")).expect("b");
+    commit_file(&a.path, "README", "from a\n");
+    commit_file(&a.path, "a.txt", "a\n");
+    commit_file(&b.path, "README", "from b\n");
+    let head = run_git(&root, &["rev-parse", "HEAD"]);
+
+    // A target with uncommitted changes is refused, untouched; untracked files do not count.
+    std::fs::write(root.join("notes.txt"), "wip").expect("write");
+    std::fs::write(root.join("README"), "edited, not committed\n").expect("write");
+    match wt.merge(&root, "feat/a", "main", false, "merge a").expect("merge") {
+        MergeOutcome::Dirty { checkout, files } => {
+            assert_eq!(checkout, root);
+            assert_eq!(files, ["README"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(run_git(&root, &["rev-parse", "HEAD"]), head);
+    assert_eq!(
+        std::fs::read_to_string(root.join("README")).expect("r"),
+        "edited, not committed\n"
+    );
+    run_git(&root, &["checkout", "--", "README"]);
+
+    let merged = wt
+        .merge(&root, "feat/a", "main", false, "hydra: merge feat/a")
+        .expect("merge");
+    assert!(matches!(merged, MergeOutcome::Merged { .. }), "{merged:?}");
+    assert!(root.join("a.txt").exists());
+    assert_eq!(
+        run_git(&root, &["log", "-1", "--format=%s"]).trim(),
+        "hydra: merge feat/a"
+    );
+    assert_eq!(
+        wt.merge(&root, "feat/a", "main", false, "again").expect("again"),
+        MergeOutcome::UpToDate
+    );
+
+    // b touches the same lines: refused with the file named, main as it was, clean.
+    let before = run_git(&root, &["rev-parse", "HEAD"]);
+    for squash in [false, true] {
+        match wt.merge(&root, "feat/b", "main", squash, "merge b").expect("merge b") {
+            MergeOutcome::Conflict { files } => assert_eq!(files, ["README"]),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(run_git(&root, &["rev-parse", "HEAD"]), before);
+        assert_eq!(
+            run_git(&root, &["status", "--porcelain", "--untracked-files=no"]),
+            "",
+            "nothing half-merged"
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.join("notes.txt")).expect("n"),
+            "wip",
+            "untracked kept"
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.join("README")).expect("readme"),
+            "from a\n"
+        );
+    }
+    assert_eq!(
+        wt.merge(&root, "feat/b", "nowhere", false, "m").expect("target"),
+        MergeOutcome::NotCheckedOut
+    );
+}
+
+#[test]
+fn a_squash_merge_makes_one_commit() {
+    let (_d, root) = repo_with_identity();
+    let wt = GitWorktrees::new();
+    let a = wt.create(&req(&root, "aaaa0001", "feat/a")).expect("a");
+    commit_file(&a.path, "x.txt", "x\n");
+    commit_file(&a.path, "y.txt", "y\n");
+    let before: usize = run_git(&root, &["rev-list", "--count", "HEAD"])
+        .trim()
+        .parse()
+        .expect("n");
+    let out = wt
+        .merge(&root, "feat/a", "main", true, "hydra: squash feat/a")
+        .expect("merge");
+    assert!(matches!(out, MergeOutcome::Merged { .. }), "{out:?}");
+    let after: usize = run_git(&root, &["rev-list", "--count", "HEAD"])
+        .trim()
+        .parse()
+        .expect("n");
+    assert_eq!(after, before + 1);
+    assert!(root.join("x.txt").exists() && root.join("y.txt").exists());
+    assert_eq!(
+        wt.merge(&root, "feat/a", "main", true, "again").expect("again"),
+        MergeOutcome::UpToDate
+    );
 }

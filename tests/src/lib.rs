@@ -114,6 +114,8 @@ impl Project {
             working_dir: self.root.clone(),
             loop_delay: Duration::from_millis(50),
             max_duration: Duration::from_secs(600),
+            // These agents (metronomes, sleepers) make no progress by design: no breaker.
+            no_progress_limit: 0,
             ..SessionConfig::default()
         }
     }

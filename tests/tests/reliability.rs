@@ -832,9 +832,13 @@ fn hostile_input(_: &mut Rng, c: &mut Counts) {
         "printf '%s\\n' \"$@\" > args.txt; cat > stdin.txt; exec sleep 600",
     );
     let flags = "'q' \"d\" $(touch pwned1) `touch pwned2` ; touch pwned3 C-c Enter \u{1b}[31m";
+    // An interactive profile (it reads its pane), so a live message is typed, not queued.
+    let mut profile = hydra_orchestrator::AgentProfile::program(echo.to_str().expect("utf8"));
+    profile.interactive = true;
     let id = orch
         .spawn(SessionConfig {
             agent_flags: flags.into(),
+            agent_profile: Some(profile),
             ..p.config(&echo)
         })
         .expect("spawn");
@@ -855,8 +859,11 @@ fn hostile_input(_: &mut Rng, c: &mut Counts) {
         .flatten()
         .collect();
     assert_eq!(std::fs::read_to_string(queued[0].path()).expect("queued"), message);
-    orch.inject_with(&id, "$(touch pwned6) C-c Enter", hydra_orchestrator::InjectMode::Live)
-        .expect("live");
+    assert_eq!(
+        orch.inject_with(&id, "$(touch pwned6) C-c Enter", hydra_orchestrator::InjectMode::Live)
+            .expect("live"),
+        hydra_orchestrator::Delivery::Typed
+    );
     // The pane echoes what it was typed: once the text shows, it has been delivered.
     wait_for(10, "live text in the pane", || {
         p.tmux()

@@ -6,6 +6,7 @@
 //! The command lives in this library ([`main_entry`]) so that test suites can build their own
 //! copy of the binary; `src/main.rs` only calls it.
 
+mod agents;
 mod context;
 mod demo;
 pub mod demo_agent;
@@ -25,7 +26,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use context::Ctx;
 use hydra_orchestrator::{
-    InjectMode, KillOptions, MergeOptions, PauseMode, PruneOptions, SessionConfig, SessionStatus, WatchEvent,
+    Delivery, InjectMode, KillOptions, MergeOptions, PauseMode, PruneOptions, SessionConfig, SessionStatus, WatchEvent,
 };
 use settings::pick;
 use std::io::Read;
@@ -71,7 +72,7 @@ enum Command {
     /// Prepare this project: .hydra/, a sample PRD and a commented hydra.toml
     Init,
     /// Start an agent session; prints its id
-    Spawn(SpawnArgs),
+    Spawn(Box<SpawnArgs>),
     /// List the live sessions (--all: ended ones too)
     #[command(alias = "list")]
     Ls(LsArgs),
@@ -183,6 +184,8 @@ enum Command {
     },
     /// Show the effective configuration, where each value comes from, and each file's trust
     Config,
+    /// List the agent profiles (built-in and hydra.toml's) and whether each is on PATH
+    Agents,
     /// Trust the project's files that can start programs (wt.toml hooks, hydra.toml commands)
     Trust {
         /// Forget this project's trusted files
@@ -271,6 +274,13 @@ struct SpawnArgs {
     /// Refuse to share a working directory with a live session (otherwise it is warned about)
     #[arg(long)]
     exclusive: bool,
+    /// Block after N iterations in a row without progress (no commit, PRD or tree change);
+    /// 0 turns it off (default 3, or [health] no_progress_limit)
+    #[arg(long, value_name = "N", value_parser = parse_no_progress)]
+    no_progress_limit: Option<u32>,
+    /// Stop once the cost the agent reports reaches this many USD (agents that report it)
+    #[arg(long, value_name = "USD", value_parser = parse_cost)]
+    max_cost: Option<f64>,
 }
 
 #[derive(Args)]
@@ -360,6 +370,23 @@ fn parse_limit(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+fn parse_no_progress(s: &str) -> Result<u32, String> {
+    let max = hydra_orchestrator::MAX_ITERATIONS_LIMIT;
+    match s.parse::<u32>() {
+        Ok(n) if n <= max => Ok(n),
+        _ => Err(format!("{s:?} is not allowed; give 0 (off) to {max} iterations")),
+    }
+}
+
+fn parse_cost(s: &str) -> Result<f64, String> {
+    match s.trim_start_matches('$').parse::<f64>() {
+        Ok(c) if c.is_finite() && c > 0.0 && c <= 1_000_000.0 => Ok(c),
+        _ => Err(format!(
+            "{s:?} is not allowed; give an amount in USD, more than 0 (5, 12.50)"
+        )),
+    }
+}
+
 fn parse_state(s: &str) -> Result<String, String> {
     if STATES.contains(&s) {
         Ok(s.to_owned())
@@ -402,6 +429,7 @@ fn run(cli: Cli) -> Result<i32> {
             trust::run(&root, revoke, list, yes)
         }
         Command::Config => show_config::run(&Ctx::open(&g)?),
+        Command::Agents => agents::run(&g),
         Command::Top => top::run(&Ctx::open(&g)?),
         Command::Diff { id, patch } => {
             let ctx = Ctx::open(&g)?;
@@ -441,7 +469,7 @@ fn run(cli: Cli) -> Result<i32> {
             ctx.finish();
             Ok(if ok { 0 } else { 1 })
         }
-        Command::Spawn(args) => spawn(&Ctx::open(&g)?, args),
+        Command::Spawn(args) => spawn(&Ctx::open(&g)?, *args),
         Command::Ls(args) => ls(&Ctx::open(&g)?, &args),
         Command::Status { id } => {
             let ctx = Ctx::open(&g)?;
@@ -505,17 +533,26 @@ fn run(cli: Cli) -> Result<i32> {
                 message
             };
             let mode = if live { InjectMode::Live } else { InjectMode::Queue };
-            ctx.orch.inject_with(&id, &text, mode)?;
-            println!(
-                "{id}: message {}",
-                if live {
-                    "typed into the pane"
-                } else {
-                    "queued for the next prompt"
+            let delivery = ctx.orch.inject_with(&id, &text, mode)?;
+            let code = match delivery {
+                Delivery::Typed => {
+                    println!("{id}: message typed into the pane");
+                    0
                 }
-            );
+                Delivery::QueuedInsteadOfTyped => {
+                    // Said, and not a success: what was asked for did not happen.
+                    eprintln!(
+                        "hydra: not typed: {id}'s agent reads its prompt once per iteration and would never see typed text; the message was queued for its next prompt instead"
+                    );
+                    1
+                }
+                _ => {
+                    println!("{id}: message queued for the next prompt");
+                    0
+                }
+            };
             ctx.finish();
-            Ok(0)
+            Ok(code)
         }
         Command::Kill { id, reason, force } => {
             let ctx = Ctx::open(&g)?;
@@ -582,6 +619,8 @@ pub(crate) struct SpawnRequest {
     pub loop_script: Option<PathBuf>,
     pub stories: Option<Vec<String>>,
     pub exclusive: bool,
+    pub no_progress_limit: Option<u32>,
+    pub max_cost: Option<f64>,
 }
 
 impl From<SpawnArgs> for SpawnRequest {
@@ -601,14 +640,28 @@ impl From<SpawnArgs> for SpawnRequest {
             loop_script: a.loop_script,
             stories: a.stories,
             exclusive: a.exclusive,
+            no_progress_limit: a.no_progress_limit,
+            max_cost: a.max_cost,
         }
     }
 }
 
 /// The session configuration `req` asks for in this project.
-pub(crate) fn session_config(ctx: &Ctx, req: SpawnRequest) -> SessionConfig {
+///
+/// Errors: the agent names a profile of `hydra.toml` that is not trusted.
+pub(crate) fn session_config(ctx: &Ctx, req: SpawnRequest) -> Result<SessionConfig> {
     let s = &ctx.settings.config.spawn;
     let agent = pick(req.agent, s.agent.clone(), "claude".to_owned()).value;
+    // A profile of hydra.toml starts the program it names: only when the file is trusted.
+    let profile = ctx.settings.config.agents.get(&agent).map(|a| a.profile(&agent));
+    if let Some(p) = &profile {
+        ctx.settings.require_trust(
+            &format!("agent profile {agent}"),
+            &[format!("[agents.{agent}] command: {}", orch_config::shown(&p.command))],
+            ctx.config_trusted(),
+        )?;
+    }
+    let agent_cli = profile.as_ref().map_or(agent.clone(), |p| p.program_name().to_owned());
     let flags = pick(req.flags, s.flags.clone(), String::new()).value;
     let max_iterations = pick(req.max_iterations, s.max_iterations, 10).value;
     let max_duration = pick(
@@ -618,11 +671,14 @@ pub(crate) fn session_config(ctx: &Ctx, req: SpawnRequest) -> SessionConfig {
     )
     .value;
     let use_worktree = req.worktree || req.branch.is_some() || s.worktree == Some(true);
-    SessionConfig {
+    Ok(SessionConfig {
         name: req.name,
         max_iterations,
         max_duration,
-        agent_cli: agent,
+        agent_cli,
+        agent_profile: profile,
+        no_progress_limit: pick(req.no_progress_limit, ctx.settings.config.health.no_progress_limit, 3).value,
+        max_cost_usd: req.max_cost,
         agent_flags: flags,
         prd_path: req.prd.unwrap_or_else(|| PathBuf::from(DEFAULT_PRD)),
         working_dir: req.dir.unwrap_or_else(|| ctx.root.clone()),
@@ -634,7 +690,7 @@ pub(crate) fn session_config(ctx: &Ctx, req: SpawnRequest) -> SessionConfig {
         stories: req.stories,
         exclusive: req.exclusive || s.exclusive == Some(true),
         ..SessionConfig::default()
-    }
+    })
 }
 
 /// The PRD a session works through unless told otherwise.
@@ -643,7 +699,7 @@ pub(crate) const DEFAULT_PRD: &str = ".hydra/ralph/prd.json";
 fn spawn(ctx: &Ctx, args: SpawnArgs) -> Result<i32> {
     let parallel = args.parallel;
     let no_worktree = args.no_worktree;
-    let mut config = session_config(ctx, args.into());
+    let mut config = session_config(ctx, args.into())?;
     let ids = match parallel {
         None => vec![ctx.orch.spawn(config)?],
         Some(n) => {

@@ -104,16 +104,87 @@ pub fn table(statuses: &[SessionStatus], now: Timestamp, color: bool) -> String 
                     age(s.duration.as_secs()),
                     active,
                     branch,
-                    s.state
-                        .reason()
-                        .map(|r| r.chars().take(60).collect())
-                        .unwrap_or_default(),
+                    reason(s),
                 ],
                 Some(&s.state),
             )
         })
         .collect();
     align(&header, &rows, 7, color)
+}
+
+/// What the REASON column says: why it blocked or failed, until when it waits, and messages
+/// it will never read unless resumed.
+pub fn reason(s: &SessionStatus) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if let Some((until, _)) = &s.waiting {
+        parts.push(format!("usage limit until {}", clock(*until)));
+    } else if let Some(r) = s.state.reason() {
+        parts.push(r.chars().take(60).collect());
+    }
+    if s.undelivered() > 0 {
+        parts.push(undelivered(s.undelivered()));
+    }
+    parts.join(" · ")
+}
+
+/// "1 queued message never delivered".
+pub fn undelivered(n: usize) -> String {
+    format!("{n} queued message{} never delivered", if n == 1 { "" } else { "s" })
+}
+
+/// A time as the local clock shows it (`15:00`), with the date when it is not today.
+pub fn clock(t: Timestamp) -> String {
+    let secs = i64::try_from(t.as_secs()).unwrap_or(i64::MAX);
+    // The local offset from `date`, which knows the zone database; UTC when it cannot say.
+    let offset = std::process::Command::new("date")
+        .arg("+%z")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .and_then(|z| {
+            let sign = if z.starts_with('-') { -1 } else { 1 };
+            let h: i64 = z.get(1..3)?.parse().ok()?;
+            let m: i64 = z.get(3..5)?.parse().ok()?;
+            Some(sign * (h * 3600 + m * 60))
+        })
+        .unwrap_or(0);
+    let local = secs + offset;
+    let day = local.div_euclid(86_400);
+    let tod = local.rem_euclid(86_400);
+    let now_local = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs(),
+    )
+    .unwrap_or(0)
+        + offset;
+    let hm = format!("{:02}:{:02}", tod / 3600, tod % 3600 / 60);
+    if day == now_local.div_euclid(86_400) {
+        hm
+    } else {
+        let (y, mo, d) = civil(day);
+        format!("{y}-{mo:02}-{d:02} {hm}")
+    }
+}
+
+/// The calendar date of a day number since 1970-01-01 (Howard Hinnant's civil_from_days).
+fn civil(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// USD from millionths (`$0.123`).
+pub fn usd(micros: u64) -> String {
+    format!("${:.3}", micros as f64 / 1_000_000.0)
 }
 
 /// The detail view of `hydra status`.
@@ -128,6 +199,39 @@ pub fn detail(s: &SessionStatus, runtime_dir: &std::path::Path, color: bool) -> 
     let _ = writeln!(out, "iteration    {}", s.iteration);
     if let Some(st) = &s.stories {
         let _ = writeln!(out, "stories      {st}");
+    }
+    if let Some((until, why)) = &s.waiting {
+        let _ = writeln!(
+            out,
+            "waiting      usage limit until {} (`hydra resume {}` retries now): {}",
+            clock(*until),
+            s.id,
+            why.chars().take(200).collect::<String>()
+        );
+    }
+    match (s.cost_micros, s.max_cost_micros) {
+        (Some(c), Some(m)) => {
+            let _ = writeln!(out, "cost         {} of {} (as the agent reports it)", usd(c), usd(m));
+        }
+        (Some(c), None) => {
+            let _ = writeln!(out, "cost         {} (as the agent reports it)", usd(c));
+        }
+        (None, Some(m)) => {
+            let _ = writeln!(out, "cost         none reported yet (limit {})", usd(m));
+        }
+        (None, None) => {}
+    }
+    if let Some(t) = s.tokens {
+        let _ = writeln!(out, "tokens       {t}");
+    }
+    if s.undelivered() > 0 {
+        let _ = writeln!(
+            out,
+            "messages     {} (kept in its inbox; delivered if it is resumed)",
+            undelivered(s.undelivered())
+        );
+    } else if s.queued > 0 {
+        let _ = writeln!(out, "messages     {} queued for its next prompt", s.queued);
     }
     let _ = writeln!(out, "age          {}", age(s.duration.as_secs()));
     let _ = writeln!(out, "agent        {}", s.agent_cli);

@@ -177,7 +177,7 @@ mod txn;
 mod watch;
 
 pub use error::{Error, Result};
-pub use ops::control::{InjectMode, KillOptions, KillReport, MAX_MESSAGE_BYTES};
+pub use ops::control::{Delivery, InjectMode, KillOptions, KillReport, MAX_LIVE_BYTES, MAX_MESSAGE_BYTES};
 pub use ops::parallel::ParallelSpawn;
 pub use ops::prune::{KeptSession, PruneOptions, PruneReport};
 pub use ops::review::{MergeOptions, MergeReport, SessionDiff};
@@ -187,7 +187,9 @@ pub use orchestrator::{
 pub use support::{NoopBus, SystemClock};
 pub use watch::{Change, WatchEvent, WatchOptions, WatchStopper, Watcher};
 
-pub use orch_core::{check_name, project_tag, MAX_ITERATIONS_LIMIT};
+pub use orch_core::{
+    builtin_profile, builtin_profiles, check_name, project_tag, AgentProfile, PromptMode, MAX_ITERATIONS_LIMIT,
+};
 pub use orch_core::{
     BranchChanges, Channel, Clock, ConfigError, EventBus, HealthPolicy, Host, LifecycleEvent, LoadProblem, LoopPhase,
     LoopReport, LoopRuntime, MergeOutcome, Multiplexer, MuxServer, PauseMode, Prd, Pulse, RemoveOutcome, RuntimeLayout,

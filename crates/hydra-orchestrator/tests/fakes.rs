@@ -574,13 +574,37 @@ fn an_external_loop_script_replaces_the_embedded_one() {
 }
 
 #[test]
-fn live_inject_types_into_the_pane_and_marks_a_long_message_as_cut() {
+fn live_inject_types_only_to_an_agent_that_reads_its_pane_and_marks_a_long_message_as_cut() {
     let rig = Rig::new();
-    let id = rig.spawn();
-    rig.orch()
+    // A headless agent reads its prompt once per iteration: typing would be lost, so the
+    // message is queued instead, and the caller is told.
+    let headless = rig.spawn();
+    let d = rig
+        .orch()
+        .inject_with(&headless, "now please", InjectMode::Live)
+        .expect("live");
+    assert_eq!(d, hydra_orchestrator::Delivery::QueuedInsteadOfTyped);
+    assert!(rig.mux.session(&headless.tmux_name()).expect("s").typed.is_empty());
+    assert_eq!(rig.runtime.dir(&headless).expect("dir").inbox, ["now please"]);
+    // An interactive profile gets the text typed, up to the cap.
+    let mut profile = hydra_orchestrator::AgentProfile::program("agent");
+    profile.interactive = true;
+    let id = rig
+        .orch()
+        .spawn(SessionConfig {
+            agent_profile: Some(profile),
+            ..rig.config()
+        })
+        .expect("spawn");
+    let d = rig
+        .orch()
         .inject_with(&id, "now please", InjectMode::Live)
         .expect("live");
+    assert_eq!(d, hydra_orchestrator::Delivery::Typed);
     assert_eq!(rig.mux.session(&id.tmux_name()).expect("s").typed, ["now please\n"]);
+    let big = "y".repeat(hydra_orchestrator::MAX_LIVE_BYTES + 1);
+    let err = rig.orch().inject_with(&id, &big, InjectMode::Live).expect_err("capped");
+    assert!(err.to_string().contains("too long to type into a pane"), "{err}");
     let long = "x".repeat(12_000);
     rig.orch().inject(&id, &long).expect("queued");
     let ev = rig.bus.events().pop().expect("injected");

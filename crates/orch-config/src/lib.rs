@@ -85,17 +85,7 @@ pub struct NotifySection {
     pub coalesce: Option<Dur>,
 }
 
-/// How an agent receives its prompt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PromptMode {
-    /// On standard input.
-    Stdin,
-    /// As the last argument.
-    Arg,
-    /// As the path of a file, the last argument.
-    File,
-}
+pub use orch_core::PromptMode;
 
 /// `[agents.NAME]`: how an agent CLI runs headless.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -115,6 +105,27 @@ pub struct AgentSection {
     /// The agent reads what is typed into its pane (live messages are typed to it).
     #[serde(default)]
     pub interactive: bool,
+    /// A regular expression whose first group is the cost of a run in USD.
+    pub cost: Option<String>,
+    /// A regular expression whose first group is the tokens of a run.
+    pub tokens: Option<String>,
+}
+
+impl AgentSection {
+    /// The profile `name` this section describes.
+    pub fn profile(&self, name: &str) -> orch_core::AgentProfile {
+        orch_core::AgentProfile {
+            name: name.to_owned(),
+            command: self.command.clone(),
+            prompt: self.prompt.unwrap_or_default(),
+            env: self.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            usage_limit: self.usage_limit.clone(),
+            cost: self.cost.clone(),
+            tokens: self.tokens.clone(),
+            interactive: self.interactive,
+            docs: String::new(),
+        }
+    }
 }
 
 /// `.hydra/hydra.toml`, as written (absent keys are `None`: the caller's default applies).

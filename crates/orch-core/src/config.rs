@@ -48,7 +48,7 @@ impl std::str::FromStr for PauseMode {
 ///
 /// Build it with struct-update syntax over [`Default`], as the seed does:
 /// `SessionConfig { agent_cli: "claude".into(), ..Default::default() }`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionConfig {
     /// A name for the session, usable wherever its id is (`api-refactor`); unique among the
     /// project's live sessions.
@@ -88,6 +88,22 @@ pub struct SessionConfig {
     /// worktree of its own (otherwise that is only warned about).
     #[serde(default)]
     pub exclusive: bool,
+    /// How to run the agent. `None`: the built-in profile named `agent_cli` when there is one
+    /// (`claude`, `codex`, `gemini`, `aider`, `opencode`), else `agent_cli` as a plain program
+    /// reading its prompt on stdin. `agent_flags` is appended either way.
+    #[serde(default)]
+    pub agent_profile: Option<crate::AgentProfile>,
+    /// Iterations in a row without progress (no commit, no PRD change, no working-tree change)
+    /// after which the loop blocks; 0 turns the breaker off.
+    #[serde(default = "default_no_progress")]
+    pub no_progress_limit: u32,
+    /// Stop the loop (as max-iterations) once the cost the agent reports reaches this, in USD.
+    #[serde(default)]
+    pub max_cost_usd: Option<f64>,
+}
+
+fn default_no_progress() -> u32 {
+    3
 }
 
 impl Default for SessionConfig {
@@ -109,6 +125,9 @@ impl Default for SessionConfig {
             loop_delay: Duration::from_secs(2),
             stories: None,
             exclusive: false,
+            agent_profile: None,
+            no_progress_limit: 3,
+            max_cost_usd: None,
         }
     }
 }
@@ -193,6 +212,52 @@ impl SessionConfig {
             }
             if let Some((_, dup)) = ids.iter().enumerate().find(|(k, i)| ids[..*k].contains(i)) {
                 return Err(ConfigError::new("stories", format!("{dup:?} is given twice")));
+            }
+        }
+        if let Some(c) = self.max_cost_usd {
+            if !(c.is_finite() && c > 0.0 && c <= 1_000_000.0) {
+                return Err(ConfigError::new(
+                    "max_cost_usd",
+                    format!("{c} is out of range; allowed: more than 0 up to 1000000 (USD)"),
+                ));
+            }
+        }
+        if self.no_progress_limit > MAX_ITERATIONS_LIMIT {
+            return Err(ConfigError::new(
+                "no_progress_limit",
+                format!(
+                    "{} is out of range; allowed: 0 (off) to {MAX_ITERATIONS_LIMIT}",
+                    self.no_progress_limit
+                ),
+            ));
+        }
+        if let Some(p) = &self.agent_profile {
+            if p.command.first().is_none_or(|c| c.trim().is_empty()) {
+                return Err(ConfigError::new(
+                    "agent_profile",
+                    "its command is empty; give the program and its arguments",
+                ));
+            }
+            if p.command
+                .iter()
+                .chain(p.env.iter().map(|(_, v)| v))
+                .any(|a| a.contains('\0'))
+            {
+                return Err(ConfigError::new(
+                    "agent_profile",
+                    "an argument or value contains a NUL byte",
+                ));
+            }
+            if let Some((k, _)) = p.env.iter().find(|(k, _)| {
+                k.is_empty()
+                    || k.starts_with("HYDRALPH_")
+                    || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    || k.starts_with(|c: char| c.is_ascii_digit())
+            }) {
+                return Err(ConfigError::new(
+                    "agent_profile",
+                    format!("env name {k:?} is not allowed; use A-Z, a-z, 0-9 and '_' (not starting with a digit or HYDRALPH_)"),
+                ));
             }
         }
         if self.agent_cli.trim().is_empty() {

@@ -4,7 +4,7 @@
 
 use crate::events::LifecycleEvent;
 use crate::intent::{Cleanup, Lease, WorktreeRelease, LEASE_EXPIRY};
-use crate::loop_report::LoopReport;
+use crate::loop_report::{LoopPhase, LoopReport};
 use crate::ports::LoopReading;
 use crate::record::SessionRecord;
 use crate::state::{Event, SessionState};
@@ -192,9 +192,38 @@ pub fn assess(record: &SessionRecord, obs: &Observation, now: Timestamp, me: u32
     }
     let spawning = rec.spawning.is_some();
 
+    rec.queued = obs.reading.queued;
     if let Some(report) = report {
         if let Some(stories) = &report.stories {
             rec.stories = Some(stories.clone());
+        }
+        if let Some(c) = report.cost.as_deref().and_then(crate::usd_micros) {
+            if c > 0 {
+                rec.cost_micros = Some(c);
+            }
+        }
+        if let Some(t) = report.tokens.filter(|t| *t > 0) {
+            rec.tokens = Some(t);
+        }
+        // A usage-limit wait starts with a `waiting` report and ends with any other one.
+        let at = obs.reading.changed.filter(|t| *t <= now).unwrap_or(now);
+        match report.phase {
+            LoopPhase::Waiting => {
+                let until = Timestamp::from_secs(report.until.unwrap_or(0));
+                if rec.waiting.as_ref().is_none_or(|w| w.until != until) {
+                    let since = rec.waiting.as_ref().map_or(at, |w| w.since);
+                    rec.waiting = Some(crate::Waiting {
+                        until,
+                        reason: report.reason.clone().unwrap_or_default(),
+                        since,
+                    });
+                }
+            }
+            _ => {
+                if let Some(w) = rec.waiting.take() {
+                    rec.waited_ms += u64::try_from(at.since(w.since).unwrap_or_default().as_millis()).unwrap_or(0);
+                }
+            }
         }
         rec.loop_phase = Some(report.phase);
         for event in progress_events(&rec.state, rec.iteration, report) {
@@ -226,8 +255,9 @@ pub fn assess(record: &SessionRecord, obs: &Observation, now: Timestamp, me: u32
     }
     let known = obs.mux != MuxObservation::Unknown;
     if known && !rec.state.is_terminal() {
+        // Time spent waiting for a usage limit to reset is not the session's own time.
         let event = Event::DurationExceeded {
-            created: rec.created(),
+            created: rec.created().plus(rec.waited(now)),
             max: rec.max_duration(),
         };
         if take(rec, event, &mut a.events) {
@@ -235,7 +265,8 @@ pub fn assess(record: &SessionRecord, obs: &Observation, now: Timestamp, me: u32
             rec.cleanup = Some(end_session(obs, me, now, Some(WorktreeRelease::WhenSafe)));
         }
     }
-    if known && !spawning {
+    // A session waiting for a usage limit is silent by design: never stuck.
+    if known && !spawning && rec.waiting.is_none() {
         let stuck_after = rec.stuck_after(policy.stuck_after);
         match rec.state {
             SessionState::Running { .. } => {

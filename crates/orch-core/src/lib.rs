@@ -10,6 +10,7 @@
 //! crates implement the ports; the `hydra-orchestrator` facade wires them together. With the
 //! `testing` feature, the `testing` module holds stateful fakes of every port and a manual clock.
 
+pub mod agents;
 mod config;
 mod duration;
 mod events;
@@ -29,6 +30,7 @@ mod time;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use agents::{builtin_profile, builtin_profiles, AgentProfile, PromptMode};
 pub use config::{check_name, ConfigError, PauseMode, SessionConfig, MAX_ITERATIONS_LIMIT, MAX_NAME_LEN};
 pub use duration::{format_duration, parse_duration};
 pub use events::{Channel, LifecycleEvent, Pulse};
@@ -47,7 +49,7 @@ pub use ports::{
 };
 pub use prd::{plan_parallel, Prd, Story};
 pub use project::{project_tag, RuntimeLayout};
-pub use record::{SessionRecord, CURRENT_SCHEMA_VERSION};
+pub use record::{usd_micros, SessionRecord, Waiting, CURRENT_SCHEMA_VERSION};
 pub use saga::Saga;
 pub use state::{apply, Event, SessionState, TransitionError};
 pub use status::SessionStatus;

@@ -18,8 +18,10 @@ pub enum LoopPhase {
     Complete,
     /// The agent printed `<promise>BLOCKED</promise>`.
     Blocked,
-    /// The loop used its last iteration.
+    /// The loop used its last iteration (or its cost limit).
     MaxIterations,
+    /// The agent hit a usage limit; the loop waits for its reset before the same iteration.
+    Waiting,
 }
 
 /// One `status.json` as written by the loop.
@@ -48,6 +50,15 @@ pub struct LoopReport {
     /// A report of an earlier run is stale.
     #[serde(default)]
     pub run: Option<u32>,
+    /// While waiting: when the wait ends (seconds since the epoch).
+    #[serde(default)]
+    pub until: Option<u64>,
+    /// The cost the agent reported so far, in USD, as decimal text.
+    #[serde(default)]
+    pub cost: Option<String>,
+    /// The tokens the agent reported so far.
+    #[serde(default)]
+    pub tokens: Option<u64>,
 }
 
 impl LoopReport {
@@ -61,6 +72,9 @@ impl LoopReport {
             stories: None,
             reason: None,
             run: None,
+            until: None,
+            cost: None,
+            tokens: None,
         }
     }
 
@@ -72,10 +86,10 @@ impl LoopReport {
     /// The lifecycle event this report stands for, if it stands for one.
     ///
     /// `started` and `paused` report nothing: the first is the state `Starting` already, and
-    /// the second is the echo of our own `pause`.
+    /// the second is the echo of our own `pause`; `waiting` is a wait inside a running state.
     pub fn event(&self) -> Option<Event> {
         match self.phase {
-            LoopPhase::Started | LoopPhase::Paused => None,
+            LoopPhase::Started | LoopPhase::Paused | LoopPhase::Waiting => None,
             LoopPhase::Running => Some(Event::LoopRunning {
                 iteration: self.iteration,
                 stories: self.stories.clone(),

@@ -118,6 +118,31 @@ pub struct SessionRecord {
     /// holds none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claimed: Option<Vec<String>>,
+    /// How the agent is run (`None`: a record from before profiles: the plain program).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<crate::AgentProfile>,
+    /// Iterations without progress after which the loop blocks (0: off).
+    #[serde(default)]
+    pub no_progress_limit: u32,
+    /// The cost limit, in millionths of a USD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cost_micros: Option<u64>,
+    /// A usage-limit wait in progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<Waiting>,
+    /// Time spent in usage-limit waits so far, in milliseconds (the duration rule does not
+    /// count it).
+    #[serde(default)]
+    pub waited_ms: u64,
+    /// The cost the agent reported, in millionths of a USD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_micros: Option<u64>,
+    /// The tokens the agent reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<u64>,
+    /// Messages queued for the agent and not taken into a prompt yet, as last seen.
+    #[serde(default)]
+    pub queued: usize,
     /// When the session reached a terminal state.
     #[serde(default)]
     pub ended_at: Option<Timestamp>,
@@ -149,6 +174,36 @@ fn default_delay_ms() -> u64 {
 
 fn starting() -> SessionState {
     SessionState::Starting
+}
+
+/// A usage-limit wait: until when, why, since when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Waiting {
+    /// When the loop retries.
+    pub until: Timestamp,
+    /// The agent's message.
+    pub reason: String,
+    /// When the wait began.
+    pub since: Timestamp,
+}
+
+/// USD as decimal text (`"0.123456"`) in millionths; `None` when it is not a plain number.
+pub fn usd_micros(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
+    if whole.is_empty() && frac.is_empty()
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let w: u64 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
+    let mut f = frac.to_owned();
+    f.truncate(6);
+    while f.len() < 6 {
+        f.push('0');
+    }
+    w.checked_mul(1_000_000)?.checked_add(f.parse().ok()?)
 }
 
 impl SessionRecord {
@@ -188,6 +243,14 @@ impl SessionRecord {
             base_commit: None,
             base_branch: None,
             claimed: config.stories.clone(),
+            profile: config.agent_profile.clone(),
+            no_progress_limit: config.no_progress_limit,
+            max_cost_micros: config.max_cost_usd.map(|c| (c * 1_000_000.0).round() as u64),
+            waiting: None,
+            waited_ms: 0,
+            cost_micros: None,
+            tokens: None,
+            queued: 0,
             ended_at: None,
             loop_delay_ms: u64::try_from(config.loop_delay.as_millis()).unwrap_or(u64::MAX),
             run: 1,
@@ -229,12 +292,30 @@ impl SessionRecord {
         if self.state.is_terminal() {
             return None;
         }
-        let expiry = self.created().plus(self.max_duration()).plus(Duration::from_millis(1));
-        let stuck = match self.state {
-            SessionState::Running { .. } => Some(self.last_activity.plus(self.stuck_after(default_stuck_after))),
+        let expiry = self
+            .created()
+            .plus(self.waited(self.waiting.as_ref().map_or(Timestamp(0), |w| w.until)))
+            .plus(self.max_duration())
+            .plus(Duration::from_millis(1));
+        let stuck = match (&self.state, &self.waiting) {
+            // A session waiting for a usage limit is not stuck; its next look is the retry.
+            (_, Some(w)) => Some(w.until),
+            (SessionState::Running { .. }, None) => {
+                Some(self.last_activity.plus(self.stuck_after(default_stuck_after)))
+            }
             _ => None,
         };
         Some(stuck.map_or(expiry, |s| s.min(expiry)))
+    }
+
+    /// Time spent in usage-limit waits, the one in progress counted up to `now`.
+    pub fn waited(&self, now: Timestamp) -> Duration {
+        let current = self
+            .waiting
+            .as_ref()
+            .and_then(|w| now.since(w.since))
+            .unwrap_or_default();
+        Duration::from_millis(self.waited_ms) + current
     }
 
     /// Whether the session was started by the original tool (no runtime directory of its own).

@@ -54,6 +54,16 @@ pub struct SessionStatus {
     pub prd_path: PathBuf,
     /// The PRD stories the session claimed (`None`: a session from before claims).
     pub claimed: Option<Vec<String>>,
+    /// A usage-limit wait in progress: until when, and the agent's message.
+    pub waiting: Option<(Timestamp, String)>,
+    /// The cost the agent reported, in millionths of a USD.
+    pub cost_micros: Option<u64>,
+    /// The cost limit, in millionths of a USD.
+    pub max_cost_micros: Option<u64>,
+    /// The tokens the agent reported.
+    pub tokens: Option<u64>,
+    /// Messages queued for the agent and not taken into a prompt yet.
+    pub queued: usize,
     /// The session was started by the original tool (it has no runtime directory of its own).
     pub foreign: bool,
 }
@@ -88,6 +98,15 @@ impl SessionStatus {
             agent_cli: record.agent_cli.clone(),
             prd_path: record.prd_path.clone(),
             claimed: record.claimed.clone(),
+            waiting: record
+                .waiting
+                .as_ref()
+                .filter(|_| !record.state.is_terminal())
+                .map(|w| (w.until, w.reason.clone())),
+            cost_micros: record.cost_micros,
+            max_cost_micros: record.max_cost_micros,
+            tokens: record.tokens,
+            queued: record.queued,
             foreign: record.is_foreign(),
         }
     }
@@ -97,8 +116,22 @@ impl SessionStatus {
     pub fn state_word(&self) -> &'static str {
         if self.pausing {
             "pausing"
+        } else if self.waiting.is_some() && matches!(self.state, SessionState::Running { .. } | SessionState::Starting)
+        {
+            "waiting"
         } else {
             self.state.name()
+        }
+    }
+
+    /// Queued messages the agent will not read unless the session is resumed: the session
+    /// has ended, or blocked and stopped its loop.
+    pub fn undelivered(&self) -> usize {
+        let stopped = self.state.is_terminal() || matches!(self.state, SessionState::Blocked { .. });
+        if stopped {
+            self.queued
+        } else {
+            0
         }
     }
 
@@ -124,6 +157,13 @@ impl SessionStatus {
             "agent": self.agent_cli,
             "prd": self.prd_path,
             "claimed": self.claimed,
+            "waiting_until": self.waiting.as_ref().map(|(t, _)| t.as_secs()),
+            "waiting_reason": self.waiting.as_ref().map(|(_, r)| r),
+            "cost_usd": self.cost_micros.map(|c| c as f64 / 1_000_000.0),
+            "max_cost_usd": self.max_cost_micros.map(|c| c as f64 / 1_000_000.0),
+            "tokens": self.tokens,
+            "queued_messages": self.queued,
+            "undelivered_messages": self.undelivered(),
             "age_secs": self.duration.as_secs(),
             "created_at": self.created.as_secs(),
             "ended_at": self.ended.map(Timestamp::as_secs),

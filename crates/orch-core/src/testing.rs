@@ -654,6 +654,8 @@ pub struct FakeLoopDir {
     pub log: String,
     /// The external loop script it was created with, if any.
     pub external_loop: Option<Vec<u8>>,
+    /// How many times a retry of a usage-limit wait was asked for.
+    pub retries: usize,
 }
 
 /// An in-memory runtime: session directories are map entries, PRD files are registered bytes.
@@ -734,6 +736,19 @@ impl LoopRuntime for MemoryRuntime {
             path: path.to_path_buf(),
             why: "cannot read it: no such file".into(),
         })
+    }
+    fn retry_now(&self, id: &SessionId) -> Result<(), RuntimeError> {
+        self.hook.call("runtime", "retry_now");
+        match lock(&self.dirs).get_mut(id) {
+            Some(d) => {
+                d.retries += 1;
+                Ok(())
+            }
+            None => Err(RuntimeError::Missing {
+                id: id.clone(),
+                path: PathBuf::from(format!("memory/{id}")),
+            }),
+        }
     }
     fn replace_input(&self, path: &Path, bytes: &[u8]) -> Result<(), RuntimeError> {
         self.hook.call("runtime", "replace_input");

@@ -5,7 +5,13 @@
 # atomically, `paused` is reported while waiting, queued operator messages are prepended to the
 # next prompt, and the agent's output is logged with a bounded size.
 #
-# Exit codes: 0 complete, 1 max-iterations, 2 blocked, 3 bad setup.
+# Beyond hydralph: an agent profile's argv (HYDRALPH_ARGC, HYDRALPH_ARG_1..N) and prompt mode
+# (stdin, arg, file); usage-limit messages make the loop wait for the reset (status
+# `waiting`) and retry the same iteration; K iterations without progress (no commit, no PRD
+# change, no working-tree change) block the loop; a cost the agent reports is summed, and a cost
+# limit ends the loop as max-iterations does.
+#
+# Exit codes: 0 complete, 1 max-iterations (or the cost limit), 2 blocked, 3 bad setup.
 set -u
 # Everything the loop writes (status, logs, prompts) is for this user only.
 umask 077
@@ -26,7 +32,28 @@ LOG="${HYDRALPH_LOG:-$DIR/agent.log}"
 LOG_MAX="${HYDRALPH_LOG_MAX_BYTES:-5242880}"
 OUT_MAX="${HYDRALPH_OUTPUT_MAX_BYTES:-1048576}"
 PAUSE="$DIR/.pause"
+RETRY="$DIR/.retry"
 INBOX="$DIR/inject.d"
+PROMPT_MODE="${HYDRALPH_PROMPT_MODE:-stdin}"
+LIMITS="${HYDRALPH_LIMIT_PATTERNS:-}"
+BACKOFF="${HYDRALPH_LIMIT_BACKOFF:-60}"
+BACKOFF_MAX="${HYDRALPH_LIMIT_BACKOFF_MAX:-1800}"
+COST_RE="${HYDRALPH_COST_PATTERN:-}"
+TOKENS_RE="${HYDRALPH_TOKENS_PATTERN:-}"
+MAX_COST="${HYDRALPH_MAX_COST:-}"
+NO_PROGRESS_LIMIT="${HYDRALPH_NO_PROGRESS_LIMIT:-0}"
+COST_TOTAL="${HYDRALPH_COST_START:-0}"
+TOKENS_TOTAL="${HYDRALPH_TOKENS_START:-0}"
+UNTIL=""
+
+# The profile's arguments, one variable each: never split, never evaluated.
+ARGS=()
+k=1
+while [ "$k" -le "${HYDRALPH_ARGC:-0}" ]; do
+  v="HYDRALPH_ARG_$k"
+  ARGS+=("${!v}")
+  k=$((k + 1))
+done
 export HYDRALPH_SESSION_ID="$SESSION" HYDRALPH_PRD="$PRD" HYDRALPH_PROGRESS="$PROGRESS"
 
 # Flags are split on whitespace into separate arguments and never evaluated: quotes, $(...),
@@ -59,8 +86,9 @@ json_text() { # text -> a JSON string body: quotes and backslashes escaped, cont
 
 write_status() { # status iteration [reason]
   local tmp="$STATUS.tmp.$$" extra=""
-  extra=",\"stories\":\"$(stories)\",\"run\":$RUN"
+  extra=",\"stories\":\"$(stories)\",\"run\":$RUN,\"cost\":\"$COST_TOTAL\",\"tokens\":$TOKENS_TOTAL"
   if [ -n "${3:-}" ]; then extra="$extra,\"reason\":\"$(json_text "$3")\""; fi
+  if [ -n "$UNTIL" ]; then extra="$extra,\"until\":$UNTIL"; fi
   printf '{"session":"%s","status":"%s","iteration":%d,"max":%d%s}\n' \
     "$SESSION" "$1" "$2" "$MAX" "$extra" > "$tmp" && mv -f -- "$tmp" "$STATUS"
 }
@@ -101,16 +129,108 @@ log_output() { # copies stdin to agent.log as it comes, up to LOG_MAX bytes, the
 run_agent() { # iteration: runs the agent once; the pane shows everything, agent.log gets it as
   # it is printed (the first LOG_MAX bytes of one iteration), and the last OUT_MAX bytes are kept
   # in $out to find the promise. A FIFO rather than process substitution: bash 3.2 can wait on it.
-  local fifo="$DIR/.logpipe" logger
+  local fifo="$DIR/.logpipe" logger cmd from=/dev/null
   printf '\n===== iteration %s (%s) =====\n' "$1" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$LOG"
   rm -f -- "$fifo"
   mkfifo -m 600 -- "$fifo"
   log_output < "$fifo" &
   logger=$!
-  { "$AGENT" ${FLAG_ARGS[@]+"${FLAG_ARGS[@]}"} < "$input" 2>&1 | tee /dev/fd/3 "$fifo" | tail -c "$OUT_MAX" > "$out"; } 3>&1
+  # The agent's argv: program, profile arguments, --flags, then the prompt as its mode says.
+  cmd=("$AGENT" ${ARGS[@]+"${ARGS[@]}"} ${FLAG_ARGS[@]+"${FLAG_ARGS[@]}"})
+  case "$PROMPT_MODE" in
+    arg) cmd+=("$(cat -- "$input")") ;;
+    file) cmd+=("$input") ;;
+    *) from="$input" ;;
+  esac
+  { "${cmd[@]}" < "$from" 2>&1 | tee /dev/fd/3 "$fifo" | tail -c "$OUT_MAX" > "$out"; } 3>&1
   wait "$logger"
   rm -f -- "$fifo"
   rotate_log
+}
+
+limit_line() { # output file -> its first line with a usage-limit pattern of the profile
+  [ -n "$LIMITS" ] || return 1
+  printf '%s\n' "$LIMITS" > "$DIR/.limits"
+  tail -c 65536 -- "$1" 2>/dev/null | grep -i -F -m 1 -f "$DIR/.limits"
+}
+
+reset_in() { # a usage-limit line -> seconds until the reset it names (fails when it names none)
+  local l="$1" now n unit total=0 tz h m ampm t_h t_m t_s secs
+  now=$(date +%s)
+  if [[ $l =~ \|([0-9]{10}) ]] || [[ $l =~ resets_at\"?:[[:space:]]*([0-9]{10}) ]]; then
+    echo $((BASH_REMATCH[1] - now)); return 0
+  fi
+  if [[ $l =~ resets_in_seconds\"?:[[:space:]]*([0-9]+) ]]; then echo "${BASH_REMATCH[1]}"; return 0; fi
+  # "try again in 2 days 17 hours 14 minutes", "in 2 seconds"
+  if [[ $l =~ [Ii]n(([[:space:]]+[0-9]+[[:space:]]*(days?|d|hours?|hrs?|h|minutes?|mins?|m|seconds?|secs?|s)[,]?)+) ]]; then
+    local rest="${BASH_REMATCH[1]}" re='([0-9]+)[[:space:]]*([a-z]+)'
+    while [[ $rest =~ $re ]]; do
+      n=${BASH_REMATCH[1]}; unit=${BASH_REMATCH[2]}
+      case "$unit" in
+        d|day|days) total=$((total + n * 86400)) ;;
+        h|hr|hrs|hour|hours) total=$((total + n * 3600)) ;;
+        m|min|mins|minute|minutes) total=$((total + n * 60)) ;;
+        *) total=$((total + n)) ;;
+      esac
+      rest="${rest#*"${BASH_REMATCH[0]}"}"
+    done
+    echo "$total"; return 0
+  fi
+  # "resets 3pm (Europe/Lisbon)", "reset at 9am", "resets 12:50am", "at 15:00"
+  if [[ $l =~ (at|resets?)[[:space:]]+([0-9]{1,2})(:([0-9]{2}))?[[:space:]]*([AaPp][Mm])? ]]; then
+    h=$((10#${BASH_REMATCH[2]})); m=$((10#${BASH_REMATCH[4]:-0})); ampm="${BASH_REMATCH[5]}"
+    case "$ampm" in [Pp][Mm]) [ "$h" -lt 12 ] && h=$((h + 12)) ;; [Aa][Mm]) [ "$h" -eq 12 ] && h=0 ;; esac
+    tz=""
+    if [[ $l =~ \(([A-Za-z_]+/[A-Za-z_/+-]+)\) ]]; then tz="${BASH_REMATCH[1]}"; fi
+    t_h=$(TZ="${tz:-${TZ:-}}" date +%H); t_m=$(TZ="${tz:-${TZ:-}}" date +%M); t_s=$(TZ="${tz:-${TZ:-}}" date +%S)
+    secs=$(( (h * 3600 + m * 60) - (10#$t_h * 3600 + 10#$t_m * 60 + 10#$t_s) ))
+    [ "$secs" -le 0 ] && secs=$((secs + 86400))
+    echo "$secs"; return 0
+  fi
+  return 1
+}
+
+wait_for_reset() { # iteration line: waits until the reset the line names (or a capped back-off)
+  local secs
+  if ! secs=$(reset_in "$2"); then
+    secs=$BACKOFF
+    BACKOFF=$((BACKOFF * 2)); [ "$BACKOFF" -gt "$BACKOFF_MAX" ] && BACKOFF=$BACKOFF_MAX
+  fi
+  [ "$secs" -lt 1 ] && secs=1
+  UNTIL=$(( $(date +%s) + secs ))
+  rm -f -- "$RETRY"
+  write_status waiting $(($1 - 1)) "usage limit: $2"
+  echo "hydralph: usage limit; waiting until $(date -r "$UNTIL" 2>/dev/null || date -d "@$UNTIL" 2>/dev/null || echo "$UNTIL") (hydra resume retries now)"
+  while [ "$(date +%s)" -lt "$UNTIL" ] && [ ! -e "$RETRY" ]; do sleep 1; done
+  rm -f -- "$RETRY"
+  UNTIL=""
+}
+
+fingerprint() { # what counts as progress: the commit, the PRD's passes, the working tree
+  {
+    git rev-parse HEAD 2>/dev/null || echo no-commit
+    stories
+    git status --porcelain 2>/dev/null && git diff 2>/dev/null
+  } | cksum
+}
+
+changed_files_since() { # marker -> whether a file outside .git and .hydra changed since it (no git)
+  [ -n "$(find . -newer "$1" -type f ! -path './.git/*' ! -path './.hydra/*' 2>/dev/null | head -n 1)" ]
+}
+
+add_usage() { # output file: the cost and tokens the agent reported, added to the totals
+  local text c
+  text="$(tail -c 65536 -- "$1" 2>/dev/null)"
+  if [ -n "$COST_RE" ] && [[ $text =~ $COST_RE ]]; then
+    c="${BASH_REMATCH[1]}"
+    if [[ $c =~ ^[0-9]+(\.[0-9]+)?$ ]]; then
+      COST_TOTAL=$(awk -v a="$COST_TOTAL" -v b="$c" 'BEGIN { printf "%.6f", a + b }')
+    fi
+  fi
+  if [ -n "$TOKENS_RE" ] && [[ $text =~ $TOKENS_RE ]]; then
+    c="${BASH_REMATCH[1]}"
+    if [[ $c =~ ^[0-9]{1,15}$ ]]; then TOKENS_TOTAL=$((TOKENS_TOTAL + 10#$c)); fi
+  fi
 }
 
 if ! command -v -- "$AGENT" >/dev/null 2>&1; then
@@ -144,8 +264,17 @@ while [ "$i" -le "$MAX" ]; do
   for m in ${msgs[@]+"${msgs[@]}"}; do rm -f -- "$m"; done
 
   out="$DIR/.output"
-  echo "hydralph: iteration $i/$MAX: $AGENT ${FLAG_ARGS[*]+${FLAG_ARGS[*]}}"
+  echo "hydralph: iteration $i/$MAX: $AGENT ${ARGS[*]+${ARGS[*]}} ${FLAG_ARGS[*]+${FLAG_ARGS[*]}}"
+  before="$(fingerprint)"
+  : > "$DIR/.iteration-start"
   run_agent "$i"
+  # A usage limit: this iteration does not count; wait for the reset and run it again.
+  if line="$(limit_line "$out")"; then
+    wait_for_reset "$i" "$line"
+    continue
+  fi
+  BACKOFF="${HYDRALPH_LIMIT_BACKOFF:-60}"
+  add_usage "$out"
   printf '%s iteration %d done\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$i" >> "$PROGRESS.log"
   result="$(cat -- "$out" 2>/dev/null)"
   if [[ $result == *"<promise>COMPLETE</promise>"* ]]; then
@@ -157,6 +286,24 @@ while [ "$i" -le "$MAX" ]; do
     write_status blocked "$i" "$(blocked_reason "$out")"
     echo "hydralph: blocked at iteration $i; waiting for an operator"
     exit 2
+  fi
+  if [ -n "$MAX_COST" ] && awk -v t="$COST_TOTAL" -v m="$MAX_COST" 'BEGIN { exit !(t >= m) }'; then
+    write_status max-iterations "$i" "cost limit reached: $COST_TOTAL of $MAX_COST USD"
+    echo "hydralph: cost limit reached ($COST_TOTAL of $MAX_COST USD)"
+    exit 1
+  fi
+  # The circuit breaker: a commit, a PRD change or a working-tree change is progress.
+  if [ "$NO_PROGRESS_LIMIT" -gt 0 ]; then
+    if [ "$(fingerprint)" != "$before" ] || { ! git rev-parse --git-dir >/dev/null 2>&1 && changed_files_since "$DIR/.iteration-start"; }; then
+      idle=0
+    else
+      idle=$((${idle:-0} + 1))
+      if [ "$idle" -ge "$NO_PROGRESS_LIMIT" ]; then
+        write_status blocked "$i" "no progress in $idle iterations"
+        echo "hydralph: no progress in $idle iterations; blocked"
+        exit 2
+      fi
+    fi
   fi
   i=$((i + 1))
   [ "$i" -le "$MAX" ] && sleep "$DELAY"

@@ -134,6 +134,18 @@ impl LoopRuntime for FsLoopRuntime {
         fs::read(path).map_err(|e| bad(format!("cannot read it: {e}")))
     }
 
+    fn retry_now(&self, id: &SessionId) -> Result<(), RuntimeError> {
+        let layout = self.layout(id);
+        if !layout.dir().is_dir() {
+            return Err(RuntimeError::Missing {
+                id: id.clone(),
+                path: layout.dir().to_path_buf(),
+            });
+        }
+        let marker = layout.dir().join(".retry");
+        orch_fs::write_atomic(&marker, b"retry now\n", 0o600).map_err(io("write", &marker))
+    }
+
     fn replace_input(&self, path: &Path, bytes: &[u8]) -> Result<(), RuntimeError> {
         use std::os::unix::fs::PermissionsExt;
         let meta = fs::metadata(path).map_err(|e| RuntimeError::Prd {

@@ -18,6 +18,7 @@ impl Drop for Loop {
     fn drop(&mut self) {
         let _ = Command::new("kill")
             .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
             .status();
         let _ = self.child.wait();
     }
@@ -41,6 +42,16 @@ fn start(body: &str, max: u32) -> Loop {
 
 fn start_with(body: &str, max: u32, env: &[(&str, &str)]) -> Loop {
     let dir = tempfile::tempdir().expect("tmp");
+    start_at(dir, None, body, max, env)
+}
+
+/// A loop whose agent works in `cwd` (its runtime files in a temp dir of their own).
+fn start_in(cwd: &Path, body: &str, max: u32, env: &[(&str, &str)]) -> Loop {
+    let dir = tempfile::tempdir().expect("tmp");
+    start_at(dir, Some(cwd), body, max, env)
+}
+
+fn start_at(dir: tempfile::TempDir, cwd: Option<&Path>, body: &str, max: u32, env: &[(&str, &str)]) -> Loop {
     let id = SessionId("loop1".into());
     let rt = FsLoopRuntime::new(dir.path());
     rt.create(&RuntimeRequest {
@@ -56,7 +67,7 @@ fn start_with(body: &str, max: u32, env: &[(&str, &str)]) -> Loop {
     let child = Command::new("bash")
         .process_group(0)
         .arg(layout.script())
-        .current_dir(dir.path())
+        .current_dir(cwd.unwrap_or(dir.path()))
         .env("HYDRALPH_SESSION_ID", "loop1")
         .env("HYDRALPH_AGENT", &agent)
         .env("HYDRALPH_MAX_ITERATIONS", max.to_string())
@@ -154,4 +165,193 @@ fn a_blocked_agent_reports_its_reason() {
     let r = report(&l).expect("report");
     assert_eq!(r.phase, LoopPhase::Blocked);
     assert_eq!(r.reason.as_deref(), Some("needs the \"staging\" API key"));
+}
+
+fn status_json(l: &Loop) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(l.layout.report_file()).unwrap_or_default()).unwrap_or_default()
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+#[test]
+fn a_usage_limit_waits_for_its_reset_and_runs_the_same_iteration_again() {
+    let mut l = start_with(
+        "cat > /dev/null; if [ ! -e tried ]; then touch tried; echo \"You've hit your usage limit. Try again in 2 seconds.\"; exit 1; fi; echo '<promise>COMPLETE</promise>'",
+        1,
+        &[("HYDRALPH_LIMIT_PATTERNS", "something else\nhit your usage limit")],
+    );
+    let started = now_secs();
+    let waiting = wait_for("the waiting report", || {
+        let s = status_json(&l);
+        (s["status"] == "waiting").then_some(s)
+    });
+    let until = waiting["until"].as_u64().expect("until");
+    assert!(
+        (started + 1..=started + 4).contains(&until),
+        "until {until}, started {started}"
+    );
+    assert!(waiting["reason"]
+        .as_str()
+        .is_some_and(|r| r.contains("hit your usage limit")));
+    let status = wait_for("the loop to end", || l.child.try_wait().expect("wait"));
+    assert_eq!(status.code(), Some(0));
+    let end = status_json(&l);
+    assert_eq!(end["status"], "complete");
+    assert_eq!(end["iteration"], 1, "the limited run did not use up the only iteration");
+    assert!(now_secs() >= until, "it waited for the reset");
+}
+
+#[test]
+fn reset_times_are_read_from_epochs_and_clock_times() {
+    // "resets HH:MM (UTC)" two minutes from now, as Claude Code prints it.
+    let t = now_secs() + 120;
+    let (h, m) = ((t % 86_400) / 3600, (t % 3600) / 60);
+    for (line, lo, hi) in [
+        (
+            format!("You've hit your session limit · resets {h}:{m:02} (Etc/UTC)"),
+            55,
+            125,
+        ),
+        (format!("Claude AI usage limit reached|{}", now_secs() + 300), 295, 305),
+        (
+            "usage limit reached, try again in 1 hour 2 minutes".to_owned(),
+            3715,
+            3725,
+        ),
+    ] {
+        let body = format!("cat > /dev/null; echo '{}'", line.replace('\'', ""));
+        let l = start_with(
+            &body,
+            1,
+            &[("HYDRALPH_LIMIT_PATTERNS", "limit reached\nhit your session limit")],
+        );
+        let now = now_secs();
+        let s = wait_for("waiting", || {
+            let s = status_json(&l);
+            (s["status"] == "waiting").then_some(s)
+        });
+        let wait = s["until"].as_u64().expect("until").saturating_sub(now);
+        assert!((lo..=hi).contains(&wait), "{line}: waits {wait} s");
+    }
+}
+
+#[test]
+fn no_progress_blocks_after_k_iterations_and_commits_are_progress() {
+    let mut idle = start_with(
+        "cat > /dev/null; echo 'thinking about it'",
+        10,
+        &[("HYDRALPH_NO_PROGRESS_LIMIT", "2")],
+    );
+    let status = wait_for("the idle loop to block", || idle.child.try_wait().expect("wait"));
+    assert_eq!(status.code(), Some(2));
+    let s = status_json(&idle);
+    assert_eq!(
+        (s["status"].as_str(), s["iteration"].as_u64()),
+        (Some("blocked"), Some(2))
+    );
+    assert_eq!(s["reason"], "no progress in 2 iterations");
+
+    // One that commits every iteration (and leaves the tree clean) runs to its limit.
+    let body = "cat > /dev/null; n=$(cat n 2>/dev/null || echo 0); n=$((n+1)); echo $n > n; \
+                git add n; git -c user.name=t -c user.email=t@e.invalid -c commit.gpgsign=false commit -qm \"step $n\"";
+    let dir = tempfile::tempdir().expect("tmp");
+    let git = |args: &[&str]| {
+        assert!(Command::new("git")
+            .arg("-C")
+            .arg(dir.path())
+            .args(args)
+            .status()
+            .expect("git")
+            .success());
+    };
+    git(&["init", "-q"]);
+    git(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@e.invalid",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "init",
+    ]);
+    let mut busy = start_in(dir.path(), body, 4, &[("HYDRALPH_NO_PROGRESS_LIMIT", "1")]);
+    let status = wait_for("the committing loop to end", || busy.child.try_wait().expect("wait"));
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "max-iterations, never blocked: {}",
+        status_json(&busy)
+    );
+    assert_eq!(status_json(&busy)["status"], "max-iterations");
+}
+
+#[test]
+fn profile_arguments_and_each_prompt_mode_reach_the_agent() {
+    // The agent writes its argv, NUL-separated, and what it read on stdin.
+    let body = "printf '%s\\0' \"$@\" > argv; cat > stdin; echo '<promise>COMPLETE</promise>'";
+    for mode in ["stdin", "arg", "file"] {
+        let mut l = start_with(
+            body,
+            1,
+            &[
+                ("HYDRALPH_ARGC", "2"),
+                ("HYDRALPH_ARG_1", "--x"),
+                ("HYDRALPH_ARG_2", "two words; $(not run)"),
+                ("HYDRALPH_PROMPT_MODE", mode),
+            ],
+        );
+        let status = wait_for("the loop to end", || l.child.try_wait().expect("wait"));
+        assert_eq!(status.code(), Some(0), "{mode}");
+        let prompt = std::fs::read_to_string(l.layout.prompt()).expect("prompt");
+        let argv = std::fs::read(l.dir.path().join("argv")).expect("argv");
+        let args: Vec<String> = argv
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        assert_eq!(args[..2], ["--x", "two words; $(not run)"], "{mode}");
+        let stdin = std::fs::read_to_string(l.dir.path().join("stdin")).expect("stdin");
+        match mode {
+            "stdin" => {
+                assert_eq!(args.len(), 2);
+                assert_eq!(stdin.trim_end(), prompt.trim_end());
+            }
+            "arg" => {
+                assert_eq!(args[2].trim_end(), prompt.trim_end());
+                assert_eq!(stdin, "");
+            }
+            _ => {
+                let text = std::fs::read_to_string(&args[2]).expect("the prompt file");
+                assert_eq!(text.trim_end(), prompt.trim_end());
+            }
+        }
+    }
+}
+
+#[test]
+fn a_reported_cost_is_summed_and_the_cost_limit_stops_the_loop() {
+    let mut l = start_with(
+        "cat > /dev/null; echo 'result: cost=0.40 usd, tokens=1000'",
+        10,
+        &[
+            ("HYDRALPH_COST_PATTERN", "cost=([0-9.]+)"),
+            ("HYDRALPH_TOKENS_PATTERN", "tokens=([0-9]+)"),
+            ("HYDRALPH_MAX_COST", "1"),
+        ],
+    );
+    let status = wait_for("the loop to end", || l.child.try_wait().expect("wait"));
+    assert_eq!(status.code(), Some(1));
+    let s = status_json(&l);
+    assert_eq!(s["status"], "max-iterations");
+    assert_eq!(s["iteration"], 3, "0.40 + 0.40 + 0.40 reaches 1");
+    assert_eq!(s["cost"], "1.200000");
+    assert_eq!(s["tokens"], 3000);
+    assert!(s["reason"].as_str().is_some_and(|r| r.contains("cost limit")));
 }

@@ -340,7 +340,7 @@ fn spawn(ctx: &Ctx, form: NewSession) -> std::result::Result<SessionId, String> 
         branch: text(form.branch),
         ..crate::SpawnRequest::default()
     };
-    let config = crate::session_config(ctx, req);
+    let config = crate::session_config(ctx, req).map_err(|e| format!("{e:#}"))?;
     ctx.orch.spawn(config).map_err(|e| e.to_string())
 }
 

@@ -260,7 +260,7 @@ fn cell(app: &App, s: &SessionStatus, col: &str) -> Cell<'static> {
             (Some(b), None) => b.clone(),
             _ => String::new(),
         },
-        "REASON" => s.state.reason().map(|r| clip(r, 200)).unwrap_or_default(),
+        "REASON" => clip(&crate::output::reason(s), 200),
         _ => String::new(),
     };
     Cell::from(text)

@@ -28,6 +28,22 @@ pub enum InjectMode {
     Live,
 }
 
+/// How a message reached the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Delivery {
+    /// Queued for the next prompt.
+    Queued,
+    /// Typed into the agent's pane.
+    Typed,
+    /// Typing was asked for, but the agent reads its prompt once per iteration and would
+    /// never see typed text: the message was queued for the next prompt instead.
+    QueuedInsteadOfTyped,
+}
+
+/// The most a live inject types into a pane (more fills the pane and wipes its scrollback).
+pub const MAX_LIVE_BYTES: usize = 4096;
+
 /// How `kill` treats the session's worktree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct KillOptions {
@@ -131,6 +147,11 @@ impl Orchestrator {
         self.transact(Scope::One(id), |txn| {
             let mut rec = self.caught_up(txn)?;
             self.refuse_foreign(&rec, "resume")?;
+            // Waiting for a usage limit to reset: try again now.
+            if rec.waiting.is_some() && !rec.state.is_terminal() && !matches!(rec.state, SessionState::Paused { .. }) {
+                self.runtime.retry_now(id)?;
+                return Ok(());
+            }
             let was = rec.state.clone();
             let frozen = rec.frozen;
             let ev = rec.transition(&Event::Resume, txn.now).map_err(|e| refused(id, e))?;
@@ -156,10 +177,15 @@ impl Orchestrator {
 
     /// Starts a new run of `rec`'s loop at `iteration` in place of its ended one.
     fn restart_loop(&self, rec: &mut SessionRecord, iteration: u32) -> Result<()> {
-        let agent = self.host.find_program(&rec.agent_cli).ok_or_else(|| {
+        let program = rec
+            .profile
+            .as_ref()
+            .map_or(rec.agent_cli.as_str(), |p| p.program_name())
+            .to_owned();
+        let agent = self.host.find_program(&program).ok_or_else(|| {
             Error::Config(ConfigError::new(
                 "agent_cli",
-                format!("{:?} is no longer an executable on PATH", rec.agent_cli),
+                format!("{program:?} is no longer an executable on PATH"),
             ))
         })?;
         let bash = self
@@ -183,13 +209,13 @@ impl Orchestrator {
     /// Errors: `Id`, `NotFound`, `Config` (field `message`) for an empty, NUL-holding or
     /// oversized message, `Transition` when the session has ended, `ReadOnly`, `Runtime`.
     pub fn inject(&self, id: &SessionId, message: &str) -> Result<()> {
-        self.inject_with(id, message, InjectMode::Queue)
+        self.inject_with(id, message, InjectMode::Queue).map(|_| ())
     }
 
     /// Like [`inject`](Self::inject), delivering as `mode` says.
     ///
     /// Errors: as `inject`, and `Mux` for a live message whose pane is gone.
-    pub fn inject_with(&self, id: &SessionId, message: &str, mode: InjectMode) -> Result<()> {
+    pub fn inject_with(&self, id: &SessionId, message: &str, mode: InjectMode) -> Result<Delivery> {
         check_message("message", message)?;
         self.transact(Scope::One(id), |txn| {
             let mut rec = self.caught_up(txn)?;
@@ -201,32 +227,51 @@ impl Orchestrator {
                     },
                 ));
             }
-            match mode {
-                InjectMode::Queue => {
-                    self.refuse_foreign(&rec, "queue a message for")?;
-                    self.runtime.queue_message(id, message, txn.now)?;
-                }
-                InjectMode::Live => {
+            // Typing reaches an agent that reads its terminal (an interactive profile, or the
+            // original tool's loop, which has no inbox); the others read their prompt once per
+            // iteration, so the message is queued for them instead.
+            let reads_pane = rec.is_foreign() || rec.profile.as_ref().is_some_and(|p| p.interactive);
+            let delivery = match mode {
+                InjectMode::Live if reads_pane => {
+                    if message.len() > MAX_LIVE_BYTES {
+                        return Err(Error::Config(ConfigError::new(
+                            "message",
+                            format!(
+                                "{} bytes is too long to type into a pane (at most {MAX_LIVE_BYTES}: more fills the pane and wipes its scrollback); queue it instead",
+                                message.len()
+                            ),
+                        )));
+                    }
                     let mux = self.muxes.get(&self.server_of(&rec)).ok_or_else(|| Error::Foreign {
                         id: id.clone(),
                         why: "its tmux server cannot be reached from here".into(),
                     })?;
                     mux.send_text(&rec.tmux_session, message, true)?;
+                    Delivery::Typed
                 }
-            }
+                InjectMode::Live => {
+                    self.runtime.queue_message(id, message, txn.now)?;
+                    Delivery::QueuedInsteadOfTyped
+                }
+                _ => {
+                    self.refuse_foreign(&rec, "queue a message for")?;
+                    self.runtime.queue_message(id, message, txn.now)?;
+                    Delivery::Queued
+                }
+            };
             rec.last_activity = rec.last_activity.max(txn.now);
             txn.save(&mut rec)?;
             let shown: String = message.chars().take(EVENT_TEXT_CHARS).collect();
             let truncated = shown.len() < message.len();
             txn.emit(
                 LifecycleEvent::new(Channel::Injected, id, txn.now)
-                    .with("live", mode == InjectMode::Live)
+                    .with("live", delivery == Delivery::Typed)
                     .with("bytes", message.len())
                     .with("message", shown)
                     .with("truncated", truncated)
                     .with("state", rec.state.name()),
             );
-            Ok(())
+            Ok(delivery)
         })
     }
 

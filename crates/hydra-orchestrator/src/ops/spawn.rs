@@ -9,8 +9,8 @@ use crate::ops::claims;
 use crate::orchestrator::Orchestrator;
 use crate::txn::Scope;
 use orch_core::{
-    Channel, ConfigError, Lease, LifecycleEvent, Prd, RuntimeLayout, RuntimeRequest, Saga, SessionConfig, SessionId,
-    SessionRecord, SpawnSpec, WorktreeRequest,
+    AgentProfile, Channel, ConfigError, Lease, LifecycleEvent, Prd, RuntimeLayout, RuntimeRequest, Saga, SessionConfig,
+    SessionId, SessionRecord, SpawnSpec, WorktreeRequest,
 };
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,6 +18,7 @@ use std::time::Duration;
 /// The validated, resolved parts of a spawn request.
 pub(crate) struct Checked {
     pub(crate) working_dir: PathBuf,
+    pub(crate) profile: AgentProfile,
     pub(crate) agent: PathBuf,
     pub(crate) bash: PathBuf,
     pub(crate) prd: Vec<u8>,
@@ -55,12 +56,13 @@ impl Orchestrator {
                 ),
             ));
         }
-        let agent = self.host.find_program(&config.agent_cli).ok_or_else(|| {
+        let profile = resolve_profile(config);
+        let agent = self.host.find_program(profile.program_name()).ok_or_else(|| {
             bad(
                 "agent_cli",
                 format!(
                     "{:?} is not an executable on PATH; install it or give its path",
-                    config.agent_cli
+                    profile.program_name()
                 ),
             )
         })?;
@@ -90,6 +92,7 @@ impl Orchestrator {
         }
         Ok(Checked {
             working_dir,
+            profile,
             agent,
             bash,
             prd,
@@ -137,6 +140,42 @@ impl Orchestrator {
             env.push(("PORT".to_owned(), port.to_string()));
             env.push(("HYDRA_PORT".to_owned(), port.to_string()));
         }
+        // The profile: its arguments one variable each (never a string to split), how the
+        // prompt goes in, what its limit messages say, where it reports cost.
+        if let Some(p) = &rec.profile {
+            let args = p.command.get(1..).unwrap_or_default();
+            env.push(("HYDRALPH_ARGC".to_owned(), args.len().to_string()));
+            for (k, a) in args.iter().enumerate() {
+                env.push((format!("HYDRALPH_ARG_{}", k + 1), a.clone()));
+            }
+            env.push(("HYDRALPH_PROMPT_MODE".to_owned(), p.prompt.as_str().to_owned()));
+            if !p.usage_limit.is_empty() {
+                env.push(("HYDRALPH_LIMIT_PATTERNS".to_owned(), p.usage_limit.join("\n")));
+            }
+            if let Some(c) = &p.cost {
+                env.push(("HYDRALPH_COST_PATTERN".to_owned(), c.clone()));
+            }
+            if let Some(t) = &p.tokens {
+                env.push(("HYDRALPH_TOKENS_PATTERN".to_owned(), t.clone()));
+            }
+            for (k, v) in &p.env {
+                env.push((k.clone(), v.clone()));
+            }
+        }
+        env.push((
+            "HYDRALPH_NO_PROGRESS_LIMIT".to_owned(),
+            rec.no_progress_limit.to_string(),
+        ));
+        if let Some(m) = rec.max_cost_micros {
+            env.push(("HYDRALPH_MAX_COST".to_owned(), micros_text(m)));
+        }
+        // A restarted loop goes on counting from what was reported.
+        if let Some(c) = rec.cost_micros {
+            env.push(("HYDRALPH_COST_START".to_owned(), micros_text(c)));
+        }
+        if let Some(t) = rec.tokens {
+            env.push(("HYDRALPH_TOKENS_START".to_owned(), t.to_string()));
+        }
         SpawnSpec {
             name: rec.tmux_session.clone(),
             argv: vec![s(bash), s(&rt.script())],
@@ -164,6 +203,7 @@ impl Orchestrator {
         let mut cfg = config;
         cfg.working_dir = checked.working_dir.clone();
         cfg.prd_path = checked.prd_path.clone();
+        cfg.agent_profile = Some(checked.profile.clone());
         let mut shared = None;
         let planned = self.transact(Scope::Lock, |txn| {
             let id = self.new_id()?;
@@ -360,6 +400,21 @@ fn check_name_free(records: &[SessionRecord], name: &str, id: &SessionId) -> Res
         )),
         None => Ok(()),
     }
+}
+
+/// How `config` runs its agent: its own profile, else the built-in profile named by
+/// `agent_cli`, else `agent_cli` as a plain program reading its prompt on stdin.
+pub(crate) fn resolve_profile(config: &SessionConfig) -> AgentProfile {
+    config
+        .agent_profile
+        .clone()
+        .or_else(|| orch_core::builtin_profile(&config.agent_cli))
+        .unwrap_or_else(|| AgentProfile::program(&config.agent_cli))
+}
+
+/// Millionths of a USD as decimal text (`1234567` -> `1.234567`).
+pub(crate) fn micros_text(m: u64) -> String {
+    format!("{}.{:06}", m / 1_000_000, m % 1_000_000)
 }
 
 /// What `make_parts` created.

@@ -126,6 +126,11 @@ pub trait LoopRuntime: Send + Sync {
     /// Errors: `Missing` when the session has no directory, `Io`.
     fn set_paused(&self, id: &SessionId, paused: bool) -> Result<(), RuntimeError>;
 
+    /// Makes a loop that waits for a usage limit to reset try again now.
+    ///
+    /// Errors: `Missing`, `Io`.
+    fn retry_now(&self, id: &SessionId) -> Result<(), RuntimeError>;
+
     /// Queues `message` for the agent's next prompt (whole messages only: the loop never sees
     /// half of one, never loses or repeats one).
     ///

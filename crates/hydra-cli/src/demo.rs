@@ -1,15 +1,22 @@
-//! `hydra demo`: the whole lifecycle on a bare machine. A temporary git repository with a
-//! sample PRD, N sessions of the built-in demo agent on a private tmux server, live progress,
-//! a summary, and a clean-up. Exits 0 only if every session completed.
+//! `hydra demo`: what the tool is for, on a bare machine, in seconds. In a temporary git
+//! repository, on a private tmux server, with the built-in demo agent: three sessions share one
+//! PRD's six stories, each in its own worktree; one blocks with a reason and is unblocked by an
+//! inject and a resume; one is paused and resumed; a fourth, runaway session is killed with a
+//! reason; the project PRD ends 6/6 and the three branches are merged home. Each step is
+//! printed as it happens, then a summary; everything is cleaned up. Exits 0 only if every
+//! step happened.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use hydra_orchestrator::adapters::{Tmux, TmuxConfig};
-use hydra_orchestrator::{SessionConfig, SessionState};
+use hydra_orchestrator::{
+    AgentProfile, MergeOptions, MergeOutcome, Orchestrator, PauseMode, SessionConfig, SessionId, SessionState,
+    SessionStatus,
+};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// The sample PRD of `hydra init` and `hydra demo`.
+/// The sample PRD of `hydra init`.
 pub const SAMPLE_PRD: &str = r#"{
   "title": "Sample project",
   "userStories": [
@@ -20,23 +27,24 @@ pub const SAMPLE_PRD: &str = r#"{
 }
 "#;
 
-/// The demo's PRD: two stories per session, the second of each pair depending on the first.
-fn demo_prd(sessions: usize) -> String {
-    let stories: Vec<String> = (1..=sessions * 2)
-        .map(|n| {
-            let deps = if n % 2 == 0 {
-                format!(", \"dependsOn\": [\"US-{}\"]", n - 1)
-            } else {
-                String::new()
-            };
-            format!("    {{\"id\": \"US-{n}\", \"title\": \"Demo story {n}\", \"passes\": false{deps}}}")
-        })
-        .collect();
-    format!(
-        "{{\n  \"title\": \"Demo project\",\n  \"userStories\": [\n{}\n  ]\n}}\n",
-        stories.join(",\n")
-    )
+/// The demo's PRD: six stories in three pairs; US-4 needs the staging key (the demo agent
+/// blocks on it until an operator sends it).
+const DEMO_PRD: &str = r#"{
+  "title": "Demo shop",
+  "userStories": [
+    {"id": "US-1", "title": "Product list", "passes": false},
+    {"id": "US-2", "title": "Product detail page", "passes": false, "dependsOn": ["US-1"]},
+    {"id": "US-3", "title": "Cart", "passes": false},
+    {"id": "US-4", "title": "Checkout against the staging payment API", "passes": false, "dependsOn": ["US-3"], "needs": "staging key"},
+    {"id": "US-5", "title": "Search", "passes": false},
+    {"id": "US-6", "title": "Search filters", "passes": false, "dependsOn": ["US-5"]}
+  ]
 }
+"#;
+
+/// The runaway session's own PRD (it never gets anywhere).
+const RUNAWAY_PRD: &str = r#"{"title": "Rewrite everything", "userStories": [{"id": "R-1", "title": "Rewrite the whole app", "passes": false}]}
+"#;
 
 struct Cleanup<'a> {
     tmux: &'a Tmux,
@@ -50,8 +58,8 @@ impl Drop for Cleanup<'_> {
     }
 }
 
-fn git(dir: &Path, args: &[&str]) {
-    let _ = Command::new("git")
+fn git(dir: &Path, args: &[&str]) -> String {
+    Command::new("git")
         .arg("-C")
         .arg(dir)
         .args([
@@ -63,22 +71,65 @@ fn git(dir: &Path, args: &[&str]) {
             "commit.gpgsign=false",
         ])
         .args(args)
-        .output();
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
 }
 
-/// Runs the demo with `sessions` sessions; returns the exit code.
-pub fn run(sessions: usize, json: bool) -> Result<i32> {
-    let sessions = sessions.clamp(1, 50);
+/// Prints the steps with the time since the start.
+struct Steps {
+    start: Instant,
+    done: Vec<&'static str>,
+}
+
+impl Steps {
+    fn say(&self, text: impl AsRef<str>) {
+        println!("[{:>5.1}s] {}", self.start.elapsed().as_secs_f64(), text.as_ref());
+    }
+    fn step(&mut self, key: &'static str, text: impl AsRef<str>) {
+        self.say(text);
+        self.done.push(key);
+    }
+}
+
+/// Waits (looking every 100 ms, 60 s at most) until `f` holds for one of the sessions.
+fn until(orch: &Orchestrator, what: &str, mut f: impl FnMut(&[SessionStatus]) -> bool) -> Result<Vec<SessionStatus>> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let all = orch.refresh()?;
+        if f(&all) {
+            return Ok(all);
+        }
+        if Instant::now() > deadline {
+            bail!("the demo waited 60 s for {what}; it did not happen");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn of<'a>(all: &'a [SessionStatus], id: &SessionId) -> Option<&'a SessionStatus> {
+    all.iter().find(|s| &s.id == id)
+}
+
+/// Runs the demo; returns the exit code (0 only if every step happened).
+pub fn run(json: bool) -> Result<i32> {
+    let sessions = 3;
     let dir = std::env::temp_dir().join(format!("hydra-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let socket = format!("hydra-demo-{}", std::process::id());
     let tmux = Tmux::new(TmuxConfig::with_socket_name(&socket));
     let _cleanup = Cleanup { tmux: &tmux, dir: &dir };
-    std::fs::write(dir.join("prd.json"), demo_prd(sessions))?;
-    std::fs::write(dir.join("README.md"), "# demo project\n")?;
+    std::fs::write(dir.join("prd.json"), DEMO_PRD)?;
+    std::fs::write(dir.join("runaway.json"), RUNAWAY_PRD)?;
+    std::fs::write(dir.join("README.md"), "# demo shop\n")?;
     git(&dir, &["init", "-q", "-b", "main"]);
     git(&dir, &["add", "README.md"]);
-    git(&dir, &["commit", "-q", "-m", "demo project"]);
+    git(&dir, &["commit", "-q", "-m", "demo shop"]);
+    // The PRDs are hydra's working files, not the shop's: git leaves them alone.
+    let _ = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join(".git/info/exclude"))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"prd.json\nrunaway.json\n"));
 
     let orch = hydra_orchestrator::Builder::from_env()
         .project(&dir)
@@ -86,82 +137,194 @@ pub fn run(sessions: usize, json: bool) -> Result<i32> {
         .reconcile(false)
         .build()?;
     let exe = std::env::current_exe().context("cannot find the hydra executable for the demo agent")?;
-    println!("hydra demo: {sessions} session(s) of the built-in demo agent on tmux server -L {socket}");
-    println!("project: {}", dir.display());
-    // One PRD shared by every session: the free stories are split, one worktree each.
+    let agent = |env: &[(&str, &str)]| AgentProfile {
+        command: vec![exe.to_string_lossy().into_owned(), crate::DEMO_AGENT_ARG.to_owned()],
+        env: env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        ..AgentProfile::program("demo-agent")
+    };
+    let base = SessionConfig {
+        agent_cli: exe.to_string_lossy().into_owned(),
+        agent_profile: Some(agent(&[])),
+        prd_path: dir.join("prd.json"),
+        working_dir: dir.clone(),
+        max_iterations: 10,
+        max_duration: Duration::from_secs(600),
+        loop_delay: Duration::from_millis(200),
+        ..SessionConfig::default()
+    };
+    let mut steps = Steps {
+        start: Instant::now(),
+        done: Vec::new(),
+    };
+    println!(
+        "hydra demo: the built-in demo agent on tmux server -L {socket}, in {}",
+        dir.display()
+    );
+    println!("(`tmux -L {socket} ls` shows the sessions while it runs)\n");
+
+    // 1. Three sessions split one PRD's six stories, a worktree each.
     let parallel = orch.spawn_parallel(
         SessionConfig {
-            agent_cli: exe.to_string_lossy().into_owned(),
-            agent_flags: "demo-agent".into(),
-            prd_path: dir.join("prd.json"),
-            working_dir: dir.clone(),
             use_worktree: true,
-            max_iterations: 10,
-            max_duration: Duration::from_secs(600),
-            loop_delay: Duration::from_millis(200),
-            ..SessionConfig::default()
+            ..base.clone()
         },
         sessions,
     )?;
     for (id, stories) in parallel.ids.iter().zip(&parallel.stories) {
-        println!(
-            "spawned {id}: stories {} on branch hydralph/{id} in its own worktree",
+        steps.say(format!(
+            "spawned {id}: stories {} on branch hydralph/{id}, in its own worktree",
             stories.join(", ")
-        );
+        ));
     }
-    let started = Instant::now();
-    let mut last = String::new();
-    let statuses = loop {
-        let statuses = orch.refresh()?;
-        // Redrawn when a state, an iteration or a story count changes.
-        let key: String = statuses
-            .iter()
-            .map(|s| format!("{} {} {} {:?};", s.id, s.state_word(), s.iteration, s.stories))
-            .collect();
-        if key != last {
-            println!("--- {:>5.1}s", started.elapsed().as_secs_f64());
-            print!("{}", crate::output::table(&statuses, crate::now(), false));
-            last = key;
-        }
-        if statuses.iter().all(|s| s.state.is_terminal()) || started.elapsed() > Duration::from_secs(120) {
-            break statuses;
-        }
-        std::thread::sleep(Duration::from_millis(250));
+    steps.step(
+        "parallel",
+        "three sessions share prd.json's six stories; none does another's",
+    );
+    let ids = parallel.ids.clone();
+    let holder = |story: &str| -> Option<SessionId> {
+        ids.iter()
+            .zip(&parallel.stories)
+            .find(|(_, s)| s.iter().any(|x| x == story))
+            .map(|(id, _)| id.clone())
     };
-    let completed = statuses
-        .iter()
-        .filter(|s| matches!(s.state, SessionState::Completed { .. }))
-        .count();
+    let (blocker, pauser) = match (holder("US-4"), holder("US-6")) {
+        (Some(b), Some(p)) => (b, p),
+        _ => bail!("the demo PRD was split unexpectedly"),
+    };
+
+    // 2. A fourth session on a PRD of its own, which never gets anywhere.
+    let runaway = orch.spawn(SessionConfig {
+        name: Some("runaway".into()),
+        prd_path: dir.join("runaway.json"),
+        agent_profile: Some(agent(&[("HYDRA_DEMO_RUNAWAY", "1")])),
+        no_progress_limit: 0,
+        ..base.clone()
+    })?;
+    steps.say(format!(
+        "spawned {runaway} (runaway): a session that thinks and never writes anything"
+    ));
+
+    // 3. Pause one at its next checkpoint (it has two stories, so it has one), then resume it.
+    orch.pause_with(&pauser, PauseMode::Checkpoint)?;
+    steps.say(format!("pausing {pauser}: it stops before its next iteration"));
+    let all = until(&orch, "the pause to take hold", |all| {
+        of(all, &pauser).is_some_and(|s| matches!(s.state, SessionState::Paused { .. }) && !s.pausing)
+    })?;
+    let at = of(&all, &pauser).and_then(|s| s.stories.clone()).unwrap_or_default();
+    steps.step("paused", format!("{pauser} is paused at its checkpoint (stories {at})"));
+    std::thread::sleep(Duration::from_millis(500));
+    orch.resume(&pauser)?;
+    steps.step("resumed", format!("resumed {pauser}; it goes on with US-6"));
+
+    // 4. One blocks with a reason; an operator's message and a resume unblock it.
+    let all = until(&orch, "the session of US-4 to block", |all| {
+        of(all, &blocker).is_some_and(|s| matches!(s.state, SessionState::Blocked { .. }))
+    })?;
+    let reason = of(&all, &blocker)
+        .and_then(|s| s.state.reason().map(str::to_owned))
+        .unwrap_or_default();
+    steps.step("blocked", format!("{blocker} is blocked: {reason}"));
+    orch.inject(&blocker, "The staging key is K-42 (use the sandbox account).")?;
+    steps.step(
+        "injected",
+        format!("sent {blocker} a message: \"The staging key is K-42\""),
+    );
+    orch.resume(&blocker)?;
+    steps.step(
+        "unblocked",
+        format!("resumed {blocker}; its next prompt carries the message"),
+    );
+
+    // 5. The runaway session is killed with a reason.
+    orch.kill(&runaway, "runaway: burning tokens without writing anything")?;
+    steps.step(
+        "killed",
+        format!("killed {runaway}: runaway: burning tokens without writing anything"),
+    );
+
+    // 6. Every story done; the PRD marked as they finished.
+    until(&orch, "the three sessions to complete", |all| {
+        parallel
+            .ids
+            .iter()
+            .all(|id| of(all, id).is_some_and(|s| s.state.is_terminal()))
+    })?;
+    let all = orch.refresh()?;
+    for id in &parallel.ids {
+        if let Some(s) = of(&all, id) {
+            steps.say(format!("{id}: {}", s.state));
+        }
+    }
+    let (done, total) = std::fs::read(dir.join("prd.json"))
+        .ok()
+        .and_then(|b| hydra_orchestrator::Prd::parse(&b).ok())
+        .map_or((0, 0), |p| p.counts());
+    if done == total && total == 6 {
+        steps.step("prd", format!("project PRD: {done}/{total} stories pass"));
+    } else {
+        steps.say(format!("project PRD: {done}/{total} stories pass"));
+    }
+
+    // 7. Every branch merged home.
+    let mut merged = 0;
+    for id in &parallel.ids {
+        let r = orch.merge(id, &MergeOptions::default())?;
+        match r.outcome {
+            MergeOutcome::Merged { commit } => {
+                merged += 1;
+                steps.say(format!(
+                    "merged {} into {} ({})",
+                    r.branch,
+                    r.into,
+                    commit.get(..10).unwrap_or(&commit)
+                ));
+            }
+            other => steps.say(format!("{} not merged: {other:?}", r.branch)),
+        }
+    }
+    let files = git(&dir, &["ls-tree", "-r", "--name-only", "main", "stories"]);
+    let story_files = files.lines().filter(|l| l.ends_with(".md")).count();
+    if merged == 3 && story_files == 6 {
+        steps.step("merged", format!("main holds all {story_files} stories' files"));
+    } else {
+        steps.say(format!("main holds {story_files} stories' files"));
+    }
+
+    // The summary.
+    let statuses = orch.refresh()?;
+    println!();
+    print!("{}", crate::output::table(&statuses, crate::now(), false));
     if json {
         println!(
             "{}",
             serde_json::Value::Array(statuses.iter().map(|s| s.to_json()).collect())
         );
     }
+    let expected = [
+        "parallel",
+        "paused",
+        "resumed",
+        "blocked",
+        "injected",
+        "unblocked",
+        "killed",
+        "prd",
+        "merged",
+    ];
+    let completed = statuses
+        .iter()
+        .filter(|s| matches!(s.state, SessionState::Completed { .. }))
+        .count();
+    let missing: Vec<&str> = expected.iter().filter(|k| !steps.done.contains(k)).copied().collect();
     println!(
-        "summary: {completed}/{} completed in {:.1}s; {}",
-        statuses.len(),
-        started.elapsed().as_secs_f64(),
-        statuses
-            .iter()
-            .map(|s| format!("{} {}", s.id, s.state))
-            .collect::<Vec<_>>()
-            .join(", ")
+        "summary: {completed}/3 sessions completed, 1 killed, PRD {done}/{total}, {merged}/3 branches merged, in {:.1}s",
+        steps.start.elapsed().as_secs_f64()
     );
-    // Each session's finished stories were marked in the project's PRD as they finished.
-    let (done, total) = std::fs::read(dir.join("prd.json"))
-        .ok()
-        .and_then(|b| hydra_orchestrator::Prd::parse(&b).ok())
-        .map_or((0, 0), |p| p.counts());
-    println!("project PRD: {done}/{total} stories pass");
-    let all = completed == statuses.len() && statuses.len() == sessions && total > 0 && done == total;
-    println!(
-        "{}",
-        if all {
-            "demo ok: every session completed; cleaned up"
-        } else {
-            "demo FAILED: not every session completed"
-        }
-    );
-    Ok(if all { 0 } else { 1 })
+    if missing.is_empty() && completed == 3 {
+        println!("demo ok: every step happened; cleaned up");
+        Ok(0)
+    } else {
+        println!("demo FAILED: missing {missing:?}");
+        Ok(1)
+    }
 }

@@ -1,8 +1,35 @@
-//! The scripted demo agent of `hydra demo`: a model-free agent that marks the next story of its
-//! PRD as passing each call, so the whole lifecycle runs on a bare machine.
+//! The scripted demo agent of `hydra demo` (`hydra demo-agent`, read before the command line
+//! is parsed): a model-free agent that works like a real one on a bare machine. Each call
+//! implements the next story of its PRD copy — a file under `stories/`, committed when it works
+//! in a git checkout — and marks it passing; `<promise>COMPLETE</promise>` once all pass. A
+//! story with `"needs": "..."` blocks (with that as its reason) until an operator's message in
+//! the prompt mentions it. With `HYDRA_DEMO_RUNAWAY=1` it only "thinks" and changes nothing.
 
 use std::io::Read;
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
+
+fn commit(file: &str, message: &str) {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args([
+                "-c",
+                "user.name=hydra demo agent",
+                "-c",
+                "user.email=demo-agent@hydra.invalid",
+                "-c",
+                "commit.gpgsign=false",
+            ])
+            .args(args)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if git(&["rev-parse", "--git-dir"]) {
+        git(&["add", "--", file]);
+        git(&["commit", "-q", "-m", message, "--", file]);
+    }
+}
 
 /// Runs one iteration of the demo agent (the loop's `$AGENT`); returns the exit code.
 ///
@@ -15,6 +42,12 @@ pub fn run_demo_agent() -> i32 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
+    if std::env::var_os("HYDRA_DEMO_RUNAWAY").is_some_and(|v| v == "1") {
+        println!("demo-agent: still thinking about the architecture...");
+        std::thread::sleep(Duration::from_millis(delay * 2));
+        println!("demo-agent: considering another approach (nothing written)");
+        return 0;
+    }
     let Some(prd_path) = std::env::var_os("HYDRALPH_PRD") else {
         eprintln!("demo-agent: HYDRALPH_PRD is not set; run me from a hydralph loop");
         return 3;
@@ -41,17 +74,31 @@ pub fn run_demo_agent() -> i32 {
         return 3;
     };
     let total = stories.len();
-    let next = stories
+    if let Some(story) = stories
         .iter_mut()
-        .find(|s| s.get("passes").and_then(|p| p.as_bool()) == Some(false));
-    if let Some(story) = next {
-        let id = story.get("id").map(|v| v.to_string()).unwrap_or_default();
+        .find(|s| s.get("passes").and_then(|p| p.as_bool()) == Some(false))
+    {
+        let id = story.get("id").and_then(|v| v.as_str()).unwrap_or("story").to_owned();
         let title = story.get("title").and_then(|t| t.as_str()).unwrap_or("").to_owned();
-        println!("demo-agent: working on story {id}: {title}");
+        if let Some(need) = story.get("needs").and_then(|n| n.as_str()) {
+            if !prompt.contains(need) {
+                println!("demo-agent: {id} ({title}) cannot go on without the {need}");
+                println!("<reason>{id} needs the {need}; send it with `hydra inject`, then `hydra resume`</reason>");
+                println!("<promise>BLOCKED</promise>");
+                return 0;
+            }
+        }
+        println!("demo-agent: working on {id}: {title}");
         std::thread::sleep(Duration::from_millis(delay));
+        let file = format!("stories/{id}.md");
+        if std::fs::create_dir_all("stories").is_ok()
+            && std::fs::write(&file, format!("# {id}: {title}\n\nDone by the demo agent.\n")).is_ok()
+        {
+            commit(&file, &format!("{id}: {title}"));
+        }
         story["passes"] = serde_json::Value::Bool(true);
         let body = serde_json::to_string_pretty(&prd).unwrap_or_default();
-        if orch_fs::write_atomic(std::path::Path::new(&prd_path), body.as_bytes(), 0o600).is_err() {
+        if orch_fs::write_atomic(Path::new(&prd_path), body.as_bytes(), 0o600).is_err() {
             eprintln!("demo-agent: cannot update the PRD");
             return 1;
         }
@@ -61,7 +108,7 @@ pub fn run_demo_agent() -> i32 {
                 let _ = writeln!(f, "story {id} ({title}): done by demo-agent");
             }
         }
-        println!("demo-agent: story {id} passes");
+        println!("demo-agent: {id} passes");
     }
     let done = prd["userStories"]
         .as_array()

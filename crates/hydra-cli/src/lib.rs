@@ -7,6 +7,7 @@
 //! copy of the binary; `src/main.rs` only calls it.
 
 mod agents;
+mod completions;
 mod context;
 mod demo;
 pub mod demo_agent;
@@ -40,7 +41,7 @@ use std::time::Duration;
     about = "Run many AI coding agents at once, each in its own tmux session, and keep them under control",
     disable_help_subcommand = true
 )]
-struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     global: Global,
     #[command(subcommand)]
@@ -199,14 +200,15 @@ enum Command {
         yes: bool,
     },
     /// Run the whole lifecycle with the built-in demo agent in a temporary repository
-    Demo {
-        /// How many sessions
-        #[arg(long, default_value_t = 3)]
-        sessions: usize,
+    Demo,
+    /// Shell completions for bash, zsh or fish (session ids complete too in bash and fish)
+    Completions {
+        /// The shell
+        #[arg(value_parser = ["bash", "zsh", "fish"])]
+        shell: String,
     },
-    /// The built-in scripted agent (used by `hydra demo`)
-    #[command(hide = true)]
-    DemoAgent,
+    /// The manual page (roff), for `man -l -` or a man directory
+    Man,
 }
 
 #[derive(Subcommand)]
@@ -294,6 +296,9 @@ struct LsArgs {
     /// Redraw the table in place as sessions change (Ctrl-C ends it)
     #[arg(long, short, conflicts_with = "json")]
     watch: bool,
+    /// Only the ids (and names), one per line, for scripts and completions
+    #[arg(long, short, conflicts_with_all = ["json", "watch"])]
+    quiet: bool,
 }
 
 #[derive(Args)]
@@ -395,8 +400,16 @@ fn parse_state(s: &str) -> Result<String, String> {
     }
 }
 
+/// The argument that makes `hydra` the built-in demo agent (what `hydra demo`'s sessions run).
+/// Read before the command line is parsed, so it is no subcommand: it never shows in help,
+/// usage errors or suggestions.
+pub const DEMO_AGENT_ARG: &str = "demo-agent";
+
 /// Runs `hydra` with the process's arguments and returns its exit code.
 pub fn main_entry() -> i32 {
+    if std::env::args_os().nth(1).is_some_and(|a| a == DEMO_AGENT_ARG) {
+        return demo_agent::run_demo_agent();
+    }
     let cli = Cli::parse();
     log::install(cli.global.verbose);
     let code = match run(cli) {
@@ -421,8 +434,9 @@ pub fn main_entry() -> i32 {
 fn run(cli: Cli) -> Result<i32> {
     let g = cli.global;
     match cli.command {
-        Command::DemoAgent => Ok(demo_agent::run_demo_agent()),
-        Command::Demo { sessions } => demo::run(sessions, g.json),
+        Command::Completions { shell } => completions::run(&shell),
+        Command::Man => completions::man(),
+        Command::Demo => demo::run(g.json),
         Command::Init => init(&g),
         Command::Trust { revoke, list, yes } => {
             let root = context::project_root(&g)?;
@@ -840,6 +854,14 @@ fn ls(ctx: &Ctx, args: &LsArgs) -> Result<i32> {
             "{}",
             serde_json::Value::Array(shown.iter().map(SessionStatus::to_json).collect())
         );
+    } else if args.quiet {
+        let (shown, _) = select(statuses, args);
+        for s in shown {
+            println!("{}", s.id);
+            if let Some(n) = &s.name {
+                println!("{n}");
+            }
+        }
     } else {
         print!("{}", ls_text(statuses, args, ctx.color, &ctx.root));
     }

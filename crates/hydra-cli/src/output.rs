@@ -195,7 +195,17 @@ pub fn detail(s: &SessionStatus, runtime_dir: &std::path::Path, color: bool) -> 
         let _ = writeln!(out, "name         {n}");
     }
     let word = painted(s.state_word(), &s.state, color);
-    let _ = writeln!(out, "state        {word} ({})", s.state);
+    // The state's details without its name again: "completed (3 iterations)" -> "(3 iterations)".
+    let shown = s.state.to_string();
+    let details = shown.strip_prefix(s.state.name()).unwrap_or(&shown).trim();
+    let _ = writeln!(out, "state        {word} {details}");
+    if s.frozen {
+        let _ = writeln!(
+            out,
+            "frozen       its processes are stopped until `hydra resume {}`",
+            s.id
+        );
+    }
     let _ = writeln!(out, "iteration    {}", s.iteration);
     if let Some(st) = &s.stories {
         let _ = writeln!(out, "stories      {st}");

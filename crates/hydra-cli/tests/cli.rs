@@ -11,15 +11,57 @@ const PRD: &str =
     r#"{"title":"t","userStories":[{"id":"1","title":"a","passes":false},{"id":"2","title":"b","passes":false}]}"#;
 
 #[test]
-fn demo_runs_the_whole_lifecycle_and_exits_zero() {
+fn the_demo_shows_every_step_and_cleans_up() {
+    let started = std::time::Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_hydra"))
-        .args(["demo", "--sessions", "2"])
+        .arg("demo")
         .output()
         .expect("demo");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("summary: 2/2 completed"), "{text}");
-    assert!(text.contains("demo ok"), "{text}");
+    // Each step, in the order it happens.
+    let steps = [
+        "stories US-1, US-2 on branch hydralph/",
+        "stories US-3, US-4 on branch hydralph/",
+        "stories US-5, US-6 on branch hydralph/",
+        "three sessions share prd.json's six stories",
+        "(runaway): a session that thinks and never writes anything",
+        "is paused at its checkpoint",
+        "; it goes on with US-6",
+        "is blocked: US-4 needs the staging key",
+        "a message: \"The staging key is K-42\"",
+        "its next prompt carries the message",
+        "runaway: burning tokens without writing anything",
+        "project PRD: 6/6 stories pass",
+        "main holds all 6 stories' files",
+        "summary: 3/3 sessions completed, 1 killed, PRD 6/6, 3/3 branches merged",
+        "demo ok: every step happened; cleaned up",
+    ];
+    let mut from = 0;
+    for step in steps {
+        let at = text[from..]
+            .find(step)
+            .unwrap_or_else(|| panic!("missing or out of order: {step}\n{text}"));
+        from += at;
+    }
+    assert_eq!(text.matches("merged hydralph/").count(), 3, "{text}");
+    // Nothing is left: its directory and its tmux server are gone.
+    let dir = text
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit_once(", in "))
+        .map(|(_, d)| std::path::PathBuf::from(d))
+        .expect("the demo names its directory");
+    assert!(!dir.exists(), "{} left behind", dir.display());
+    let socket = text
+        .lines()
+        .next()
+        .and_then(|l| l.split("-L ").nth(1))
+        .and_then(|r| r.split(',').next())
+        .expect("socket");
+    let ls = Command::new("tmux").args(["-L", socket, "ls"]).output().expect("tmux");
+    assert!(!ls.status.success(), "the demo's tmux server is still up");
+    println!("demo took {:?}", started.elapsed());
 }
 
 #[test]

@@ -109,6 +109,15 @@ impl SessionState {
     }
 }
 
+/// `1 iteration`, `3 iterations`.
+fn plural(n: u32, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
 impl fmt::Display for SessionState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -128,8 +137,10 @@ impl fmt::Display for SessionState {
                 write!(f, "stuck (no activity, iteration {last_iteration})")
             }
             SessionState::Blocked { iteration, reason } => write!(f, "blocked (iteration {iteration}: {reason})"),
-            SessionState::Completed { iterations } => write!(f, "completed ({iterations} iterations)"),
-            SessionState::MaxIterations { iterations } => write!(f, "max-iterations ({iterations} iterations)"),
+            SessionState::Completed { iterations } => write!(f, "completed ({})", plural(*iterations, "iteration")),
+            SessionState::MaxIterations { iterations } => {
+                write!(f, "max-iterations ({})", plural(*iterations, "iteration"))
+            }
             SessionState::Failed { reason } => write!(f, "failed ({reason})"),
         }
     }

@@ -80,7 +80,11 @@ impl SessionStatus {
             duration: end.since(record.created()).unwrap_or_default(),
             iteration: record.iteration,
             max_iterations: record.max_iterations,
-            stories: record.stories.clone(),
+            // Before the loop's first count: none of its claimed stories is done yet.
+            stories: record
+                .stories
+                .clone()
+                .or_else(|| record.claimed.as_ref().map(|c| format!("0/{}", c.len()))),
             pausing: paused_by_marker && record.loop_phase != Some(LoopPhase::Paused) && !record.is_foreign(),
             frozen: record.frozen,
             tmux_session: record.tmux_session.clone(),

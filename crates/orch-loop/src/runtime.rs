@@ -311,8 +311,9 @@ You are an autonomous coding agent working through a PRD, one user story per ite
 - Working directory: {dir}\n\
 - Messages from your operator, when there are any, appear at the top of this prompt.\n\n\
 Each iteration: take the first story whose `passes` is false, implement it in the working\n\
-directory, check it against its acceptance criteria, set its `passes` to true in the PRD, and\n\
-append a note to the progress log.\n\n\
+directory, check it against its acceptance criteria, commit it, set its `passes` to true in\n\
+the PRD, and append a note to the progress log. An iteration that changes nothing counts\n\
+against you: a few in a row stop the session.\n\n\
 When every story passes, print the word COMPLETE wrapped in a promise tag (an opening tag\n\
 named promise, the word, the closing tag, with no spaces). If you cannot continue without a\n\
 person, explain why inside a reason tag (an opening tag named reason, your explanation, the\n\

@@ -99,6 +99,19 @@ impl Env {
         std::fs::copy(self.root().join("prd.json"), &path).expect("copy prd.json");
         path.to_str().expect("utf8").to_owned()
     }
+    /// A PRD of two stories of its own for one session; its path.
+    pub fn prd_file(&self) -> String {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = self.root().join(".hydra/test-prds");
+        std::fs::create_dir_all(&dir).expect("prds");
+        let path = dir.join(format!("two-{}.json", N.fetch_add(1, Ordering::SeqCst)));
+        std::fs::write(
+            &path,
+            r#"{"userStories":[{"id":"1","title":"a","passes":false},{"id":"2","title":"b","passes":false}]}"#,
+        )
+        .expect("prd");
+        path.to_str().expect("utf8").to_owned()
+    }
     /// Spawns the built-in demo agent on a copy of `prd.json`; its id.
     pub fn spawn_demo(&self, extra: &[&str]) -> String {
         let prd = self.prd();

@@ -562,7 +562,10 @@ fn four_processes_of_mixed_operations(rng: &mut Rng, c: &mut Counts) {
                                     }
                                 }
                             }
-                            _ => assert!(hydra(p, &["ls", "--json"]).status.success()),
+                            _ => {
+                                let out = hydra(p, &["ls", "--json"]);
+                                assert!(out.status.success(), "ls: {}", String::from_utf8_lossy(&out.stderr));
+                            }
                         }
                         r.below(7);
                     }

@@ -53,8 +53,15 @@ pub(crate) fn run(config: &TmuxConfig, op: &str, args: &[&str]) -> Result<Output
 /// Maps tmux's stderr to the error it means.
 pub(crate) fn classify(config: &TmuxConfig, op: &str, stderr: &str) -> MuxError {
     let stderr = stderr.trim();
-    // A server that is gone, or going away while we connect, holds no sessions.
-    let gone = ["no server running", "server exited unexpectedly", "lost server"];
+    // A server that is gone, or going away while we connect, holds no sessions; so does one
+    // whose last session just ended (tmux 3.3a answers `list-panes -a` with "no current
+    // target" until it exits: found by the 4-process reliability scenario).
+    let gone = [
+        "no server running",
+        "server exited unexpectedly",
+        "lost server",
+        "no current target",
+    ];
     let refused = stderr.contains("error connecting to")
         && (stderr.contains("No such file or directory") || stderr.contains("Connection refused"));
     if gone.iter().any(|g| stderr.contains(g)) || refused {
@@ -102,6 +109,7 @@ mod tests {
         check("no server running on /tmp/tmux-0/x", "no-server");
         check("error connecting to /tmp/tmux-0/x (Connection refused)", "no-server");
         check("server exited unexpectedly", "no-server");
+        check("no current target", "no-server");
         check(
             "error connecting to /tmp/tmux-0/x (No such file or directory)",
             "no-server",
@@ -116,6 +124,7 @@ mod tests {
     #[test]
     fn regression_a_server_going_away_is_no_server() {
         check("server exited unexpectedly", "no-server");
+        check("no current target", "no-server");
         check("lost server", "no-server");
         check("error connecting to /tmp/tmux-0/x (Connection refused)", "no-server");
     }

@@ -175,6 +175,7 @@ fn spawn_killed_at_random_moments(rng: &mut Rng, c: &mut Counts) {
             base: None,
             path: Some(p.root.join(".hydra/worktrees/hydralph-0rphan01")),
             session: SessionId("0rphan01".into()),
+            reserved_ports: Vec::new(),
         })
         .expect("orphan worktree");
     std::fs::write(info.path.join("precious.txt"), "work\n").expect("work");

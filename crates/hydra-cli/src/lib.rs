@@ -573,6 +573,9 @@ fn run(cli: Cli) -> Result<i32> {
             let id = ctx.id(&id)?;
             let report = ctx.orch.kill_with(&id, &reason, KillOptions { force })?;
             println!("{id} killed ({reason})");
+            if report.worktree_removed {
+                println!("{id}: worktree removed and its port freed (its branch stays)");
+            }
             if let Some((path, why)) = report.worktree_kept {
                 eprintln!(
                     "hydra: kept worktree {} because it holds work: {}; `hydra kill --force` would have removed it (the branch always stays)",

@@ -9,6 +9,11 @@ use std::time::{Duration, Instant};
 
 /// `hydra logs ID [--lines N] [--follow]`.
 pub fn run(ctx: &Ctx, id: &SessionId, lines: usize, follow: bool) -> Result<i32> {
+    if follow && ctx.orch.status(id)?.foreign {
+        anyhow::bail!(
+            "{id} was started by the original hydra tool and keeps no log file to follow; `hydra logs {id}` shows its pane, `hydra attach {id}` follows it live"
+        );
+    }
     match ctx.orch.logs(id, lines)? {
         Some(text) => println!("{text}"),
         None if !follow => {

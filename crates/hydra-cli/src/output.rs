@@ -261,7 +261,11 @@ pub fn detail(s: &SessionStatus, runtime_dir: &std::path::Path, color: bool) -> 
         let _ = writeln!(out, "tmux         {} (hydra attach {})", s.tmux_session, s.id);
     }
     if s.foreign {
-        let _ = writeln!(out, "runtime dir  none (a session of the original hydra tool)");
+        let _ = writeln!(
+            out,
+            "loop files   {} (the original hydra tool's; it has no runtime dir of its own)",
+            hydra_orchestrator::RuntimeLayout::root(&s.working_dir).display()
+        );
     } else {
         let _ = writeln!(out, "runtime dir  {}", runtime_dir.display());
     }

@@ -37,6 +37,9 @@ pub enum NoticeKind {
     /// A new session works in a checkout a live session already works in, without a
     /// worktree of its own.
     SharedCheckout,
+    /// The worktree adapter skipped something (a missing env template), or the port registry
+    /// disagreed with what sessions hold (an entry lost, and restored).
+    Worktree,
     /// Something else worth telling that is not an error of the call.
     Other,
 }

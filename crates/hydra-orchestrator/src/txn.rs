@@ -56,6 +56,9 @@ pub(crate) struct Txn<'o> {
     pending: Vec<SessionRecord>,
     /// Sessions the health rules killed for their duration.
     pub(crate) killed: Vec<SessionId>,
+    /// How many live sessions of the original tool work in each directory (they share its
+    /// loop directory there).
+    foreign_dirs: BTreeMap<PathBuf, usize>,
 }
 
 /// What a transaction returned, and the clean-ups it carried out after unlocking.
@@ -104,6 +107,7 @@ impl Orchestrator {
             after: Vec::new(),
             pending: Vec::new(),
             killed: Vec::new(),
+            foreign_dirs: BTreeMap::new(),
         };
         match scope {
             Scope::All => txn.load_all()?,
@@ -160,6 +164,15 @@ impl Orchestrator {
     }
 }
 
+/// How many live sessions of the original tool work in each directory.
+fn foreign_dirs(records: &[SessionRecord]) -> BTreeMap<PathBuf, usize> {
+    let mut out = BTreeMap::new();
+    for r in records.iter().filter(|r| r.is_foreign() && !r.state.is_terminal()) {
+        *out.entry(r.agent_dir().to_path_buf()).or_insert(0) += 1;
+    }
+    out
+}
+
 fn pane_observation(pane: Option<&PaneInfo>) -> (MuxObservation, Option<u32>) {
     match pane {
         None => (MuxObservation::Gone, None),
@@ -195,6 +208,7 @@ impl Txn<'_> {
             self.views.insert(server, view);
         }
         orch.load_problems(report.problems, report.newer);
+        self.foreign_dirs = foreign_dirs(&report.records);
         self.records = report.records;
         Ok(())
     }
@@ -215,8 +229,21 @@ impl Txn<'_> {
             None => None,
         };
         self.views.insert(server, view);
+        if rec.is_foreign() && !rec.state.is_terminal() {
+            // Who else of the original tool works in its directory.
+            self.foreign_dirs = foreign_dirs(&orch.store.load_all()?.records);
+        }
         self.records = vec![rec];
         Ok(())
+    }
+
+    /// The live sessions of the original tool (other than `rec`) working where `rec` does.
+    pub(crate) fn foreign_sharers(&self, rec: &SessionRecord) -> usize {
+        self.foreign_dirs
+            .get(rec.agent_dir())
+            .copied()
+            .unwrap_or(0)
+            .saturating_sub(usize::from(!rec.state.is_terminal()))
     }
 
     /// The one record of a `Scope::One` transaction.
@@ -257,8 +284,11 @@ impl Txn<'_> {
             Some(Some(snapshot)) => pane_observation(snapshot.get(&rec.tmux_session)),
             _ => (MuxObservation::Unknown, None),
         };
-        let reading = if rec.state.is_terminal() || rec.is_foreign() {
+        let reading = if rec.state.is_terminal() {
             LoopReading::default()
+        } else if rec.is_foreign() {
+            let raw = orch.runtime.read_foreign(rec.agent_dir());
+            orch_core::foreign_reading(rec, raw, self.foreign_sharers(rec) + 1)
         } else {
             orch.runtime.read(&rec.id)
         };

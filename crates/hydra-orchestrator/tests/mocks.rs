@@ -116,5 +116,17 @@ fn a_successful_spawn_undoes_nothing() {
     let rec = &store.records()[0];
     assert_eq!(rec.id, id);
     assert_eq!(rec.allocated_port, Some(3001));
-    assert_eq!(bus.channels(), ["session:spawned"]);
+    assert_eq!(bus.channels(), ["session:spawned", "sys:registry"]);
+    // The worktree is announced as hydra-wt announces its own: its fields, no others.
+    let registry = &bus.events()[1];
+    let keys: Vec<&str> = registry.data.keys().map(String::as_str).collect();
+    let mut keys = keys;
+    keys.sort_unstable();
+    assert_eq!(keys, ["path", "port", "type", "worktree"]);
+    assert_eq!(registry.data["type"], "worktree_created");
+    assert_eq!(registry.data["port"], 3001);
+    assert_eq!(
+        registry.data["worktree"],
+        rec.branch_name.clone().expect("branch").as_str()
+    );
 }

@@ -37,10 +37,14 @@ pub enum Channel {
     Killed,
     /// `session:injected` — a message was queued or typed for the agent.
     Injected,
+    /// `sys:registry` — a session's worktree was created or removed, announced as hydra-wt
+    /// announces its own (`worktree_created`, `worktree_removed`), for the tools that track
+    /// worktrees and ports. Not a session channel: not in [`Channel::ALL`].
+    Registry,
 }
 
 impl Channel {
-    /// Every channel, for subscribers and tests.
+    /// Every session channel, for subscribers and tests.
     pub const ALL: [Channel; 13] = [
         Channel::Spawned,
         Channel::Running,
@@ -73,6 +77,7 @@ impl Channel {
             Channel::Failed => "session:failed",
             Channel::Killed => "session:killed",
             Channel::Injected => "session:injected",
+            Channel::Registry => "sys:registry",
         }
     }
 
@@ -100,7 +105,8 @@ impl std::fmt::Display for Channel {
     }
 }
 
-/// One event to publish: a channel and its `data` object (always with `session`).
+/// One event to publish: a channel and its `data` object (with `session`, except on
+/// `sys:registry`, whose pulses have hydra-wt's fields).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LifecycleEvent {
     /// Where it goes.
@@ -120,6 +126,43 @@ impl LifecycleEvent {
         data.insert("session".into(), Value::String(session.0.clone()));
         LifecycleEvent {
             channel,
+            session: session.clone(),
+            at,
+            data,
+        }
+    }
+
+    /// The `sys:registry` pulse of a new worktree, with hydra-wt's fields (`type`,
+    /// `worktree` (the branch), `port`, `path`) and nothing else, so tools that read hydra-wt's
+    /// pulses read ours.
+    pub fn worktree_created(
+        session: &SessionId,
+        branch: &str,
+        port: u16,
+        path: &std::path::Path,
+        at: Timestamp,
+    ) -> Self {
+        let mut data = Map::new();
+        data.insert("type".into(), Value::from("worktree_created"));
+        data.insert("worktree".into(), Value::from(branch));
+        data.insert("port".into(), Value::from(port));
+        data.insert("path".into(), Value::from(path.to_string_lossy().into_owned()));
+        LifecycleEvent {
+            channel: Channel::Registry,
+            session: session.clone(),
+            at,
+            data,
+        }
+    }
+
+    /// The `sys:registry` pulse of a removed worktree (its port freed), with hydra-wt's
+    /// fields: `type` and `worktree` (the branch).
+    pub fn worktree_removed(session: &SessionId, branch: &str, at: Timestamp) -> Self {
+        let mut data = Map::new();
+        data.insert("type".into(), Value::from("worktree_removed"));
+        data.insert("worktree".into(), Value::from(branch));
+        LifecycleEvent {
+            channel: Channel::Registry,
             session: session.clone(),
             at,
             data,

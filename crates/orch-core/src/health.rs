@@ -230,6 +230,9 @@ pub fn assess(record: &SessionRecord, obs: &Observation, now: Timestamp, me: u32
             take(rec, event, &mut a.events);
         }
     }
+    if rec.is_foreign() && !spawning {
+        foreign_events(rec, obs, report.is_some(), &take, &mut a.events);
+    }
     if !spawning {
         match obs.mux {
             MuxObservation::Gone => {
@@ -288,6 +291,39 @@ pub fn assess(record: &SessionRecord, obs: &Observation, now: Timestamp, me: u32
     claim_cleanup(&mut a, obs, now, me, policy);
     a.changed |= a.record != *record;
     a
+}
+
+/// What a session of the original tool shows besides its report: its loop runs while its
+/// tmux session lives (the original reads a live session without a report of its own as
+/// running, iteration 0), and it is paused while the original's shared marker is set (by its
+/// CLI, or by ours) and not otherwise (a freeze, which sets no marker, aside).
+fn foreign_events(
+    rec: &mut SessionRecord,
+    obs: &Observation,
+    reported: bool,
+    take: &impl Fn(&mut SessionRecord, Event, &mut Vec<LifecycleEvent>) -> bool,
+    events: &mut Vec<LifecycleEvent>,
+) {
+    let alive = matches!(obs.mux, MuxObservation::Alive { .. });
+    if alive && !reported && rec.state == SessionState::Starting {
+        take(
+            rec,
+            Event::LoopRunning {
+                iteration: 0,
+                stories: None,
+            },
+            events,
+        );
+    }
+    match (obs.reading.paused, &rec.state) {
+        (Some(true), SessionState::Starting | SessionState::Running { .. } | SessionState::Stuck { .. }) if alive => {
+            take(rec, Event::Pause, events);
+        }
+        (Some(false), SessionState::Paused { .. }) if !rec.frozen => {
+            take(rec, Event::Resume, events);
+        }
+        _ => {}
+    }
 }
 
 /// A clean-up by `me` that ends the observed session (and releases its worktree as `worktree`
@@ -382,6 +418,8 @@ mod tests {
         let mut r = SessionRecord::new(SessionId("s1".into()), &SessionConfig::default(), T0);
         r.iteration = state.iteration();
         r.state = state;
+        // One of ours: its loop has its own directory.
+        r.runtime_dir = Some("/project/.hydra/ralph/s1".into());
         r
     }
     fn alive(at: Timestamp) -> Observation {
@@ -625,5 +663,46 @@ mod tests {
         let a = judge(&rec, &alive(T0), T0);
         assert_eq!(a.thaw, Some(77));
         assert!(!a.record.frozen && a.changed);
+    }
+
+    fn foreign(state: SessionState) -> SessionRecord {
+        let mut r = record(state);
+        r.runtime_dir = None;
+        r
+    }
+
+    fn marker(obs: Observation, set: bool) -> Observation {
+        Observation {
+            reading: LoopReading::default().with_paused(Some(set)),
+            ..obs
+        }
+    }
+
+    #[test]
+    fn a_live_session_of_the_original_tool_runs_at_iteration_zero_until_it_reports() {
+        let a = check(&foreign(SessionState::Starting), alive(T0), T0, &["session:running"]);
+        assert_eq!(a.record.state, running(0));
+        // Ours waits for its loop's report instead.
+        check(&record(SessionState::Starting), alive(T0), T0, &[]);
+        // A report it can be told to own wins.
+        let obs = alive(T0).with_report(report(LoopPhase::Running, 4));
+        let a = check(&foreign(SessionState::Starting), obs, T0, &["session:running"]);
+        assert_eq!(a.record.iteration, 4);
+    }
+
+    #[test]
+    fn the_original_tools_marker_pauses_and_resumes_its_session() {
+        let a = check(&foreign(running(2)), marker(alive(T0), true), T0, &["session:paused"]);
+        assert_eq!(a.record.state.name(), "paused");
+        let paused = a.record;
+        check(&paused, marker(alive(T0), true), T0, &[]);
+        let a = check(&paused, marker(alive(T0), false), T0, &["session:resumed"]);
+        assert_eq!(a.record.state, running(2));
+        // A frozen one is not resumed by a marker it never had.
+        let mut frozen = paused.clone();
+        frozen.frozen = true;
+        check(&frozen, marker(alive(T0), false), T0, &[]);
+        // Our own sessions' markers are their loops' business, reported by the loops.
+        check(&record(running(2)), marker(alive(T0), true), T0, &[]);
     }
 }

@@ -14,6 +14,7 @@ pub mod agents;
 mod config;
 mod duration;
 mod events;
+mod foreign;
 mod health;
 mod id;
 mod intent;
@@ -34,6 +35,7 @@ pub use agents::{builtin_profile, builtin_profiles, AgentProfile, PromptMode};
 pub use config::{check_name, ConfigError, PauseMode, SessionConfig, MAX_ITERATIONS_LIMIT, MAX_NAME_LEN};
 pub use duration::{format_duration, parse_duration};
 pub use events::{Channel, LifecycleEvent, Pulse};
+pub use foreign::foreign_reading;
 pub use health::{
     assess, progress_events, Assessment, HealthPolicy, MuxObservation, Observation, GONE_REASON, SPAWN_INTERRUPTED,
 };
@@ -43,9 +45,9 @@ pub use loop_report::{LoopPhase, LoopReport};
 pub use ports::{
     AttachCommand, BranchChanges, BusError, Clock, EventBus, FileEvents, FileEventsError, Host, HostError, LoadProblem,
     LoadReport, LockGuard, LockStats, LogDisposal, LoopReading, LoopRuntime, MergeOutcome, Multiplexer, MuxError,
-    MuxServer, MuxSnapshot, MuxWake, MuxWatch, OnChange, PaneInfo, RemoveOutcome, RuntimeError, RuntimeRequest, Sig,
-    SpawnSpec, Store, StoreError, Subscription, Trust, TrustAll, TrustNothing, WorktreeError, WorktreeInfo,
-    WorktreeRequest, Worktrees,
+    MuxServer, MuxSnapshot, MuxWake, MuxWatch, OnChange, PaneInfo, PortHold, PortRepair, RemoveOutcome, RuntimeError,
+    RuntimeRequest, Sig, SpawnSpec, Store, StoreError, Subscription, Trust, TrustAll, TrustNothing, WorktreeError,
+    WorktreeInfo, WorktreeRequest, Worktrees,
 };
 pub use prd::{plan_parallel, Prd, Story};
 pub use project::{project_tag, RuntimeLayout};

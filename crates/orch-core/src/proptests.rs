@@ -123,6 +123,8 @@ proptest! {
         // The model below decides on its own when an episode of silence starts and ends; the
         // system must publish exactly one session:stuck per episode, at the same steps.
         let mut rec = SessionRecord::new(SessionId("p1".into()), &SessionConfig::default(), Timestamp(1_000_000));
+        // One of ours (the original tool's sessions are read differently; see `foreign`).
+        rec.runtime_dir = Some("/project/.hydra/ralph/p1".into());
         rec.stuck_after_secs = Some(60);
         rec.max_duration_secs = 1_000_000;
         rec.state = SessionState::Running { iteration: 1, stories: None };
@@ -159,6 +161,8 @@ proptest! {
     #[test]
     fn time_going_back_never_decides(back in 1u64..1_000_000, phase in 0usize..3, iteration in 0u32..5) {
         let mut rec = SessionRecord::new(SessionId("p2".into()), &SessionConfig::default(), Timestamp(5_000_000));
+        // One of ours (the original tool's sessions are read differently; see `foreign`).
+        rec.runtime_dir = Some("/project/.hydra/ralph/p2".into());
         rec.stuck_after_secs = Some(1);
         rec.max_duration_secs = 1;
         rec.state = [
@@ -192,6 +196,8 @@ proptest! {
             SessionState::Failed { reason: "f".into() },
         ];
         let mut rec = SessionRecord::new(SessionId("p3".into()), &SessionConfig::default(), Timestamp(1_000));
+        // One of ours (the original tool's sessions are read differently; see `foreign`).
+        rec.runtime_dir = Some("/project/.hydra/ralph/p3".into());
         rec.state = states[state_pick].clone();
         rec.iteration = rec.state.iteration();
         let mux = [MuxObservation::Alive { activity: activity.map(Timestamp) }, MuxObservation::Exited { status: Some(1) }, MuxObservation::Gone][mux_pick];

@@ -576,7 +576,11 @@ impl Worktrees for FakeWorktrees {
                 path: t.path.clone(),
             });
         }
-        let used: Vec<u16> = trees.values().filter_map(|t| t.port).collect();
+        let used: Vec<u16> = trees
+            .values()
+            .filter_map(|t| t.port)
+            .chain(req.reserved_ports.iter().copied())
+            .collect();
         let port = (self.range.0..=self.range.1)
             .find(|p| !used.contains(p))
             .ok_or(WorktreeError::RangeExhausted {
@@ -658,17 +662,43 @@ pub struct FakeLoopDir {
     pub retries: usize,
 }
 
+impl FakeLoopDir {
+    /// What the directory shows: its report, when it was written, its queued messages.
+    fn reading(&self) -> LoopReading {
+        LoopReading::new(
+            self.report.as_ref().map(|(r, _)| r.clone()),
+            self.report.as_ref().map(|(_, t)| *t),
+            self.inbox.len(),
+        )
+    }
+}
+
 /// An in-memory runtime: session directories are map entries, PRD files are registered bytes.
 #[derive(Debug, Default)]
 pub struct MemoryRuntime {
     dirs: Mutex<BTreeMap<SessionId, FakeLoopDir>>,
     archive: Mutex<BTreeMap<SessionId, FakeLoopDir>>,
     files: Mutex<BTreeMap<PathBuf, Vec<u8>>>,
+    /// The original tool's loop directories, by the directory its sessions work in.
+    foreign: Mutex<BTreeMap<PathBuf, FakeLoopDir>>,
     fail_create: AtomicBool,
     hook: Hook,
 }
 
 impl MemoryRuntime {
+    /// Makes the original tool's loop directory for sessions working in `agent_dir`.
+    pub fn add_foreign_dir(&self, agent_dir: impl Into<PathBuf>) {
+        lock(&self.foreign).entry(agent_dir.into()).or_default();
+    }
+    /// The original tool's loop working in `agent_dir` writes `report` (JSON text) at `at`.
+    pub fn foreign_report(&self, agent_dir: &Path, json: &str, at: Timestamp) {
+        let report = LoopReport::parse(json.as_bytes()).expect("a valid status.json in the test");
+        lock(&self.foreign).entry(agent_dir.to_path_buf()).or_default().report = Some((report, at));
+    }
+    /// Whether the original tool's pause marker for `agent_dir` is set.
+    pub fn foreign_paused(&self, agent_dir: &Path) -> bool {
+        lock(&self.foreign).get(agent_dir).is_some_and(|d| d.paused)
+    }
     /// An empty runtime.
     pub fn new() -> Self {
         Self::default()
@@ -796,11 +826,26 @@ impl LoopRuntime for MemoryRuntime {
         let Some(d) = dirs.get(id) else {
             return LoopReading::default();
         };
-        LoopReading::new(
-            d.report.as_ref().map(|(r, _)| r.clone()),
-            d.report.as_ref().map(|(_, t)| *t),
-            d.inbox.len(),
-        )
+        d.reading()
+    }
+    fn read_foreign(&self, agent_dir: &Path) -> LoopReading {
+        self.hook.call("runtime", "read_foreign");
+        let dirs = lock(&self.foreign);
+        let Some(d) = dirs.get(agent_dir) else {
+            return LoopReading::default();
+        };
+        d.reading().with_paused(Some(d.paused))
+    }
+    fn set_foreign_paused(&self, agent_dir: &Path, paused: bool) -> Result<(), RuntimeError> {
+        self.hook.call("runtime", "set_foreign_paused");
+        let mut dirs = lock(&self.foreign);
+        let d = dirs.get_mut(agent_dir).ok_or_else(|| RuntimeError::Io {
+            op: "write",
+            path: agent_dir.join(".hydra/ralph/.pause"),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        })?;
+        d.paused = paused;
+        Ok(())
     }
     fn set_paused(&self, id: &SessionId, paused: bool) -> Result<(), RuntimeError> {
         self.hook.call("runtime", "set_paused");
@@ -1060,6 +1105,7 @@ mod tests {
             base: None,
             path: None,
             session: SessionId("a".into()),
+            reserved_ports: Vec::new(),
         };
         let a = wt.create(&req("a")).expect("a");
         let b = wt.create(&req("b")).expect("b");

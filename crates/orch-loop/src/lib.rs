@@ -7,4 +7,4 @@
 
 mod runtime;
 
-pub use runtime::{FsLoopRuntime, LOOP_SCRIPT, MAX_MESSAGE_BYTES, MAX_PRD_BYTES};
+pub use runtime::{FsLoopRuntime, EXTERNAL_LOOP_WRAPPER, LOOP_SCRIPT, MAX_MESSAGE_BYTES, MAX_PRD_BYTES};

@@ -12,6 +12,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The loop script written into every runtime directory.
 pub const LOOP_SCRIPT: &str = include_str!("hydralph.sh");
+/// How a user's own loop script (`--loop-script`) is run: `bash -c WRAPPER NAME SCRIPT`, the
+/// script path an argument, never part of the command text. What the script prints goes to
+/// the pane as before and is appended to `HYDRALPH_LOG`, so `hydra logs` shows it (the script
+/// itself knows nothing of that log); the script's exit status is the pane's.
+pub const EXTERNAL_LOOP_WRAPPER: &str = r#"log=$HYDRALPH_LOG
+unset HYDRALPH_LOG
+set -o pipefail
+bash "$1" 2>&1 | tee -a -- "$log"
+"#;
 /// The largest PRD accepted, in bytes.
 pub const MAX_PRD_BYTES: u64 = 10 * 1024 * 1024;
 /// The largest operator message accepted, in bytes.
@@ -34,6 +43,30 @@ fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Ru
 fn millis(t: std::time::SystemTime) -> Option<Timestamp> {
     let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
     Some(Timestamp(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
+}
+
+/// `<agent_dir>/.hydra/ralph/`: the original hydra tool's loop directory, shared by its
+/// sessions working in `agent_dir` (where ours keep one directory per session).
+fn foreign_dir(agent_dir: &Path) -> PathBuf {
+    RuntimeLayout::root(agent_dir)
+}
+
+/// A `status.json` and when it last changed; what cannot be read is absent.
+fn read_report(path: &Path) -> (Option<LoopReport>, Option<Timestamp>) {
+    // One open serves both the bytes and the change time: this runs per session per refresh.
+    match fs::File::open(path) {
+        Ok(mut file) => {
+            let changed = file.metadata().and_then(|m| m.modified()).ok().and_then(millis);
+            let mut bytes = Vec::new();
+            let report = file
+                .read_to_end(&mut bytes)
+                .ok()
+                // A reason cut inside a multi-byte character must not hide the whole report.
+                .and_then(|_| LoopReport::parse(String::from_utf8_lossy(&bytes).as_bytes()).ok());
+            (report, changed)
+        }
+        Err(_) => (None, None),
+    }
 }
 
 impl FsLoopRuntime {
@@ -200,20 +233,7 @@ impl LoopRuntime for FsLoopRuntime {
             return LoopReading::default();
         }
         let layout = self.layout(id);
-        // One open serves both the bytes and the change time: this runs per session per refresh.
-        let (report, changed) = match fs::File::open(layout.report_file()) {
-            Ok(mut file) => {
-                let changed = file.metadata().and_then(|m| m.modified()).ok().and_then(millis);
-                let mut bytes = Vec::new();
-                let report = file
-                    .read_to_end(&mut bytes)
-                    .ok()
-                    // A reason cut inside a multi-byte character must not hide the whole report.
-                    .and_then(|_| LoopReport::parse(String::from_utf8_lossy(&bytes).as_bytes()).ok());
-                (report, changed)
-            }
-            Err(_) => (None, None),
-        };
+        let (report, changed) = read_report(&layout.report_file());
         let queued = fs::read_dir(layout.inbox()).map_or(0, |entries| {
             entries
                 .flatten()
@@ -221,6 +241,27 @@ impl LoopRuntime for FsLoopRuntime {
                 .count()
         });
         LoopReading::new(report, changed, queued)
+    }
+
+    fn read_foreign(&self, agent_dir: &Path) -> LoopReading {
+        let dir = foreign_dir(agent_dir);
+        let (report, changed) = read_report(&dir.join("status.json"));
+        let paused = dir.is_dir().then(|| dir.join(".pause").exists());
+        LoopReading::new(report, changed, 0).with_paused(paused)
+    }
+
+    fn set_foreign_paused(&self, agent_dir: &Path, paused: bool) -> Result<(), RuntimeError> {
+        let dir = foreign_dir(agent_dir);
+        let marker = dir.join(".pause");
+        if !dir.is_dir() {
+            return Err(io("write", &marker)(std::io::Error::from(std::io::ErrorKind::NotFound)));
+        }
+        if paused {
+            // What the original tool writes; its loop only tests that the file exists.
+            orch_fs::write_atomic(&marker, b"1", 0o644).map_err(io("write", &marker))
+        } else {
+            orch_fs::remove_file_if_exists(&marker).map_err(io("remove", &marker))
+        }
     }
 
     fn set_paused(&self, id: &SessionId, paused: bool) -> Result<(), RuntimeError> {

@@ -48,6 +48,7 @@ fn main() {
             base: None,
             path: None,
             session: SessionId(format!("b{i}")),
+            reserved_ports: Vec::new(),
         };
         let t = Instant::now();
         wt.create(&req).expect("create");

@@ -1,5 +1,5 @@
 //! `.hydra/wt.toml`, hydra-wt's configuration, of which this adapter honours ports, env,
-//! artifacts and hooks.
+//! worktree directory, artifacts and hooks.
 
 use orch_core::WorktreeError;
 use serde::Deserialize;
@@ -13,6 +13,8 @@ pub struct WtConfig {
     pub ports: Ports,
     /// `[env]`: a template rendered into each worktree.
     pub env: Option<EnvTemplate>,
+    /// `[worktrees]`: where worktrees go.
+    pub worktrees: Option<WorktreesDir>,
     /// `[artifacts]`: files linked or copied from the main checkout.
     pub artifacts: Artifacts,
     /// `[hooks]`.
@@ -44,6 +46,14 @@ pub struct EnvTemplate {
     pub template: PathBuf,
     /// Output file, relative to the worktree.
     pub output: PathBuf,
+}
+
+/// `[worktrees]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct WorktreesDir {
+    /// The directory worktrees go in, one per branch at `<directory>/<branch>`: relative to
+    /// the repository root (hydra-wt's default is `../`), or absolute.
+    pub directory: PathBuf,
 }
 
 /// `[artifacts]`.
@@ -121,6 +131,13 @@ impl WtConfig {
         Ok((cfg, Some(bytes)))
     }
 
+    /// Where the worktree of `branch` goes when `[worktrees] directory` is set: hydra-wt's
+    /// `<directory>/<branch>`, relative to `root` (with `..` resolved, as git records it).
+    pub fn worktree_path(&self, root: &Path, branch: &str) -> Option<PathBuf> {
+        let dir = &self.worktrees.as_ref()?.directory;
+        Some(normalize(&root.join(dir).join(branch)))
+    }
+
     /// Paths the adapter itself writes into a worktree (not the agent's work).
     pub fn own_files(&self) -> Vec<PathBuf> {
         let mut own: Vec<PathBuf> = self.env.iter().map(|e| e.output.clone()).collect();
@@ -130,29 +147,20 @@ impl WtConfig {
     }
 }
 
-/// Renders `{{ name }}` placeholders (spaces optional) from `vars`; unknown names stay as is.
-pub(crate) fn render(template: &str, vars: &[(&str, String)]) -> String {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        match after.find("}}") {
-            Some(end) => {
-                let name = after[..end].trim();
-                match vars.iter().find(|(k, _)| *k == name) {
-                    Some((_, v)) => out.push_str(v),
-                    None => out.push_str(&rest[start..start + 2 + end + 2]),
+/// `path` with `.` and `..` resolved lexically (an absolute path stays absolute).
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
                 }
-                rest = &after[end + 2..];
             }
-            None => {
-                out.push_str(&rest[start..]);
-                rest = "";
-            }
+            other => out.push(other.as_os_str()),
         }
     }
-    out.push_str(rest);
     out
 }
 
@@ -161,12 +169,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_placeholders() {
-        let vars = [("port", "3001".to_owned()), ("worktree", "feat".to_owned())];
+    fn worktree_directory_is_relative_to_the_root() {
+        let mut cfg = WtConfig::default();
+        let root = Path::new("/src/app");
+        assert_eq!(cfg.worktree_path(root, "feat"), None, "unset: the caller's default");
+        cfg.worktrees = Some(WorktreesDir {
+            directory: "../".into(),
+        });
         assert_eq!(
-            render("PORT={{port}}\nNAME={{ worktree }}\nX={{other}}\n{{", &vars),
-            "PORT=3001\nNAME=feat\nX={{other}}\n{{"
+            cfg.worktree_path(root, "hydralph/ab12"),
+            Some(PathBuf::from("/src/hydralph/ab12"))
         );
+        cfg.worktrees = Some(WorktreesDir {
+            directory: "/wt/./x/..".into(),
+        });
+        assert_eq!(cfg.worktree_path(root, "b"), Some(PathBuf::from("/wt/b")));
     }
 
     #[test]
@@ -177,5 +194,6 @@ mod tests {
         .expect("parses");
         assert_eq!(cfg.ports.range_end, 3099);
         assert_eq!(cfg.env.expect("env").output, PathBuf::from(".env.local"));
+        assert_eq!(cfg.worktrees.expect("worktrees").directory, PathBuf::from("../"));
     }
 }

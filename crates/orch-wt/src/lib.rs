@@ -1,6 +1,6 @@
 //! `orch-wt` implements `orch_core`'s [`Worktrees`](orch_core::Worktrees) with the git CLI, in
-//! the formats of hydra-wt: `.hydra/wt.toml` for the port range, env template, artifacts and
-//! hooks, and `.hydra/wt-ports.json`, the flat `{"branch": port}` registry — which this adapter,
+//! the formats of hydra-wt: `.hydra/wt.toml` for the port range, env template (rendered with
+//! Tera, as hydra-wt does), worktree directory, artifacts and hooks, and `.hydra/wt-ports.json`, the flat `{"branch": port}` registry — which this adapter,
 //! unlike hydra-wt, updates under an exclusive lock with an atomic write, so concurrent creates
 //! never share a port.
 //!
@@ -13,6 +13,7 @@ mod config;
 mod git;
 mod porcelain;
 mod port_registry;
+mod template;
 mod worktrees;
 
 pub use config::WtConfig;

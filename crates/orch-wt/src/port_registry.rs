@@ -60,14 +60,23 @@ impl PortRegistry {
         orch_fs::write_atomic(&self.path, text.as_bytes(), 0o600).map_err(io("write", &self.path))
     }
 
-    /// The port of `branch`: its existing one, else the lowest free port in `start..=end`.
-    pub fn allocate(&self, lock: &RegistryLock, branch: &str, start: u16, end: u16) -> Result<u16, WorktreeError> {
+    /// The port of `branch`: its existing one, else the lowest port in `start..=end` that
+    /// neither the registry nor `reserved` (ports sessions hold whose entries the registry may
+    /// have lost) names.
+    pub fn allocate(
+        &self,
+        lock: &RegistryLock,
+        branch: &str,
+        start: u16,
+        end: u16,
+        reserved: &[u16],
+    ) -> Result<u16, WorktreeError> {
         let mut map = self.read(lock)?;
         if let Some(p) = map.get(branch) {
             return Ok(*p);
         }
         let port = (start..=end)
-            .find(|p| !map.values().any(|v| v == p))
+            .find(|p| !map.values().any(|v| v == p) && !reserved.contains(p))
             .ok_or(WorktreeError::RangeExhausted { start, end })?;
         map.insert(branch.to_owned(), port);
         self.write(lock, &map)?;

@@ -1,13 +1,14 @@
 //! [`GitWorktrees`]: create, remove and list per-session worktrees through the git CLI.
 
-use crate::config::{render, WtConfig};
+use crate::config::WtConfig;
 use crate::git::io;
 use crate::git::{git, git_ok};
 use crate::porcelain::{parse_worktree_list, GitWorktree};
 use crate::port_registry::PortRegistry;
+use crate::template::{render, TemplateVars};
 use orch_core::{
-    BranchChanges, MergeOutcome, RemoveOutcome, Saga, Trust, TrustNothing, WorktreeError, WorktreeInfo,
-    WorktreeRequest, Worktrees,
+    BranchChanges, MergeOutcome, PortHold, PortRepair, RemoveOutcome, Saga, Trust, TrustNothing, WorktreeError,
+    WorktreeInfo, WorktreeRequest, Worktrees,
 };
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -142,8 +143,11 @@ impl GitWorktrees {
             .lines()
             .filter(|l| l.len() > 3)
             .filter(|l| {
-                let file = l[3..].trim_matches('"');
-                !own.iter().any(|o| Path::new(file).starts_with(o))
+                let file = Path::new(l[3..].trim_matches('"'));
+                // Untracked files under `.hydra/` are the hydra tools' own state (the original
+                // loop's prd.json, status.json and prompt in the worktree), not the agent's work.
+                let tool_state = l.starts_with("??") && file.starts_with(".hydra");
+                !tool_state && !own.iter().any(|o| file.starts_with(o))
             })
             .collect();
         if !dirty.is_empty() {
@@ -180,7 +184,18 @@ impl GitWorktrees {
         Ok(reasons)
     }
 
-    fn populate(&self, root: &Path, path: &Path, branch: &str, port: u16, cfg: &WtConfig) -> Result<(), WorktreeError> {
+    /// Links and copies the artifacts, renders the env template and runs the hooks into the
+    /// new worktree at `path`; returns what was skipped (an env template that does not
+    /// exist: hydra-wt warns and goes on too).
+    fn populate(
+        &self,
+        root: &Path,
+        path: &Path,
+        branch: &str,
+        port: u16,
+        cfg: &WtConfig,
+    ) -> Result<Vec<String>, WorktreeError> {
+        let mut warnings = Vec::new();
         for rel in &cfg.artifacts.symlink {
             let (src, dst) = (root.join(rel), path.join(rel));
             if src.exists() {
@@ -198,15 +213,28 @@ impl GitWorktrees {
         }
         if let Some(env) = &cfg.env {
             let tpl_path = root.join(&env.template);
-            let template = std::fs::read_to_string(&tpl_path).map_err(io("read env template", &tpl_path))?;
-            let vars = [
-                ("port", port.to_string()),
-                ("worktree", branch.to_owned()),
-                ("project_uuid", project_uuid(root)),
-                ("repo_root", root.display().to_string()),
-            ];
-            let out = path.join(&env.output);
-            std::fs::write(&out, render(&template, &vars)).map_err(io("write", &out))?;
+            match std::fs::read_to_string(&tpl_path) {
+                Ok(template) => {
+                    let vars = TemplateVars {
+                        port,
+                        worktree: branch.to_owned(),
+                        project_uuid: project_uuid(root),
+                        repo_root: root.display().to_string(),
+                    };
+                    let text = render(&tpl_path, &template, &vars)?;
+                    let out = path.join(&env.output);
+                    if let Some(parent) = out.parent() {
+                        orch_fs::mkdir_private_all(parent).map_err(io("create directory", parent))?;
+                    }
+                    std::fs::write(&out, text).map_err(io("write", &out))?;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => warnings.push(format!(
+                    "env template {} does not exist (wt.toml [env] names it); no {} was written",
+                    tpl_path.display(),
+                    env.output.display()
+                )),
+                Err(e) => return Err(io("read env template", &tpl_path)(e)),
+            }
         }
         for hook in &cfg.hooks.post_create {
             // Hooks are the repository owner's own commands from wt.toml, run as hydra-wt runs
@@ -232,7 +260,7 @@ impl GitWorktrees {
                 });
             }
         }
-        Ok(())
+        Ok(warnings)
     }
 }
 
@@ -245,7 +273,7 @@ fn project_uuid(root: &Path) -> String {
         .ok()
         .and_then(|t| toml::from_str::<C>(&t).ok())
         .map(|c| c.project_uuid)
-        .unwrap_or_default()
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 fn copy_recursive(src: &Path, dst: &Path) -> Result<(), WorktreeError> {
@@ -265,6 +293,55 @@ fn copy_recursive(src: &Path, dst: &Path) -> Result<(), WorktreeError> {
 }
 
 impl Worktrees for GitWorktrees {
+    fn path_for(&self, repo: &Path, branch: &str) -> Result<Option<PathBuf>, WorktreeError> {
+        let root = self.repo_root(repo)?;
+        self.validate_branch(&root, branch)?;
+        Ok(WtConfig::load(&root)?.worktree_path(&root, branch))
+    }
+
+    fn reconcile_ports(&self, repo: &Path, holds: &[PortHold], repair: bool) -> Result<Vec<PortRepair>, WorktreeError> {
+        if holds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let root = self.repo_root(repo)?;
+        let registry = PortRegistry::new(&root);
+        let lock = registry.lock()?;
+        let mut map = registry.read(&lock)?;
+        let mut repairs = Vec::new();
+        let mut restored = false;
+        for hold in holds {
+            match map.get(&hold.branch) {
+                Some(p) if *p == hold.port => {}
+                Some(p) => repairs.push(PortRepair::Moved {
+                    branch: hold.branch.clone(),
+                    port: hold.port,
+                    registry_port: *p,
+                }),
+                None => match map.iter().find(|(_, p)| **p == hold.port) {
+                    Some((by, _)) => repairs.push(PortRepair::Taken {
+                        branch: hold.branch.clone(),
+                        port: hold.port,
+                        by: by.clone(),
+                    }),
+                    None => {
+                        if repair {
+                            map.insert(hold.branch.clone(), hold.port);
+                            restored = true;
+                        }
+                        repairs.push(PortRepair::Restored {
+                            branch: hold.branch.clone(),
+                            port: hold.port,
+                        });
+                    }
+                },
+            }
+        }
+        if restored {
+            registry.write(&lock, &map)?;
+        }
+        Ok(repairs)
+    }
+
     fn create(&self, req: &WorktreeRequest) -> Result<WorktreeInfo, WorktreeError> {
         req.session.validate()?;
         let root = self.repo_root(&req.repo)?;
@@ -295,6 +372,7 @@ impl Worktrees for GitWorktrees {
         let path = req
             .path
             .clone()
+            .or_else(|| cfg.worktree_path(&root, &req.branch))
             .unwrap_or_else(|| root.join(".hydra/worktrees").join(req.session.tmux_name()));
         if path.exists() {
             return Err(WorktreeError::PathExists { path });
@@ -318,7 +396,13 @@ impl Worktrees for GitWorktrees {
 
         let mut saga = Saga::new();
         let had_port = registry.read(&lock)?.contains_key(&req.branch);
-        let port = registry.allocate(&lock, &req.branch, cfg.ports.range_start, cfg.ports.range_end)?;
+        let port = registry.allocate(
+            &lock,
+            &req.branch,
+            cfg.ports.range_start,
+            cfg.ports.range_end,
+            &req.reserved_ports,
+        )?;
         if !had_port {
             saga.on_undo("port", || {
                 registry.free(&lock, &req.branch).map(|_| ()).map_err(|e| e.to_string())
@@ -366,10 +450,11 @@ impl Worktrees for GitWorktrees {
             }
             Ok(())
         });
-        self.populate(&root, &path, &req.branch, port, &cfg)?;
+        let warnings = self.populate(&root, &path, &req.branch, port, &cfg)?;
         saga.commit();
         drop(lock);
         let mut info = WorktreeInfo::new(req.branch.clone(), path, Some(port));
+        info.warnings = warnings;
         info.base_commit = base_commit.map(|c| c.trim().to_owned());
         info.created_branch = !existed;
         info.base_branch = match &req.base {
@@ -551,11 +636,14 @@ impl Worktrees for GitWorktrees {
         let worktrees = self.worktrees(&root)?;
         drop(lock);
         let managed_dir = root.join(".hydra/worktrees");
+        // A wt.toml that does not parse only hides worktrees in its configured directory.
+        let cfg = WtConfig::load(&root).unwrap_or_default();
         let mut out: Vec<WorktreeInfo> = Vec::new();
         for w in worktrees {
             let Some(branch) = w.branch.clone() else { continue };
             let port = ports.get(&branch).copied();
-            if w.path.starts_with(&managed_dir) || port.is_some() {
+            let configured = cfg.worktree_path(&root, &branch).is_some_and(|p| p == w.path);
+            if w.path.starts_with(&managed_dir) || configured || port.is_some() {
                 let mut info = WorktreeInfo::new(branch, w.path.clone(), port);
                 info.exists = w.path.exists();
                 out.push(info);

@@ -35,6 +35,10 @@ impl Orchestrator {
             }
             let outcome = self.clean(&rec, &cleanup);
             if self.finalize(id, &cleanup, &outcome)? {
+                if let (true, Some(branch)) = (outcome.worktree_removed, &rec.branch_name) {
+                    let ev = orch_core::LifecycleEvent::worktree_removed(id, branch, self.clock.now());
+                    self.publish(vec![ev]);
+                }
                 return Ok(outcome);
             }
         }

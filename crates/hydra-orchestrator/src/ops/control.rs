@@ -68,6 +68,11 @@ pub struct KillReport {
     pub worktree_removed: bool,
 }
 
+/// The original tool's loop directory of `rec` (shared by its sessions working there).
+pub(crate) fn foreign_loop_dir(rec: &SessionRecord) -> PathBuf {
+    orch_core::RuntimeLayout::root(rec.agent_dir())
+}
+
 fn refused(id: &SessionId, source: TransitionError) -> Error {
     Error::Transition { id: id.clone(), source }
 }
@@ -118,7 +123,9 @@ impl Orchestrator {
     fn pause_in(&self, id: &SessionId, mode: Option<PauseMode>) -> Result<()> {
         self.transact(Scope::One(id), |txn| {
             let mut rec = self.caught_up(txn)?;
-            self.refuse_foreign(&rec, "pause")?;
+            if rec.is_foreign() {
+                return self.pause_foreign(txn, rec, mode);
+            }
             let ev = rec.transition(&Event::Pause, txn.now).map_err(|e| refused(id, e))?;
             let freeze = match mode.unwrap_or(rec.pause_mode) {
                 PauseMode::Freeze => txn.pgid(&rec),
@@ -146,7 +153,9 @@ impl Orchestrator {
     pub fn resume(&self, id: &SessionId) -> Result<()> {
         self.transact(Scope::One(id), |txn| {
             let mut rec = self.caught_up(txn)?;
-            self.refuse_foreign(&rec, "resume")?;
+            if rec.is_foreign() {
+                return self.resume_foreign(txn, rec);
+            }
             // Waiting for a usage limit to reset: try again now.
             if rec.waiting.is_some() && !rec.state.is_terminal() && !matches!(rec.state, SessionState::Paused { .. }) {
                 self.runtime.retry_now(id)?;
@@ -227,10 +236,29 @@ impl Orchestrator {
                     },
                 ));
             }
-            // Typing reaches an agent that reads its terminal (an interactive profile, or the
-            // original tool's loop, which has no inbox); the others read their prompt once per
-            // iteration, so the message is queued for them instead.
-            let reads_pane = rec.is_foreign() || rec.profile.as_ref().is_some_and(|p| p.interactive);
+            if rec.is_foreign() {
+                return Err(Error::Foreign {
+                    id: id.clone(),
+                    why: format!(
+                        "its loop reads neither hydra's inbox nor its pane: each iteration it pipes {} into the agent, so edit that file to steer its next iteration, or `hydra attach {id}` to talk to it",
+                        foreign_loop_dir(&rec).join("prompt.md").display()
+                    ),
+                });
+            }
+            let external = rec.loop_script.as_ref();
+            if let (Some(script), InjectMode::Queue) = (external, mode) {
+                return Err(Error::Refused {
+                    id: id.clone(),
+                    why: format!(
+                        "it runs its own loop script ({}), which does not read hydra's inbox, so a queued message would never arrive; `hydra inject --live {id}` types it into its pane (it reaches the agent only if the script lets the agent read its terminal), or `hydra attach {id}`",
+                        script.display()
+                    ),
+                });
+            }
+            // Typing reaches an agent that reads its terminal (an interactive profile, or a loop
+            // script of the user's, which was asked for by name); the others read their prompt
+            // once per iteration, so the message is queued for them instead.
+            let reads_pane = external.is_some() || rec.profile.as_ref().is_some_and(|p| p.interactive);
             let delivery = match mode {
                 InjectMode::Live if reads_pane => {
                     if message.len() > MAX_LIVE_BYTES {
@@ -254,7 +282,6 @@ impl Orchestrator {
                     Delivery::QueuedInsteadOfTyped
                 }
                 _ => {
-                    self.refuse_foreign(&rec, "queue a message for")?;
                     self.runtime.queue_message(id, message, txn.now)?;
                     Delivery::Queued
                 }
@@ -356,14 +383,74 @@ impl Orchestrator {
         Ok(report)
     }
 
-    /// Refuses an action on a session of the original tool, whose loop has no runtime
-    /// directory of its own.
-    pub(crate) fn refuse_foreign(&self, rec: &SessionRecord, action: &str) -> Result<()> {
-        if rec.is_foreign() {
+    /// Pauses a session of the original tool through its own marker, which its loop reads
+    /// before each iteration: refused when the marker would pause other live sessions too, or
+    /// for a freeze (its loop runs as a job of the pane's shell, out of the pane's process
+    /// group).
+    fn pause_foreign(&self, txn: &mut Txn<'_>, mut rec: SessionRecord, mode: Option<PauseMode>) -> Result<()> {
+        let id = rec.id.clone();
+        if mode == Some(PauseMode::Freeze) {
+            return Err(Error::Foreign {
+                id,
+                why: "its loop runs as a job of the shell in its pane, which hydra cannot freeze as a whole; pause it without --now (it stops before its next iteration), or attach to it".into(),
+            });
+        }
+        let ev = rec.transition(&Event::Pause, txn.now).map_err(|e| refused(&id, e))?;
+        self.set_foreign_marker(txn, &mut rec, true)?;
+        txn.emit(ev.with("frozen", false));
+        Ok(())
+    }
+
+    /// Resumes a paused session of the original tool by clearing its marker (refused when
+    /// that would resume other live sessions too). A blocked one cannot be restarted: its loop
+    /// is the original tool's.
+    fn resume_foreign(&self, txn: &mut Txn<'_>, mut rec: SessionRecord) -> Result<()> {
+        let id = rec.id.clone();
+        if let SessionState::Blocked { .. } = rec.state {
+            return Err(Error::Foreign {
+                id: id.clone(),
+                why: format!(
+                    "its loop (the original tool's) ended when the agent blocked, and hydra cannot restart a loop it did not start; `hydra attach {id}` and run {} again, or start a new session with `hydra spawn`",
+                    foreign_loop_dir(&rec).join("hydralph.sh").display()
+                ),
+            });
+        }
+        let ev = rec.transition(&Event::Resume, txn.now).map_err(|e| refused(&id, e))?;
+        self.set_foreign_marker(txn, &mut rec, false)?;
+        txn.emit(ev);
+        Ok(())
+    }
+
+    /// Sets (or clears) the original tool's pause marker for `rec`, whose transition is
+    /// booked, and saves it; the marker goes back if the record cannot be saved. Refused
+    /// where other live sessions of that tool work: their loops obey the same file.
+    fn set_foreign_marker(&self, txn: &mut Txn<'_>, rec: &mut SessionRecord, paused: bool) -> Result<()> {
+        let (doing, done) = if paused {
+            ("pausing", "written")
+        } else {
+            ("resuming", "removed")
+        };
+        let others = txn.foreign_sharers(rec);
+        if others > 0 {
             return Err(Error::Foreign {
                 id: rec.id.clone(),
-                why: format!("it has no runtime directory of its own, so there is nothing to {action} through; attach to it instead"),
+                why: format!(
+                    "{others} other live session(s) of the original tool work in {} and obey the same pause marker ({}), so {doing} it would do the same to them; attach to it instead",
+                    rec.agent_dir().display(),
+                    foreign_loop_dir(rec).join(".pause").display()
+                ),
             });
+        }
+        let dir = rec.agent_dir().to_path_buf();
+        self.runtime
+            .set_foreign_paused(&dir, paused)
+            .map_err(|e| Error::Foreign {
+                id: rec.id.clone(),
+                why: format!("its loop's pause marker cannot be {done} ({e}); attach to it instead"),
+            })?;
+        if let Err(e) = txn.save(rec) {
+            let _ = self.runtime.set_foreign_paused(&dir, !paused);
+            return Err(e);
         }
         Ok(())
     }

@@ -90,13 +90,17 @@ impl Orchestrator {
         let done = self.transact_done(Scope::All, |txn| {
             let records = std::mem::take(&mut txn.records);
             let mut ended = Vec::new();
+            // What stays (live sessions; everything, in a dry run) keeps its ports.
+            let mut staying = Vec::new();
             for rec in &records {
                 let mut next = txn.assess(rec)?;
                 if !next.state.is_terminal() || next.spawning.is_some() {
+                    staying.push(next);
                     continue;
                 }
                 ended.push(next.id.clone());
                 if options.dry_run {
+                    staying.push(next);
                     continue;
                 }
                 let mine = Cleanup {
@@ -121,6 +125,7 @@ impl Orchestrator {
                 txn.save(&mut next)?;
                 txn.then(After::Cleanup(next.id.clone()));
             }
+            self.reconcile_ports(&staying, !options.dry_run && txn.writable());
             let orphans = self.full_orphans(txn, &records);
             self.shared().orphans = txn.tmux_orphans(&records);
             Ok((ended, orphans))

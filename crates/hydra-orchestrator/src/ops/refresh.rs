@@ -33,17 +33,20 @@ impl Orchestrator {
     }
 
     fn refresh_collecting(&self) -> Result<(Vec<SessionStatus>, Vec<SessionId>)> {
-        self.look().map(|l| (l.statuses, l.killed))
+        self.look(true).map(|l| (l.statuses, l.killed))
     }
 
-    /// One refresh, with what a watcher needs besides the statuses.
-    pub(crate) fn look(&self) -> Result<Look> {
+    /// One refresh, with what a watcher needs besides the statuses; with `ports`, the ports
+    /// sessions hold are checked against the worktree registry too (and lost entries
+    /// restored), which a watcher's frequent looks leave to the explicit refreshes.
+    pub(crate) fn look(&self, ports: bool) -> Result<Look> {
         self.transact(Scope::All, |txn| {
             let records = std::mem::take(&mut txn.records);
             let mut look = Look {
                 statuses: Vec::with_capacity(records.len()),
                 ..Look::default()
             };
+            let mut assessed = Vec::with_capacity(if ports { records.len() } else { 0 });
             for rec in &records {
                 let next = txn.assess(rec)?;
                 look.statuses.push(SessionStatus::from_record(&next, txn.now));
@@ -54,6 +57,13 @@ impl Orchestrator {
                 if !next.state.is_terminal() {
                     look.servers.insert(self.server_of(&next));
                 }
+                if ports {
+                    assessed.push(next);
+                }
+            }
+            if ports {
+                let repair = txn.writable();
+                self.reconcile_ports(&assessed, repair);
             }
             self.shared().orphans = txn.tmux_orphans(&records);
             look.killed = std::mem::take(&mut txn.killed);
@@ -167,6 +177,47 @@ impl Orchestrator {
             }
         }
         out
+    }
+
+    /// Checks the ports that `records` hold (live sessions, and ended ones whose worktree was
+    /// kept) against the worktree registry, restoring entries it lost when `repair` is set,
+    /// and tells each difference as a notice. Called under the store lock, so no clean-up can
+    /// free a port between the records' reading and the registry's repair.
+    pub(crate) fn reconcile_ports(&self, records: &[orch_core::SessionRecord], repair: bool) {
+        let Some(wt) = &self.worktrees else { return };
+        let mut by_repo: BTreeMap<&std::path::Path, Vec<orch_core::PortHold>> = BTreeMap::new();
+        for r in records {
+            let holds = r.use_worktree
+                && r.cleanup.is_none()
+                && r.spawning.is_none()
+                && (!r.state.is_terminal() || r.worktree_kept.is_some());
+            if let (true, Some(branch), Some(port)) = (holds, &r.branch_name, r.allocated_port) {
+                by_repo.entry(&r.working_dir).or_default().push(orch_core::PortHold {
+                    branch: branch.clone(),
+                    port,
+                });
+            }
+        }
+        for (repo, holds) in by_repo {
+            match wt.reconcile_ports(repo, &holds, repair) {
+                Ok(repairs) => {
+                    for r in repairs {
+                        let text = match &r {
+                            orch_core::PortRepair::Restored { branch, port } if !repair => format!(
+                                "the port registry has lost {branch}'s port {port} (removed by another tool?); `hydra ls` restores it"
+                            ),
+                            other => other.to_string(),
+                        };
+                        self.notice(NoticeKind::Worktree, text);
+                    }
+                }
+                Err(orch_core::WorktreeError::NotARepo { .. }) => {}
+                Err(e) => self.notice(
+                    NoticeKind::Worktree,
+                    format!("could not check the port registry of {}: {e}", repo.display()),
+                ),
+            }
+        }
     }
 
     /// The session that `text` names: an exact id, a session name, or a unique prefix of an id.

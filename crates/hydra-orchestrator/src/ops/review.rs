@@ -145,6 +145,9 @@ impl Orchestrator {
                     rec.allocated_port = None;
                     txn.save(&mut rec)?;
                 }
+                if outcome == RemoveOutcome::Removed {
+                    txn.emit(orch_core::LifecycleEvent::worktree_removed(id, &branch, txn.now));
+                }
                 Ok(())
             })?;
         }

@@ -176,9 +176,21 @@ impl Orchestrator {
         if let Some(t) = rec.tokens {
             env.push(("HYDRALPH_TOKENS_START".to_owned(), t.to_string()));
         }
+        // A user's own loop script runs under a wrapper that also keeps its output in the log.
+        let argv = if rec.loop_script.is_some() {
+            vec![
+                s(bash),
+                "-c".to_owned(),
+                orch_loop::EXTERNAL_LOOP_WRAPPER.to_owned(),
+                "hydralph-external".to_owned(),
+                s(&rt.script()),
+            ]
+        } else {
+            vec![s(bash), s(&rt.script())]
+        };
         SpawnSpec {
             name: rec.tmux_session.clone(),
-            argv: vec![s(bash), s(&rt.script())],
+            argv,
             env,
             cwd: rec.agent_dir().to_path_buf(),
             tag: Some(self.tag.clone()),
@@ -205,6 +217,7 @@ impl Orchestrator {
         cfg.prd_path = checked.prd_path.clone();
         cfg.agent_profile = Some(checked.profile.clone());
         let mut shared = None;
+        let mut reserved: Vec<u16> = Vec::new();
         let planned = self.transact(Scope::Lock, |txn| {
             let id = self.new_id()?;
             let records = self.store.load_all()?.records;
@@ -233,8 +246,19 @@ impl Orchestrator {
             rec.tmux_server = Some(self.server());
             rec.project_tag = Some(self.tag.clone());
             if cfg.use_worktree {
-                rec.branch_name = Some(cfg.branch_name.clone().unwrap_or_else(|| id.default_branch()));
-                rec.worktree_path = Some(self.project.join(".hydra").join("worktrees").join(id.tmux_name()));
+                let branch = cfg.branch_name.clone().unwrap_or_else(|| id.default_branch());
+                // Where a wt.toml's `[worktrees] directory` puts it (so hydra-wt finds it),
+                // else the seed's place.
+                let configured = match &self.worktrees {
+                    Some(wt) => wt.path_for(&checked.working_dir, &branch)?,
+                    None => None,
+                };
+                rec.worktree_path = Some(
+                    configured.unwrap_or_else(|| self.project.join(".hydra").join("worktrees").join(id.tmux_name())),
+                );
+                rec.branch_name = Some(branch);
+                // Ports that records hold, even where the registry lost them.
+                reserved = records.iter().filter_map(|r| r.allocated_port).collect();
             }
             rec.spawning = Some(Lease::new(txn.me, txn.now));
             txn.save(&mut rec)?;
@@ -242,7 +266,7 @@ impl Orchestrator {
         })?;
         let id = planned.id.clone();
         let mut saga = Saga::new();
-        let made = self.make_parts(&planned, &checked, hold, &mut saga);
+        let made = self.make_parts(&planned, &checked, hold, &reserved, &mut saga);
         let fail = |e: Error, saga: Saga<'_>| -> Error {
             let leftovers: Vec<String> = saga
                 .rollback()
@@ -304,11 +328,17 @@ impl Orchestrator {
                 ev = ev.with("name", n.clone());
             }
             txn.emit(ev);
+            if let (Some(branch), Some(port), Some(path)) = (&rec.branch_name, rec.allocated_port, &rec.worktree_path) {
+                txn.emit(LifecycleEvent::worktree_created(&id, branch, port, path, txn.now));
+            }
             Ok(true)
         });
         match finished {
             Ok(true) => {
                 saga.commit();
+                for w in &made.warnings {
+                    self.notice(crate::NoticeKind::Worktree, format!("{id}'s worktree: {w}"));
+                }
                 if let Some(note) = shared {
                     self.notice(crate::NoticeKind::SharedCheckout, note);
                 }
@@ -325,6 +355,7 @@ impl Orchestrator {
         rec: &SessionRecord,
         checked: &Checked,
         hold: bool,
+        reserved: &[u16],
         saga: &mut Saga<'s>,
     ) -> Result<Made> {
         let mut made = Made::default();
@@ -335,8 +366,10 @@ impl Orchestrator {
                 base: rec.base_ref.clone(),
                 path: rec.worktree_path.clone(),
                 session: rec.id.clone(),
+                reserved_ports: reserved.to_vec(),
             };
             let info = wt.create(&req)?;
+            made.warnings = info.warnings.clone();
             let repo = checked.working_dir.clone();
             let created = info.created_branch;
             saga.on_undo("worktree", move || {
@@ -424,4 +457,6 @@ struct Made {
     port: Option<u16>,
     base_commit: Option<String>,
     base_branch: Option<String>,
+    /// What the worktree adapter skipped (a missing env template).
+    warnings: Vec<String>,
 }

@@ -32,5 +32,6 @@ pub use runtime::{LogDisposal, LoopReading, LoopRuntime, RuntimeError, RuntimeRe
 pub use store::{LoadProblem, LoadReport, LockGuard, LockStats, Store, StoreError};
 pub use trust::{Trust, TrustAll, TrustNothing};
 pub use worktrees::{
-    BranchChanges, MergeOutcome, RemoveOutcome, WorktreeError, WorktreeInfo, WorktreeRequest, Worktrees,
+    BranchChanges, MergeOutcome, PortHold, PortRepair, RemoveOutcome, WorktreeError, WorktreeInfo, WorktreeRequest,
+    Worktrees,
 };

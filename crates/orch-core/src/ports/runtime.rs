@@ -31,6 +31,9 @@ pub struct LoopReading {
     pub changed: Option<Timestamp>,
     /// Messages queued in the inbox and not yet taken into a prompt.
     pub queued: usize,
+    /// Whether the loop's pause marker is set, where the reading says (the original tool's
+    /// shared directory, whose loop reports no pause of its own); `None` otherwise.
+    pub paused: Option<bool>,
 }
 
 impl LoopReading {
@@ -40,7 +43,14 @@ impl LoopReading {
             report,
             changed,
             queued,
+            paused: None,
         }
+    }
+
+    /// This reading, saying whether the pause marker is set.
+    pub fn with_paused(mut self, paused: Option<bool>) -> Self {
+        self.paused = paused;
+        self
     }
 }
 
@@ -120,6 +130,18 @@ pub trait LoopRuntime: Send + Sync {
     /// What the loop has reported, when, and how many messages wait. Never fails: what cannot
     /// be read is absent.
     fn read(&self, id: &SessionId) -> LoopReading;
+
+    /// What the original hydra tool's loop directory of a session working in `agent_dir`
+    /// shows (`<agent_dir>/.hydra/ralph/` in the file adapter: its shared `status.json` and
+    /// `.pause` marker), unattributed: see [`foreign_reading`](crate::foreign_reading). Never
+    /// fails: what cannot be read is absent.
+    fn read_foreign(&self, agent_dir: &Path) -> LoopReading;
+
+    /// Sets or clears the original tool's pause marker for the loops working in `agent_dir`,
+    /// which its loop waits on between iterations.
+    ///
+    /// Errors: `Io` (its loop directory does not exist, say).
+    fn set_foreign_paused(&self, agent_dir: &Path, paused: bool) -> Result<(), RuntimeError>;
 
     /// Sets or clears the checkpoint-pause marker the loop waits on between iterations.
     ///

@@ -17,6 +17,9 @@ pub struct WorktreeRequest {
     pub path: Option<PathBuf>,
     /// The session it is for.
     pub session: SessionId,
+    /// Ports that sessions still hold (their records say so), which a new worktree must not
+    /// get even when the registry has lost their entries.
+    pub reserved_ports: Vec<u16>,
 }
 
 /// A worktree managed by the adapter.
@@ -38,6 +41,9 @@ pub struct WorktreeInfo {
     pub base_branch: Option<String>,
     /// This call created the branch (so undoing the call may delete it).
     pub created_branch: bool,
+    /// What the adapter skipped and the user should hear about (an env template that does
+    /// not exist, say); the worktree was made.
+    pub warnings: Vec<String>,
 }
 
 impl WorktreeInfo {
@@ -51,6 +57,72 @@ impl WorktreeInfo {
             base_commit: None,
             base_branch: None,
             created_branch: false,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// A port a session's record holds, checked against the adapter's registry by
+/// [`Worktrees::reconcile_ports`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortHold {
+    /// The session's branch (the registry's key).
+    pub branch: String,
+    /// The port its record holds.
+    pub port: u16,
+}
+
+/// A difference between what sessions hold and what the port registry says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PortRepair {
+    /// The registry had lost the entry; it is back (or, without `repair`, would be).
+    Restored {
+        /// The branch.
+        branch: String,
+        /// Its port.
+        port: u16,
+    },
+    /// The registry had lost the entry and has since given the port to another branch: two
+    /// worktrees share it, which only a person can sort out.
+    Taken {
+        /// The session's branch.
+        branch: String,
+        /// The port it holds.
+        port: u16,
+        /// The branch the registry gave it to.
+        by: String,
+    },
+    /// The registry names another port for the branch than the session's record.
+    Moved {
+        /// The branch.
+        branch: String,
+        /// The port the session's record (and its environment) holds.
+        port: u16,
+        /// The port the registry names.
+        registry_port: u16,
+    },
+}
+
+impl std::fmt::Display for PortRepair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PortRepair::Restored { branch, port } => write!(
+                f,
+                "the port registry had lost {branch}'s port {port} (removed by another tool?); it is held again"
+            ),
+            PortRepair::Taken { branch, port, by } => write!(
+                f,
+                "the port registry had lost {branch}'s port {port} and has given it to {by}: both worktrees now use port {port}; end one of them"
+            ),
+            PortRepair::Moved {
+                branch,
+                port,
+                registry_port,
+            } => write!(
+                f,
+                "the port registry names port {registry_port} for {branch}, whose session was started with port {port}"
+            ),
         }
     }
 }
@@ -217,6 +289,26 @@ pub enum WorktreeError {
 
 /// Per-session git worktrees with allocated ports (hydra-wt compatible).
 pub trait Worktrees: Send + Sync {
+    /// Where the worktree of `branch` goes when the repository's configuration names a place
+    /// (hydra-wt's `[worktrees] directory`); `None` for the caller's default place. The
+    /// branch is checked first.
+    ///
+    /// Errors: `InvalidBranch`, `NotARepo`, `Config`, `GitMissing`.
+    fn path_for(&self, repo: &Path, branch: &str) -> Result<Option<PathBuf>, WorktreeError> {
+        let _ = (repo, branch);
+        Ok(None)
+    }
+
+    /// Checks the ports that sessions hold against the registry of `repo`: an entry the
+    /// registry lost is written back when `repair` is set and its port is still free. Returns
+    /// each difference found (nothing when they agree).
+    ///
+    /// Errors: `NotARepo`, `Config` (a registry that does not parse), `GitMissing`, `Io`.
+    fn reconcile_ports(&self, repo: &Path, holds: &[PortHold], repair: bool) -> Result<Vec<PortRepair>, WorktreeError> {
+        let _ = (repo, holds, repair);
+        Ok(Vec::new())
+    }
+
     /// Creates the worktree and allocates a port; on any failure nothing is left behind.
     ///
     /// Errors: `InvalidBranch`, `InvalidId`, `BranchTaken`, `PathExists`, `RangeExhausted`,

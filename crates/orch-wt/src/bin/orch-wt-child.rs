@@ -18,6 +18,7 @@ fn main() {
         base: None,
         path: None,
         session: SessionId(id),
+        reserved_ports: Vec::new(),
     };
     if let Err(e) = GitWorktrees::new().create(&req) {
         eprintln!("orch-wt-child: {e}");

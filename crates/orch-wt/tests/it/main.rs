@@ -48,6 +48,7 @@ fn req(root: &Path, id: &str, branch: &str) -> WorktreeRequest {
         base: None,
         path: None,
         session: SessionId(id.into()),
+        reserved_ports: Vec::new(),
     }
 }
 
@@ -578,4 +579,191 @@ fn a_squash_merge_makes_one_commit() {
         wt.merge(&root, "feat/a", "main", true, "again").expect("again"),
         MergeOutcome::UpToDate
     );
+}
+
+/// `.hydra/wt.toml` exactly as `hydra-wt init` writes it (`toml::to_string_pretty` of its
+/// defaults): an env template that no one has created yet, and worktrees in `../`.
+const HYDRA_WT_INIT: &str = "[ports]\nrange_start = 3001\nrange_end = 3099\n\n[env]\ntemplate = \".env.template\"\noutput = \".env.local\"\n\n[worktrees]\ndirectory = \"../\"\n";
+
+fn write_wt_toml(root: &Path, text: &str) {
+    std::fs::create_dir_all(root.join(".hydra")).expect("mkdir");
+    std::fs::write(root.join(".hydra/wt.toml"), text).expect("wt.toml");
+}
+
+#[test]
+fn hydra_wt_init_config_works_without_its_template_and_puts_worktrees_where_hydra_wt_looks() {
+    let (_d, root) = repo();
+    write_wt_toml(&root, HYDRA_WT_INIT);
+    let wt = GitWorktrees::new();
+    let expected = root.parent().expect("parent").join("hydralph/ab12");
+    assert_eq!(
+        wt.path_for(&root, "hydralph/ab12").expect("path"),
+        Some(expected.clone()),
+        "hydra-wt's <directory>/<branch>, relative to the repository root"
+    );
+    let mut r = req(&root, "ab12", "hydralph/ab12");
+    r.path = wt.path_for(&root, "hydralph/ab12").expect("path");
+    let info = wt.create(&r).expect("a missing template is a warning, not a failure");
+    assert_eq!(info.path, expected);
+    assert!(expected.join("README").exists());
+    assert!(!expected.join(".env.local").exists());
+    assert_eq!(info.warnings.len(), 1, "{:?}", info.warnings);
+    assert!(info.warnings[0].contains(".env.template"), "{:?}", info.warnings);
+    // git records the worktree at the same (resolved) path, so list and remove find it.
+    assert!(run_git(&root, &["worktree", "list", "--porcelain"]).contains(&format!("worktree {}", expected.display())));
+    assert_eq!(wt.list(&root).expect("list")[0].path, expected);
+    assert_eq!(
+        wt.remove(&root, "hydralph/ab12", false).expect("remove"),
+        RemoveOutcome::Removed
+    );
+    assert!(!expected.exists());
+    // Without [worktrees], the caller's default place.
+    write_wt_toml(&root, "[ports]\nrange_start = 3001\nrange_end = 3099\n");
+    assert_eq!(wt.path_for(&root, "x").expect("path"), None);
+    // The branch is checked before a path is made from it.
+    assert!(matches!(
+        wt.path_for(&root, "../../etc"),
+        Err(WorktreeError::InvalidBranch { .. })
+    ));
+}
+
+#[test]
+fn env_templates_render_with_tera_like_hydra_wt() {
+    let (_d, root) = repo();
+    std::fs::write(
+        root.join(".env.template"),
+        "PORT={{ port }}\nAPI_PORT={{ port + 1 }}\nNAME={{ worktree | upper }}\nDB=app_{{ worktree | slugify }}\nUUID={{ project_uuid }}\nROOT={{ repo_root }}\n{% if port > 3000 %}HIGH=yes{% endif %}\n",
+    )
+    .expect("template");
+    write_wt_toml(
+        &root,
+        "[ports]\nrange_start = 4001\nrange_end = 4009\n[env]\ntemplate = \".env.template\"\noutput = \"config/.env.local\"\n",
+    );
+    let wt = GitWorktrees::new();
+    let info = wt.create(&req(&root, "t1", "feat/login")).expect("create");
+    assert!(info.warnings.is_empty(), "{:?}", info.warnings);
+    let env = std::fs::read_to_string(info.path.join("config/.env.local")).expect("rendered");
+    assert_eq!(
+        env,
+        format!(
+            "PORT=4001\nAPI_PORT=4002\nNAME=FEAT/LOGIN\nDB=app_feat-login\nUUID=unknown\nROOT={}\nHIGH=yes\n",
+            root.display()
+        )
+    );
+    // A template Tera refuses fails the create, names the file, and leaves nothing behind.
+    std::fs::write(root.join(".env.template"), "X={{ no_such_variable }}\n").expect("template");
+    let err = wt.create(&req(&root, "t2", "feat/two")).expect_err("bad template");
+    let text = err.to_string();
+    assert!(
+        text.contains(".env.template") && text.contains("no_such_variable"),
+        "{text}"
+    );
+    assert!(!root.join(".hydra/worktrees/hydralph-t2").exists());
+    assert!(!registry(&root).contains_key("feat/two"));
+    assert!(!branches(&root).contains("feat/two"));
+}
+
+#[test]
+fn ports_held_by_sessions_are_not_handed_out_again_and_lost_entries_are_restored() {
+    let (_d, root) = repo();
+    let wt = GitWorktrees::new();
+    let a = wt.create(&req(&root, "aa11", "hydralph/aa11")).expect("a");
+    assert_eq!(a.port, Some(3001));
+    // `hydra-wt remove hydralph/aa11` run from another shell drops the entry of a live worktree.
+    std::fs::write(root.join(".hydra/wt-ports.json"), "{}\n").expect("registry emptied");
+    let mut r = req(&root, "bb22", "hydralph/bb22");
+    r.reserved_ports = vec![3001];
+    let b = wt.create(&r).expect("b");
+    assert_eq!(b.port, Some(3002), "the port a session holds is never handed out twice");
+
+    let holds = [
+        orch_core::PortHold {
+            branch: "hydralph/aa11".into(),
+            port: 3001,
+        },
+        orch_core::PortHold {
+            branch: "hydralph/bb22".into(),
+            port: 3002,
+        },
+    ];
+    // Without repair: reported, nothing written.
+    let found = wt.reconcile_ports(&root, &holds, false).expect("check");
+    assert_eq!(
+        found,
+        vec![orch_core::PortRepair::Restored {
+            branch: "hydralph/aa11".into(),
+            port: 3001
+        }]
+    );
+    assert!(!registry(&root).contains_key("hydralph/aa11"));
+    // With repair: the entry is back, in hydra-wt's format.
+    wt.reconcile_ports(&root, &holds, true).expect("repair");
+    assert_eq!(registry(&root)["hydralph/aa11"], 3001);
+    assert_eq!(wt.reconcile_ports(&root, &holds, true).expect("again"), vec![]);
+
+    // A lost port that hydra-wt has since given to another branch cannot be restored: told.
+    let mut map = registry(&root);
+    map.remove("hydralph/aa11");
+    map.insert("other".into(), 3001.into());
+    std::fs::write(
+        root.join(".hydra/wt-ports.json"),
+        serde_json::to_string_pretty(&map).expect("json"),
+    )
+    .expect("registry");
+    let found = wt.reconcile_ports(&root, &holds, true).expect("check");
+    assert_eq!(
+        found,
+        vec![orch_core::PortRepair::Taken {
+            branch: "hydralph/aa11".into(),
+            port: 3001,
+            by: "other".into()
+        }]
+    );
+    assert_eq!(
+        registry(&root)["other"],
+        3001,
+        "another tool's entry is never taken away"
+    );
+}
+
+#[test]
+fn the_original_loops_files_in_a_worktree_are_not_work() {
+    let (_d, root) = repo();
+    let wt = GitWorktrees::new();
+    let info = wt.create(&req(&root, "cc33", "hydralph/cc33")).expect("create");
+    // The original tool's loop keeps its files in `<worktree>/.hydra/ralph/`; a repository it
+    // made the worktree in has no exclude rule for them.
+    std::fs::write(root.join(".git/info/exclude"), "").expect("no exclude");
+    let ralph = info.path.join(".hydra/ralph");
+    std::fs::create_dir_all(&ralph).expect("mkdir");
+    for f in [
+        "prd.json",
+        "status.json",
+        "prompt.md",
+        "hydralph.sh",
+        "progress.txt",
+        ".pause",
+    ] {
+        std::fs::write(ralph.join(f), "x\n").expect("loop file");
+    }
+    assert!(run_git(&info.path, &["status", "--porcelain", "--untracked-files=all"]).contains(".hydra/ralph/"));
+    assert_eq!(
+        wt.remove(&root, "hydralph/cc33", false).expect("remove"),
+        RemoveOutcome::Removed
+    );
+
+    // Real work beside them is still kept.
+    let info = wt.create(&req(&root, "dd44", "hydralph/dd44")).expect("create");
+    std::fs::create_dir_all(info.path.join(".hydra/ralph")).expect("mkdir");
+    std::fs::write(info.path.join(".hydra/ralph/status.json"), "{}").expect("loop file");
+    std::fs::write(info.path.join("feature.rs"), "fn main() {}\n").expect("work");
+    match wt.remove(&root, "hydralph/dd44", false).expect("remove") {
+        RemoveOutcome::Kept { reasons, .. } => {
+            assert!(
+                reasons[0].contains("1 uncommitted") && reasons[0].contains("feature.rs"),
+                "{reasons:?}"
+            )
+        }
+        other => panic!("work must be kept: {other:?}"),
+    }
 }

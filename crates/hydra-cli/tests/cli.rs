@@ -244,3 +244,34 @@ fn commands_deliver_their_events_to_a_live_daemon_before_exiting() {
         serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().expect("a line")).expect("json");
     assert_eq!(line["id"], id);
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_output_quietly() {
+    let env = Env::new();
+    std::fs::write(env.root().join("prd.json"), PRD).expect("prd");
+    let id = env.spawn_demo(&["--max-iterations", "50"]);
+    // `ls` writes its whole answer at once and goes on; other commands end as `print!` finds
+    // the pipe closed, with a shell's code for it.
+    for (args, code) in [
+        (&["ls", "--json"][..], 0),
+        (&["ls", "--all"][..], 0),
+        (&["ls", "-q"][..], 0),
+        (&["status", &id][..], 141),
+    ] {
+        // A pipe whose reader is gone before hydra writes: `hydra ls | head -c0`.
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_hydra"))
+            .args(args)
+            .args(["--project", env.root().to_str().expect("utf8")])
+            .args(["--tmux-socket", &env.socket])
+            .env("XDG_STATE_HOME", env.state())
+            .stdout(writer)
+            .output()
+            .expect("hydra");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "hydra {args:?}: {err}");
+        assert_eq!(out.status.code(), Some(code), "hydra {args:?}: {err}");
+    }
+    env.ok(&["kill", &id]);
+}

@@ -54,7 +54,7 @@ pub use project::{project_tag, RuntimeLayout};
 pub use record::{usd_micros, SessionRecord, Waiting, CURRENT_SCHEMA_VERSION};
 pub use saga::Saga;
 pub use state::{apply, Event, SessionState, TransitionError};
-pub use status::SessionStatus;
+pub use status::{SessionStatus, StatusJson};
 pub use time::Timestamp;
 
 #[cfg(test)]

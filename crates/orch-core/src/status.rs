@@ -141,40 +141,104 @@ impl SessionStatus {
 
     /// The JSON object `hydra ls --json` prints for this session.
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "id": self.id.as_str(),
-            "name": self.name,
-            "state": self.state.name(),
-            "shown_state": self.state_word(),
-            "detail": self.state.to_string(),
-            "iteration": self.iteration,
-            "max_iterations": self.max_iterations,
-            "stories": self.stories,
-            "reason": self.state.reason(),
-            "pausing": self.pausing,
-            "frozen": self.frozen,
-            "tmux_session": self.tmux_session,
-            "working_dir": self.working_dir,
-            "branch": self.branch,
-            "port": self.port,
-            "worktree_kept": self.worktree_kept.as_ref().map(|(p, why)| serde_json::json!({"path": p, "reasons": why})),
-            "agent": self.agent_cli,
-            "prd": self.prd_path,
-            "claimed": self.claimed,
-            "waiting_until": self.waiting.as_ref().map(|(t, _)| t.as_secs()),
-            "waiting_reason": self.waiting.as_ref().map(|(_, r)| r),
-            "cost_usd": self.cost_micros.map(|c| c as f64 / 1_000_000.0),
-            "max_cost_usd": self.max_cost_micros.map(|c| c as f64 / 1_000_000.0),
-            "tokens": self.tokens,
-            "queued_messages": self.queued,
-            "undelivered_messages": self.undelivered(),
-            "age_secs": self.duration.as_secs(),
-            "created_at": self.created.as_secs(),
-            "ended_at": self.ended.map(Timestamp::as_secs),
-            "last_activity": self.last_activity.as_secs(),
-            "foreign": self.foreign,
-        })
+        serde_json::to_value(self.json()).unwrap_or(serde_json::Value::Null)
     }
+
+    /// The same object as [`to_json`](Self::to_json), borrowed and serializable as it is:
+    /// what a caller that writes many sessions serializes straight to its output. Paths
+    /// that are not UTF-8 are written lossily.
+    pub fn json(&self) -> StatusJson<'_> {
+        StatusJson {
+            id: self.id.as_str(),
+            name: self.name.as_deref(),
+            state: self.state.name(),
+            shown_state: self.state_word(),
+            detail: self.state.to_string(),
+            iteration: self.iteration,
+            max_iterations: self.max_iterations,
+            stories: self.stories.as_deref(),
+            reason: self.state.reason(),
+            pausing: self.pausing,
+            frozen: self.frozen,
+            tmux_session: &self.tmux_session,
+            working_dir: Lossy(&self.working_dir),
+            branch: self.branch.as_deref(),
+            port: self.port,
+            worktree_kept: self.worktree_kept.as_ref().map(|(path, reasons)| KeptJson {
+                path: Lossy(path),
+                reasons,
+            }),
+            agent: &self.agent_cli,
+            prd: Lossy(&self.prd_path),
+            claimed: self.claimed.as_deref(),
+            waiting_until: self.waiting.as_ref().map(|(t, _)| t.as_secs()),
+            waiting_reason: self.waiting.as_ref().map(|(_, r)| r.as_str()),
+            cost_usd: self.cost_micros.map(|c| c as f64 / 1_000_000.0),
+            max_cost_usd: self.max_cost_micros.map(|c| c as f64 / 1_000_000.0),
+            tokens: self.tokens,
+            queued_messages: self.queued,
+            undelivered_messages: self.undelivered(),
+            age_secs: self.duration.as_secs(),
+            created_at: self.created.as_secs(),
+            ended_at: self.ended.map(Timestamp::as_secs),
+            last_activity: self.last_activity.as_secs(),
+            foreign: self.foreign,
+        }
+    }
+}
+
+/// A path serialized as text, lossily where it is not UTF-8.
+#[derive(Debug, Clone, Copy)]
+struct Lossy<'a>(&'a std::path::Path);
+
+impl serde::Serialize for Lossy<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.to_string_lossy())
+    }
+}
+
+/// A kept worktree as `hydra ls --json` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+struct KeptJson<'a> {
+    path: Lossy<'a>,
+    reasons: &'a [String],
+}
+
+/// One session of `hydra ls --json`, borrowed from a [`SessionStatus`]: see
+/// [`SessionStatus::json`]. Its fields are the object's keys, in order.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StatusJson<'a> {
+    id: &'a str,
+    name: Option<&'a str>,
+    state: &'static str,
+    shown_state: &'static str,
+    detail: String,
+    iteration: u32,
+    max_iterations: u32,
+    stories: Option<&'a str>,
+    reason: Option<&'a str>,
+    pausing: bool,
+    frozen: bool,
+    tmux_session: &'a str,
+    working_dir: Lossy<'a>,
+    branch: Option<&'a str>,
+    port: Option<u16>,
+    worktree_kept: Option<KeptJson<'a>>,
+    agent: &'a str,
+    prd: Lossy<'a>,
+    claimed: Option<&'a [String]>,
+    waiting_until: Option<u64>,
+    waiting_reason: Option<&'a str>,
+    cost_usd: Option<f64>,
+    max_cost_usd: Option<f64>,
+    tokens: Option<u64>,
+    queued_messages: usize,
+    undelivered_messages: usize,
+    age_secs: u64,
+    created_at: u64,
+    ended_at: Option<u64>,
+    last_activity: u64,
+    foreign: bool,
 }
 
 #[cfg(test)]
@@ -220,6 +284,25 @@ mod tests {
         ] {
             assert!(j.get(key).is_some(), "missing {key}");
         }
+    }
+
+    #[test]
+    fn json_keeps_its_key_order_and_writes_odd_paths_lossily() {
+        use std::os::unix::ffi::OsStrExt;
+        let mut rec = record();
+        rec.working_dir = PathBuf::from(std::ffi::OsStr::from_bytes(b"/p/caf\xe9"));
+        let st = SessionStatus::from_record(&rec, Timestamp::from_secs(100));
+        let text = serde_json::to_string(&st.json()).expect("serialize");
+        assert!(
+            text.starts_with(r#"{"id":"s1","name":null,"state":"starting","shown_state":"#),
+            "{text}"
+        );
+        assert!(text.ends_with(r#""foreign":false}"#), "{text}");
+        assert!(text.contains("\"working_dir\":\"/p/caf\u{fffd}\""), "{text}");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&text).expect("parse"),
+            st.to_json()
+        );
     }
 
     #[test]

@@ -59,6 +59,8 @@ pub(crate) struct Txn<'o> {
     /// How many live sessions of the original tool work in each directory (they share its
     /// loop directory there).
     foreign_dirs: BTreeMap<PathBuf, usize>,
+    /// The loops' reports read while the snapshot ran (`Scope::All`).
+    read_ahead: BTreeMap<SessionId, LoopReading>,
 }
 
 /// What a transaction returned, and the clean-ups it carried out after unlocking.
@@ -108,6 +110,7 @@ impl Orchestrator {
             pending: Vec::new(),
             killed: Vec::new(),
             foreign_dirs: BTreeMap::new(),
+            read_ahead: BTreeMap::new(),
         };
         match scope {
             Scope::All => txn.load_all()?,
@@ -185,30 +188,63 @@ impl Txn<'_> {
     fn load_all(&mut self) -> Result<()> {
         let orch = self.orch;
         let primary = orch.muxes.primary();
-        // The snapshot runs as a child process; read the records meanwhile.
-        let (snapshot, report) = std::thread::scope(|s| {
-            let snapshot = s.spawn(|| primary.snapshot());
+        // The snapshots run as child processes; meanwhile read the records, then the loops'
+        // reports of the live ones (used as they are for sessions a snapshot shows alive; a
+        // loop seen ended is read again after, see `observe`). Other servers' snapshots start
+        // as soon as the records name them.
+        let (views, report, readings) = std::thread::scope(|s| {
+            let first = s.spawn(|| primary.snapshot());
             let report = orch.store.load_all();
-            (snapshot.join(), report)
+            let mut others: Vec<MuxServer> = report
+                .as_ref()
+                .map(|r| {
+                    r.records
+                        .iter()
+                        .filter(|r| !r.state.is_terminal() || r.cleanup.is_some())
+                        .map(|r| orch.server_of(r))
+                        .filter(|s| *s != orch.muxes.primary_server())
+                        .collect()
+                })
+                .unwrap_or_default();
+            others.sort();
+            others.dedup();
+            let rest: Vec<_> = others
+                .into_iter()
+                .map(|server| {
+                    let mux = orch.muxes.get(&server);
+                    (server, s.spawn(move || mux.and_then(|m| m.snapshot().ok())))
+                })
+                .collect();
+            let readings: BTreeMap<SessionId, LoopReading> = match &report {
+                Ok(r) => {
+                    let live: Vec<&SessionId> = r
+                        .records
+                        .iter()
+                        .filter(|r| !r.state.is_terminal() && !r.is_foreign())
+                        .map(|r| &r.id)
+                        .collect();
+                    live.iter()
+                        .map(|id| (*id).clone())
+                        .zip(orch.runtime.read_many(&live))
+                        .collect()
+                }
+                Err(_) => BTreeMap::new(),
+            };
+            fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+                h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+            }
+            let first = join(first);
+            let rest: Vec<(MuxServer, Option<MuxSnapshot>)> =
+                rest.into_iter().map(|(server, h)| (server, join(h))).collect();
+            ((first, rest), report, readings)
         });
-        let snapshot = snapshot.unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+        let (first, rest) = views;
         let report = report?;
-        self.views.insert(orch.muxes.primary_server(), Some(snapshot));
-        let mut others: Vec<MuxServer> = report
-            .records
-            .iter()
-            .filter(|r| !r.state.is_terminal() || r.cleanup.is_some())
-            .map(|r| orch.server_of(r))
-            .filter(|s| !self.views.contains_key(s))
-            .collect();
-        others.sort();
-        others.dedup();
-        for server in others {
-            let view = orch.muxes.get(&server).and_then(|m| m.snapshot().ok());
-            self.views.insert(server, view);
-        }
+        self.views.insert(orch.muxes.primary_server(), Some(first?));
+        self.views.extend(rest);
         orch.load_problems(report.problems, report.newer);
         self.foreign_dirs = foreign_dirs(&report.records);
+        self.read_ahead = readings;
         self.records = report.records;
         Ok(())
     }
@@ -278,19 +314,25 @@ impl Txn<'_> {
     }
 
     /// Everything observed of `rec`.
-    pub(crate) fn observe(&self, rec: &SessionRecord) -> Observation {
+    pub(crate) fn observe(&mut self, rec: &SessionRecord) -> Observation {
         let orch = self.orch;
         let (mux, pgid) = match self.views.get(&orch.server_of(rec)) {
             Some(Some(snapshot)) => pane_observation(snapshot.get(&rec.tmux_session)),
             _ => (MuxObservation::Unknown, None),
         };
+        let ahead = self.read_ahead.remove(&rec.id);
         let reading = if rec.state.is_terminal() {
             LoopReading::default()
         } else if rec.is_foreign() {
             let raw = orch.runtime.read_foreign(rec.agent_dir());
             orch_core::foreign_reading(rec, raw, self.foreign_sharers(rec) + 1)
         } else {
-            orch.runtime.read(&rec.id)
+            match (ahead, mux) {
+                // Read before the snapshot: good for a pane seen alive. A loop seen ended is
+                // read again, after, so its last report (written before it exited) counts.
+                (Some(r), MuxObservation::Alive { .. }) => r,
+                _ => orch.runtime.read(&rec.id),
+            }
         };
         let alive = |pid: u32| pid == self.me || orch.host.process_alive(pid);
         Observation {

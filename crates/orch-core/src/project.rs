@@ -26,6 +26,11 @@ pub struct RuntimeLayout {
 }
 
 impl RuntimeLayout {
+    /// The name of the loop's report in a session's directory.
+    pub const REPORT_FILE: &'static str = "status.json";
+    /// The name of the message queue in a session's directory.
+    pub const INBOX: &'static str = "inject.d";
+
     /// The layout of session `id` under `project`.
     pub fn new(project: &Path, id: &SessionId) -> Self {
         RuntimeLayout {
@@ -60,7 +65,7 @@ impl RuntimeLayout {
     }
     /// The loop's report, hydralph's `status.json`.
     pub fn report_file(&self) -> PathBuf {
-        self.dir.join("status.json")
+        self.dir.join(Self::REPORT_FILE)
     }
     /// The checkpoint-pause marker.
     pub fn pause_marker(&self) -> PathBuf {
@@ -68,7 +73,7 @@ impl RuntimeLayout {
     }
     /// The queue of operator messages (one file per message).
     pub fn inbox(&self) -> PathBuf {
-        self.dir.join("inject.d")
+        self.dir.join(Self::INBOX)
     }
     /// The agent's output log.
     pub fn log(&self) -> PathBuf {

@@ -84,6 +84,16 @@ fn tmp_path(path: &Path) -> io::Result<PathBuf> {
 
 /// Creates the new file `tmp` with exactly `mode` (open's mode is cut by the umask) holding
 /// `bytes`; not yet synced.
+/// Creates the file `path`, which must not exist, with `bytes` and permissions exactly `mode`,
+/// without waiting for the disk: for a file in a directory just made, that nobody reads yet
+/// and that a crash would make worthless anyway (a session's loop files before it starts).
+/// A partly written file is removed on error.
+pub fn write_fresh(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    write_new(path, bytes, mode).map(drop).inspect_err(|_| {
+        let _ = fs::remove_file(path);
+    })
+}
+
 fn write_new(tmp: &Path, bytes: &[u8], mode: u32) -> io::Result<File> {
     let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(tmp)?;
     f.set_permissions(fs::Permissions::from_mode(mode))?;
@@ -213,6 +223,102 @@ pub fn absolute(base: &Path, path: &Path) -> PathBuf {
     }
 }
 
+/// A directory opened once, whose files are then opened by name relative to it: one path
+/// component walked per file instead of the whole absolute path, and no `stat` before the
+/// read. A refresh of many sessions reads two or three small files per session this way.
+#[derive(Debug)]
+pub struct Dir {
+    fd: rustix::fd::OwnedFd,
+}
+
+/// What [`Dir::read`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileRead {
+    /// How many bytes were read (the file's whole content).
+    pub len: usize,
+    /// When the file last changed, when asked for.
+    pub modified: Option<std::time::SystemTime>,
+}
+
+impl Dir {
+    /// Opens the directory at `path`; `None` when it does not exist.
+    pub fn open(path: &Path) -> io::Result<Option<Dir>> {
+        use rustix::fs::{Mode, OFlags};
+        match rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => Ok(Some(Dir { fd })),
+            Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Reads the whole file `rel` (relative to this directory) into `buf`, replacing what it
+    /// held, and with `modified` its change time; `None` when the file does not exist.
+    pub fn read(&self, rel: &str, buf: &mut Vec<u8>, modified: bool) -> io::Result<Option<FileRead>> {
+        use rustix::fs::{Mode, OFlags};
+        let fd = match rustix::fs::openat(&self.fd, rel, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        // The size says when the content is all in, which saves the read that would find the
+        // end (files here are replaced by rename, so the open file does not change).
+        let st = rustix::fs::fstat(&fd)?;
+        let size = usize::try_from(st.st_size).unwrap_or(0);
+        let modified = modified.then(|| {
+            let secs = u64::try_from(st.st_mtime).unwrap_or(0);
+            let nanos = u32::try_from(st.st_mtime_nsec).unwrap_or(0);
+            std::time::UNIX_EPOCH + std::time::Duration::new(secs, nanos)
+        });
+        buf.clear();
+        buf.reserve(size + 1);
+        loop {
+            if buf.capacity() - buf.len() < 4096 {
+                buf.reserve(buf.capacity().max(8192));
+            }
+            match rustix::io::read(&fd, rustix::buffer::spare_capacity(buf)) {
+                Ok(0) => break,
+                Ok(_) if size > 0 && buf.len() == size => break,
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(Some(FileRead {
+            len: buf.len(),
+            modified,
+        }))
+    }
+
+    /// How many entries of the directory `rel` (relative to this one; `.` and `..` aside)
+    /// `keep` accepts; `None` when it does not exist.
+    pub fn count(&self, rel: &str, keep: impl Fn(&str) -> bool) -> io::Result<Option<usize>> {
+        use rustix::fs::{Mode, OFlags};
+        let fd = match rustix::fs::openat(
+            &self.fd,
+            rel,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let mut n = 0;
+        for entry in rustix::fs::Dir::new(fd)? {
+            let entry = entry?;
+            let name = entry.file_name().to_bytes();
+            if name != b"." && name != b".." && std::str::from_utf8(name).is_ok_and(&keep) {
+                n += 1;
+            }
+        }
+        Ok(Some(n))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,5 +403,30 @@ mod tests {
     fn temp_names_carry_the_writer_pid() {
         assert_eq!(tmp_writer_pid(".a.json.tmp-123-4"), Some(123));
         assert_eq!(tmp_writer_pid("a.json"), None);
+    }
+
+    #[test]
+    fn a_dir_reads_files_and_counts_entries_relative_to_itself() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let sub = tmp.path().join("s1");
+        std::fs::create_dir_all(sub.join("inbox")).expect("mkdir");
+        let big = "x".repeat(20_000);
+        std::fs::write(sub.join("status.json"), &big).expect("write");
+        std::fs::write(sub.join("inbox/1.md"), "a").expect("write");
+        std::fs::write(sub.join("inbox/.tmp"), "b").expect("write");
+        let dir = Dir::open(tmp.path()).expect("open").expect("exists");
+        let mut buf = Vec::new();
+        let r = dir
+            .read("s1/status.json", &mut buf, true)
+            .expect("read")
+            .expect("found");
+        assert_eq!(r.len, 20_000);
+        assert_eq!(buf, big.as_bytes(), "a file larger than the first buffer is read whole");
+        assert!(r.modified.is_some());
+        assert_eq!(dir.read("s1/none.json", &mut buf, false).expect("read"), None);
+        assert_eq!(dir.read("nope/status.json", &mut buf, false).expect("read"), None);
+        assert_eq!(dir.count("s1/inbox", |n| n.ends_with(".md")).expect("count"), Some(1));
+        assert_eq!(dir.count("s1/none", |_| true).expect("count"), None);
+        assert!(Dir::open(&tmp.path().join("absent")).expect("open").is_none());
     }
 }

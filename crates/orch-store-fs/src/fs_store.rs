@@ -224,6 +224,9 @@ impl Store for FsStore {
             Err(e) => return Err(io("read directory", &self.sessions)(e)),
         };
         let mut report = LoadReport::default();
+        // Each record is read by name relative to the directory (a refresh reads them all).
+        let dir = orch_fs::Dir::open(&self.sessions).map_err(io("open directory", &self.sessions))?;
+        let mut buf = Vec::with_capacity(8192);
         for entry in entries {
             let entry = entry.map_err(io("read directory", &self.sessions))?;
             let name = entry.file_name();
@@ -242,14 +245,18 @@ impl Store for FsStore {
                     .push(self.quarantine(&path, format!("file name is not a session id: {e}")));
                 continue;
             }
-            match fs::read(&path) {
-                Ok(bytes) => match self.parse(&path, &bytes, stem) {
+            let read = match &dir {
+                Some(d) => d.read(name, &mut buf, false),
+                None => Ok(None),
+            };
+            match read {
+                Ok(Some(_)) => match self.parse(&path, &buf, stem) {
                     Parsed::Record(r) => report.records.push(*r),
                     Parsed::Newer(v) => report.newer.push(self.newer(&path, v)),
                     Parsed::Corrupt(reason) => report.problems.push(self.quarantine(&path, reason)),
                 },
                 // Removed between listing and reading: not a problem.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Ok(None) => {}
                 Err(e) => report
                     .problems
                     .push(LoadProblem::new(path, None, format!("unreadable: {e}"))),

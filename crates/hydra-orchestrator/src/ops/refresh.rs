@@ -224,6 +224,11 @@ impl Orchestrator {
     ///
     /// Errors: `NotFound`, `Ambiguous` (with the matching ids), `Store`.
     pub fn resolve(&self, text: &str) -> Result<SessionId> {
+        // A whole id wins over names and prefixes: one record read, not all of them.
+        let whole = SessionId(text.to_owned());
+        if whole.validate().is_ok() && matches!(self.store.load(&whole), Ok(Some(_))) {
+            return Ok(whole);
+        }
         let records = self.store.load_all()?.records;
         if let Some(r) = records.iter().find(|r| r.id.as_str() == text) {
             return Ok(r.id.clone());

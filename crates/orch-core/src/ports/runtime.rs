@@ -131,6 +131,12 @@ pub trait LoopRuntime: Send + Sync {
     /// be read is absent.
     fn read(&self, id: &SessionId) -> LoopReading;
 
+    /// [`read`](Self::read) of each of `ids`, in order: what a refresh of every session
+    /// asks, which an adapter can answer with less work than one call per session.
+    fn read_many(&self, ids: &[&SessionId]) -> Vec<LoopReading> {
+        ids.iter().map(|id| self.read(id)).collect()
+    }
+
     /// What the original hydra tool's loop directory of a session working in `agent_dir`
     /// shows (`<agent_dir>/.hydra/ralph/` in the file adapter: its shared `status.json` and
     /// `.pause` marker), unattributed: see [`foreign_reading`](crate::foreign_reading). Never

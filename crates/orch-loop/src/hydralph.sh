@@ -16,7 +16,12 @@ set -u
 # Everything the loop writes (status, logs, prompts) is for this user only.
 umask 077
 
-DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# The script's own directory; without a subshell when started by an absolute path (as hydra
+# starts it), so the first status is written within milliseconds.
+case "${BASH_SOURCE[0]}" in
+  /*/*) DIR="${BASH_SOURCE[0]%/*}" ;;
+  *) DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)" ;;
+esac
 SESSION="${HYDRALPH_SESSION_ID:-}"
 AGENT="${HYDRALPH_AGENT:-claude}"
 FLAGS="${HYDRALPH_FLAGS:-}"
@@ -63,17 +68,24 @@ if [ -n "$FLAGS" ]; then
   IFS=$' \t\n' read -r -d '' -a FLAG_ARGS <<< "$FLAGS" || true
 fi
 
-stories() {
-  # done/total from the PRD's "passes" fields, without jq.
-  local text rest done=0 total=0 re='"passes"[[:space:]]*:[[:space:]]*(true|false)'
-  text="$(cat -- "$PRD" 2>/dev/null)" || { printf '0/0'; return; }
+count_stories() {
+  # STORIES = done/total from the PRD's "passes" fields, without jq, a subshell or a program.
+  local text="" rest done=0 total=0 re='"passes"[[:space:]]*:[[:space:]]*(true|false)'
+  STORIES=0/0
+  [ -f "$PRD" ] && [ -r "$PRD" ] || return 0
+  IFS= read -r -d '' text < "$PRD" 2>/dev/null || true
   rest="$text"
   while [[ $rest =~ $re ]]; do
     total=$((total + 1))
     [ "${BASH_REMATCH[1]}" = true ] && done=$((done + 1))
     rest="${rest#*"${BASH_REMATCH[0]}"}"
   done
-  printf '%d/%d' "$done" "$total"
+  STORIES="$done/$total"
+}
+
+stories() { # done/total, printed
+  count_stories
+  printf '%s' "$STORIES"
 }
 
 json_text() { # text -> a JSON string body: quotes and backslashes escaped, controls as spaces
@@ -86,7 +98,8 @@ json_text() { # text -> a JSON string body: quotes and backslashes escaped, cont
 
 write_status() { # status iteration [reason]
   local tmp="$STATUS.tmp.$$" extra=""
-  extra=",\"stories\":\"$(stories)\",\"run\":$RUN,\"cost\":\"$COST_TOTAL\",\"tokens\":$TOKENS_TOTAL"
+  count_stories
+  extra=",\"stories\":\"$STORIES\",\"run\":$RUN,\"cost\":\"$COST_TOTAL\",\"tokens\":$TOKENS_TOTAL"
   if [ -n "${3:-}" ]; then extra="$extra,\"reason\":\"$(json_text "$3")\""; fi
   if [ -n "$UNTIL" ]; then extra="$extra,\"until\":$UNTIL"; fi
   printf '{"session":"%s","status":"%s","iteration":%d,"max":%d%s}\n' \
@@ -239,7 +252,7 @@ if ! command -v -- "$AGENT" >/dev/null 2>&1; then
   exit 3
 fi
 [ -f "$PROMPT" ] || { echo "hydralph: prompt $PROMPT missing" >&2; exit 3; }
-mkdir -p -- "$INBOX"
+[ -d "$INBOX" ] || mkdir -p -- "$INBOX"
 
 write_status started $((START - 1))
 i=$START

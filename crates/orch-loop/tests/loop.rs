@@ -355,3 +355,47 @@ fn a_reported_cost_is_summed_and_the_cost_limit_stops_the_loop() {
     assert_eq!(s["tokens"], 3000);
     assert!(s["reason"].as_str().is_some_and(|r| r.contains("cost limit")));
 }
+
+/// The script finds its directory whether started by an absolute path (as hydra starts it) or
+/// a relative one, and counts the PRD copy's stories without any program.
+#[test]
+fn the_loop_finds_its_directory_and_counts_stories_from_either_kind_of_path() {
+    for relative in [false, true] {
+        let dir = tempfile::tempdir().expect("tmp");
+        let id = SessionId("loop1".into());
+        let rt = FsLoopRuntime::new(dir.path());
+        rt.create(&RuntimeRequest {
+            id: &id,
+            prd: br#"{"userStories":[{"id":"1","passes":true},{"id":"2","passes": false},{"id":"3","passes" :true}]}"#,
+            agent_dir: dir.path(),
+            external_loop: None,
+        })
+        .expect("create");
+        let layout = rt.layout(&id);
+        let agent = agent(dir.path(), "cat > /dev/null; echo '<promise>COMPLETE</promise>'");
+        let (script, cwd) = if relative {
+            (PathBuf::from("hydralph.sh"), layout.dir().to_path_buf())
+        } else {
+            (layout.script(), dir.path().to_path_buf())
+        };
+        let status = Command::new("bash")
+            .arg(&script)
+            .current_dir(&cwd)
+            .env("HYDRALPH_SESSION_ID", "loop1")
+            .env("HYDRALPH_AGENT", &agent)
+            .env("HYDRALPH_DELAY", "0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("bash");
+        assert!(status.success(), "relative {relative}: {status:?}");
+        let s: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(layout.report_file()).expect("status.json")).expect("json");
+        assert_eq!(
+            (s["status"].as_str(), s["stories"].as_str()),
+            (Some("complete"), Some("2/3")),
+            "relative {relative}"
+        );
+    }
+}

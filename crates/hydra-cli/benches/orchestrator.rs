@@ -1,119 +1,62 @@
 //! The orchestrator benchmark: on a private tmux server with a trivial long-running agent, it
-//! measures spawn latency (with and without a worktree, and until the loop runs), `list()`,
-//! `health_check()` and `hydra ls --json` at N live sessions against the per-session strategy
-//! (one tmux call per session), tmux calls per refresh, peak RSS, and the caller's cost of a
-//! hydra-mail publish. Prints a table and writes `target/hydra-bench.json`.
+//! measures, at N live sessions, `hydra ls --json`, `hydra status ID`, `hydra pause ID` and
+//! `hydra resume ID` as whole processes beside the floor (one bare `tmux list-panes -a` with
+//! the snapshot's format, on the same server, in the same run), `list()` and
+//! `health_check()` in the library against one tmux call per session; spawn latency (with
+//! and without a worktree, and until the loop runs), peak RSS of `hydra ls --json`, and the
+//! caller's cost of a hydra-mail publish. Prints tables and writes `target/hydra-bench.json`.
 //!
-//! Run: `cargo bench -p hydra-cli` (`HYDRA_BENCH_QUICK=1` for N = 10 only; `HYDRA_BENCH_MAX_N`
-//! to change the largest N, default 500; the RSS probe uses N = 1,000 unless quick).
+//! Run: `cargo bench -p hydra-cli --bench orchestrator` (`HYDRA_BENCH_QUICK=1`: N = 10 only,
+//! and it fails when the median of `hydra ls --json` exceeds 4x the floor, a ratio so that a
+//! slow machine does not fail it; `HYDRA_BENCH_MAX_N` caps N, default 1,000).
 
-use hydra_orchestrator::adapters::{MailBus, Tmux, TmuxConfig};
-use hydra_orchestrator::{Channel, EventBus, LifecycleEvent, Orchestrator, SessionConfig, SessionId, Timestamp};
+mod common;
+
+use common::{stats, status_kib, tmux_version, BenchProject};
+use hydra_orchestrator::adapters::MailBus;
+use hydra_orchestrator::{Channel, EventBus, LifecycleEvent, SessionConfig, SessionId, Timestamp};
 use orch_mail::test_daemon::TestDaemon;
-use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
+/// The largest ratio of `hydra ls --json` to the floor that quick mode accepts.
+const QUICK_MAX_RATIO: f64 = 4.0;
+
+/// Runs `cmd`, which must succeed; returns how long it took and its stderr.
+fn timed(mut cmd: Command) -> (Duration, String) {
+    let t = Instant::now();
+    let out = cmd.output().expect("run");
+    let d = t.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{cmd:?}: {err}");
+    (d, err)
 }
 
-fn stats(mut v: Vec<Duration>) -> (f64, f64) {
-    v.sort();
-    let p95 = v[((v.len() as f64 * 0.95) as usize).min(v.len() - 1)];
-    (ms(v[v.len() / 2]), ms(p95))
+/// Median and p95 of `reps` runs of `f`.
+fn sample(reps: usize, mut f: impl FnMut() -> Duration) -> (f64, f64) {
+    stats((0..reps).map(|_| f()).collect())
 }
 
-fn median(v: Vec<Duration>) -> f64 {
-    stats(v).0
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let ok = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args([
-            "-c",
-            "user.name=bench",
-            "-c",
-            "user.email=bench@example.invalid",
-            "-c",
-            "commit.gpgsign=false",
-        ])
-        .args(args)
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(ok, "git {args:?}");
-}
-
-fn kib(status: &str, key: &str) -> Option<u64> {
-    status
-        .lines()
-        .find(|l| l.starts_with(key))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
-}
-
-struct Bench {
-    root: PathBuf,
-    socket: String,
-    tmux: Arc<Tmux>,
-    orch: Orchestrator,
-    config: SessionConfig,
-    ids: Vec<SessionId>,
-    spawned: usize,
-}
-
-impl Bench {
-    /// A PRD of its own for the next session (sessions of one PRD split its stories).
-    fn prd(&self) -> PathBuf {
-        let dir = self.root.parent().unwrap_or(&self.root).join("prds");
-        std::fs::create_dir_all(&dir).expect("prds");
-        let path = dir.join(format!("prd-{}.json", self.spawned));
-        std::fs::copy(self.root.join("prd.json"), &path).expect("prd");
-        path
-    }
-
-    fn spawn_one(&mut self) -> Duration {
-        let config = SessionConfig {
-            prd_path: self.prd(),
-            ..self.config.clone()
-        };
-        self.spawned += 1;
-        let t = Instant::now();
-        let id = self.orch.spawn(config).expect("spawn");
-        let d = t.elapsed();
-        self.ids.push(id);
-        d
-    }
-
-    fn ls_process(&self) -> (Duration, Option<String>) {
-        let t = Instant::now();
-        let out = Command::new(env!("CARGO_BIN_EXE_hydra"))
-            .args(["ls", "--json", "--project"])
-            .arg(&self.root)
-            .args(["--tmux-socket", &self.socket])
-            .env("HYDRA_REPORT_RSS", "1")
-            .output()
-            .expect("hydra ls");
-        let d = t.elapsed();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let rss = String::from_utf8_lossy(&out.stderr)
-            .lines()
-            .find_map(|l| l.strip_prefix("hydra: peak rss ").map(str::to_owned));
-        (d, rss)
-    }
-}
-
-impl Drop for Bench {
-    fn drop(&mut self) {
-        let _ = self.tmux.kill_server();
-        let _ = std::fs::remove_dir_all(self.root.parent().unwrap_or(&self.root));
-    }
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or("?".to_owned(), |k| format!("{:.0} GiB", k as f64 / 1024.0 / 1024.0));
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    format!("{cores} cores ({cpu}), {mem}, {}", tmux_version())
 }
 
 fn main() {
@@ -121,59 +64,21 @@ fn main() {
     let max_n: usize = std::env::var("HYDRA_BENCH_MAX_N")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(500);
+        .unwrap_or(1000);
     let sizes: Vec<usize> = if quick {
         vec![10]
     } else {
-        [10, 100, 500].into_iter().filter(|n| *n <= max_n).collect()
+        [10, 100, 500, 1000].into_iter().filter(|n| *n <= max_n).collect()
     };
-    let rss_n = if quick { 10 } else { 1000 };
-    let base = std::env::temp_dir().join(format!("hydra-bench-{}", std::process::id()));
-    let root = base.join("project");
-    std::fs::create_dir_all(&root).expect("dir");
-    let root = root.canonicalize().expect("canonical");
-    std::fs::write(
-        root.join("prd.json"),
-        r#"{"userStories":[{"id":"1","title":"t","passes":false}]}"#,
-    )
-    .expect("prd");
-    std::fs::write(root.join("README.md"), "bench\n").expect("readme");
-    git(&root, &["init", "-q", "-b", "main"]);
-    git(&root, &["add", "."]);
-    git(&root, &["commit", "-q", "-m", "bench"]);
-    let agent = base.join("agent.sh");
-    std::fs::write(&agent, "#!/bin/sh\nexec sleep 3600\n").expect("agent");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let socket = format!("hydra-bench-{}", std::process::id());
-    let tmux = Arc::new(Tmux::new(TmuxConfig::with_socket_name(&socket)));
-    let orch = hydra_orchestrator::Builder::from_env()
-        .project(&root)
-        .multiplexer(tmux.clone())
-        .build()
-        .expect("orchestrator");
-    let config = SessionConfig {
-        agent_cli: agent.to_string_lossy().into_owned(),
-        prd_path: root.join("prd.json"),
-        working_dir: root.clone(),
-        max_duration: Duration::from_secs(7200),
-        max_iterations: 1,
-        ..SessionConfig::default()
-    };
-    let mut b = Bench {
-        root: root.clone(),
-        socket: socket.clone(),
-        tmux,
-        orch,
-        config,
-        ids: Vec::new(),
-        spawned: 0,
-    };
+    let b = BenchProject::new("orch");
+    let mut ids: Vec<SessionId> = Vec::new();
     let mut json = serde_json::Map::new();
+    let machine = machine();
     println!(
-        "hydra-orchestrator benchmark ({} cores, tmux -L {socket}, agent: sleep 3600)",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        "hydra-orchestrator benchmark: {machine}; tmux -L {}; agent: sleep 3600",
+        b.socket
     );
+    json.insert("machine".into(), machine.into());
 
     // 1. spawn latency and time until the loop runs, without and with a worktree.
     let rounds = if quick { 5 } else { 30 };
@@ -181,29 +86,23 @@ fn main() {
     let mut loop_up = Vec::new();
     for _ in 0..rounds {
         let t = Instant::now();
-        spawn.push(b.spawn_one());
-        let status = b.orch.runtime_layout(b.ids.last().expect("id")).report_file();
-        while !status.exists() {
-            std::thread::sleep(Duration::from_micros(200));
-        }
+        let id = b.spawn();
+        spawn.push(t.elapsed());
+        b.wait_loop(&id);
         loop_up.push(t.elapsed());
+        ids.push(id);
     }
     let (spawn_med, spawn_p95) = stats(spawn);
     let (loop_med, loop_p95) = stats(loop_up);
-    let wt_rounds = if quick { 3 } else { 10 };
     let mut wt = Vec::new();
-    for _ in 0..wt_rounds {
-        let prd = b.prd();
-        b.spawned += 1;
+    for _ in 0..(if quick { 3 } else { 10 }) {
+        let config = SessionConfig {
+            use_worktree: true,
+            prd_path: b.prd(),
+            ..b.config.clone()
+        };
         let t = Instant::now();
-        let id = b
-            .orch
-            .spawn(SessionConfig {
-                use_worktree: true,
-                prd_path: prd,
-                ..b.config.clone()
-            })
-            .expect("spawn wt");
+        let id = b.orch.spawn(config).expect("spawn wt");
         wt.push(t.elapsed());
         b.orch
             .kill_with(&id, "bench", hydra_orchestrator::KillOptions::forced())
@@ -225,137 +124,161 @@ fn main() {
         "spawn_worktree_ms".into(),
         serde_json::json!({"median": wt_med, "p95": wt_p95}),
     );
-    for id in std::mem::take(&mut b.ids) {
+    for id in ids.drain(..) {
         b.orch.kill(&id, "bench").expect("kill");
     }
     b.orch.prune(false).expect("prune the spawn-phase sessions");
 
-    // 2-4. list / health_check / hydra ls at N, against one tmux call per session.
+    // 2. The commands as processes, beside the floor, and the library's refresh, at each N.
     println!(
-        "\n{:>5} {:>10} {:>14} {:>16} {:>18} {:>9} {:>12}",
-        "N", "list (ms)", "health (ms)", "hydra ls (ms)", "per-session (ms)", "ratio", "tmux calls"
+        "\n{:>5}  {:>15}  {:>15}  {:>6}  {:>15}  {:>15}  {:>15}  {:>8}  {:>8}  {:>12}  {:>5}",
+        "N",
+        "floor med/p95",
+        "ls --json",
+        "ratio",
+        "status ID",
+        "pause ID",
+        "resume ID",
+        "list()",
+        "health",
+        "per-session",
+        "calls"
     );
     let mut rows = Vec::new();
+    let mut quick_ratio = None;
+    let mut ls_peak = None;
     for &n in &sizes {
-        while b.ids.len() < n {
-            b.spawn_one();
+        while ids.len() < n {
+            ids.push(b.spawn());
         }
-        let reps = if n >= 500 { 7 } else { 11 };
+        let reps = if n >= 500 { 15 } else { 21 };
+        let floor_cmd = || {
+            let mut c = Command::new("tmux");
+            c.args(["-L", &b.socket, "list-panes", "-a", "-F", orch_tmux::SNAPSHOT_FORMAT]);
+            c
+        };
+        let ls_cmd = || {
+            let mut c = b.hydra(&["ls", "--json"]);
+            c.env("HYDRA_REPORT_RSS", "1");
+            c
+        };
+        // Warm both (page cache, the tmux server's buffers), then interleave them so each
+        // pair sees the same machine.
+        timed(floor_cmd());
+        timed(ls_cmd());
+        let mut floor = Vec::new();
+        let mut ls = Vec::new();
+        for _ in 0..reps {
+            floor.push(timed(floor_cmd()).0);
+            let (d, err) = timed(ls_cmd());
+            ls.push(d);
+            if n == *sizes.last().expect("a size") {
+                ls_peak = err
+                    .lines()
+                    .find_map(|l| l.strip_prefix("hydra: peak rss ").map(str::to_owned));
+            }
+        }
+        let (floor_med, floor_p95) = stats(floor);
+        let (ls_med, ls_p95) = stats(ls);
+        let ratio = ls_med / floor_med;
+        let target = ids[n / 2].to_string();
+        let (status_med, status_p95) = sample(reps, || timed(b.hydra(&["status", &target])).0);
+        let mut pause = Vec::new();
+        let mut resume = Vec::new();
+        for _ in 0..reps {
+            pause.push(timed(b.hydra(&["pause", &target])).0);
+            resume.push(timed(b.hydra(&["resume", &target])).0);
+        }
+        let (pause_med, pause_p95) = stats(pause);
+        let (resume_med, resume_p95) = stats(resume);
+        let lib_reps = if n >= 500 { 7 } else { 11 };
         let before = b.tmux.calls();
-        let list = median(
-            (0..reps)
-                .map(|_| {
-                    let t = Instant::now();
-                    let l = b.orch.list();
-                    assert_eq!(l.len(), n);
-                    t.elapsed()
-                })
-                .collect(),
-        );
-        let list_calls = (b.tmux.calls() - before) as f64 / reps as f64;
-        let before = b.tmux.calls();
-        let health = median(
-            (0..reps)
-                .map(|_| {
-                    let t = Instant::now();
-                    b.orch.health_check().expect("health");
-                    t.elapsed()
-                })
-                .collect(),
-        );
-        let health_calls = (b.tmux.calls() - before) as f64 / reps as f64;
-        let ls = median((0..reps).map(|_| b.ls_process().0).collect());
-        let names: Vec<String> = b.ids.iter().map(SessionId::tmux_name).collect();
-        let per = median(
-            (0..3)
-                .map(|_| {
-                    let t = Instant::now();
-                    for nm in &names {
-                        assert!(b.tmux.has_session(nm).expect("has"));
-                    }
-                    t.elapsed()
-                })
-                .collect(),
-        );
-        println!(
-            "{n:>5} {list:>10.2} {health:>14.2} {ls:>16.2} {per:>18.2} {:>8.0}x {:>6.0} / {:<4.0}",
-            per / health,
-            list_calls,
-            health_calls
-        );
-        rows.push(serde_json::json!({
-            "n": n, "list_ms": list, "health_check_ms": health, "hydra_ls_json_ms": ls,
-            "per_session_strategy_ms": per, "ratio_per_session_to_health_check": per / health,
-            "tmux_calls_per_list": list_calls, "tmux_calls_per_health_check": health_calls,
-        }));
-    }
-    json.insert("at_n".into(), serde_json::Value::Array(rows));
-
-    // 5. Peak RSS at rss_n sessions: this process (an orchestrator), `hydra ls`, tmux server.
-    while b.ids.len() < rss_n {
-        b.spawn_one();
-    }
-    let list = median(
-        (0..3)
-            .map(|_| {
+        let (list, _) = sample(lib_reps, || {
+            let t = Instant::now();
+            assert_eq!(b.orch.list().len(), n);
+            t.elapsed()
+        });
+        let calls = (b.tmux.calls() - before) as f64 / lib_reps as f64;
+        let (health, _) = sample(lib_reps, || {
+            let t = Instant::now();
+            b.orch.health_check().expect("health");
+            t.elapsed()
+        });
+        // One tmux call per session: the strategy the library does not use (slow; not at 1,000).
+        let per = (n <= 500).then(|| {
+            let names: Vec<String> = ids.iter().map(SessionId::tmux_name).collect();
+            sample(3, || {
                 let t = Instant::now();
-                b.orch.list();
+                for nm in &names {
+                    assert!(b.tmux.has_session(nm).expect("has"));
+                }
                 t.elapsed()
             })
-            .collect(),
-    );
-    let own = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| kib(&s, "VmHWM:"));
-    let (ls_time, ls_rss) = b.ls_process();
+            .0
+        });
+        println!(
+            "{n:>5}  {floor_med:>6.2} / {floor_p95:>6.2}  {ls_med:>6.2} / {ls_p95:>6.2}  {ratio:>5.2}x  {status_med:>6.2} / {status_p95:>6.2}  {pause_med:>6.2} / {pause_p95:>6.2}  {resume_med:>6.2} / {resume_p95:>6.2}  {list:>8.2}  {health:>8.2}  {:>12}  {calls:>5.0}",
+            per.map_or("-".to_owned(), |p| format!("{p:.1}"))
+        );
+        rows.push(serde_json::json!({
+            "n": n,
+            "floor_tmux_list_panes_ms": {"median": floor_med, "p95": floor_p95},
+            "hydra_ls_json_ms": {"median": ls_med, "p95": ls_p95},
+            "ls_to_floor_ratio": ratio,
+            "hydra_status_ms": {"median": status_med, "p95": status_p95},
+            "hydra_pause_ms": {"median": pause_med, "p95": pause_p95},
+            "hydra_resume_ms": {"median": resume_med, "p95": resume_p95},
+            "list_ms": list, "health_check_ms": health,
+            "per_session_strategy_ms": per,
+            "tmux_calls_per_list": calls,
+        }));
+        if quick {
+            quick_ratio = Some((ratio, ls_med, floor_med));
+        }
+    }
+    json.insert("at_n".into(), serde_json::Value::Array(rows));
+    let largest = *sizes.last().expect("a size");
     let server_pid = Command::new("tmux")
-        .args(["-L", &socket, "display-message", "-p", "#{pid}"])
+        .args(["-L", &b.socket, "display-message", "-p", "#{pid}"])
         .output()
         .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
-    let server_rss = server_pid
-        .and_then(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
-        .and_then(|s| kib(&s, "VmRSS:"));
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<u32>().ok());
+    let server_rss = server_pid.and_then(|p| status_kib(p, "VmRSS:"));
+    let own = status_kib(std::process::id(), "VmHWM:");
     println!(
-        "\nat N = {rss_n}: list() {list:.2} ms, hydra ls --json {:.2} ms",
-        ms(ls_time)
-    );
-    println!(
-        "peak RSS: bench process (orchestrator library) {} KiB, `hydra ls --json` {}, tmux server {} KiB",
+        "\npeak RSS at N = {largest}: `hydra ls --json` {}, this benchmark (an orchestrator) {} KiB, tmux server {} KiB",
+        ls_peak.clone().unwrap_or_else(|| "n/a".into()),
         own.map_or("n/a".into(), |v| v.to_string()),
-        ls_rss.clone().unwrap_or_else(|| "n/a".into()),
         server_rss.map_or("n/a".into(), |v| v.to_string())
     );
-    json.insert("rss".into(), serde_json::json!({"n": rss_n, "bench_process_kib": own, "hydra_ls_peak": ls_rss, "tmux_server_kib": server_rss, "list_ms": list, "hydra_ls_json_ms": ms(ls_time)}));
+    json.insert(
+        "rss".into(),
+        serde_json::json!({"n": largest, "hydra_ls_peak": ls_peak, "bench_process_kib": own, "tmux_server_kib": server_rss}),
+    );
 
-    // 6. hydra-mail publish cost as the caller sees it, daemon up and down.
-    let sock = base.join("mail.sock");
+    // 3. hydra-mail publish cost as the caller sees it, daemon up and down.
+    let sock = b.base.join("mail.sock");
     let ev = LifecycleEvent::new(Channel::Iteration, &SessionId("bench01".into()), Timestamp(0)).with("iteration", 3);
     let n_pub = if quick { 200 } else { 5000 };
     let up = {
         let _daemon = TestDaemon::start(&sock).expect("daemon");
         let bus = MailBus::new(&sock);
-        let v: Vec<Duration> = (0..n_pub)
-            .map(|_| {
-                let t = Instant::now();
-                bus.publish(&ev).expect("publish");
-                t.elapsed()
-            })
-            .collect();
+        let (m, _) = sample(n_pub, || {
+            let t = Instant::now();
+            bus.publish(&ev).expect("publish");
+            t.elapsed()
+        });
         let _ = bus.flush(Duration::from_secs(30));
-        median(v) * 1000.0
+        m * 1000.0
     };
     let down = {
-        let bus = MailBus::with_options(base.join("absent.sock"), Default::default());
-        median(
-            (0..n_pub)
-                .map(|_| {
-                    let t = Instant::now();
-                    bus.publish(&ev).expect("publish");
-                    t.elapsed()
-                })
-                .collect(),
-        ) * 1000.0
+        let bus = MailBus::with_options(b.base.join("absent.sock"), Default::default());
+        sample(n_pub, || {
+            let t = Instant::now();
+            bus.publish(&ev).expect("publish");
+            t.elapsed()
+        })
+        .0 * 1000.0
     };
     println!("\nhydra-mail publish (caller side): daemon up {up:.1} us, daemon down {down:.1} us (median of {n_pub})");
     json.insert(
@@ -363,7 +286,7 @@ fn main() {
         serde_json::json!({"daemon_up": up, "daemon_down": down}),
     );
 
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/hydra-bench.json");
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/hydra-bench.json");
     if std::fs::write(
         &out,
         serde_json::to_string_pretty(&serde_json::Value::Object(json)).unwrap_or_default(),
@@ -371,5 +294,15 @@ fn main() {
     .is_ok()
     {
         println!("\nfigures written to {}", out.display());
+    }
+    if let Some((ratio, ls, floor)) = quick_ratio {
+        if ratio > QUICK_MAX_RATIO {
+            eprintln!(
+                "bench: `hydra ls --json` median {ls:.2} ms is {ratio:.2}x the floor ({floor:.2} ms), over the {QUICK_MAX_RATIO}x allowed"
+            );
+            drop(b);
+            std::process::exit(1);
+        }
+        println!("quick check: `hydra ls --json` is {ratio:.2}x the floor (at most {QUICK_MAX_RATIO}x)");
     }
 }

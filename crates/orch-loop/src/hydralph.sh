@@ -252,7 +252,6 @@ if ! command -v -- "$AGENT" >/dev/null 2>&1; then
   exit 3
 fi
 [ -f "$PROMPT" ] || { echo "hydralph: prompt $PROMPT missing" >&2; exit 3; }
-[ -d "$INBOX" ] || mkdir -p -- "$INBOX"
 
 write_status started $((START - 1))
 i=$START

@@ -130,8 +130,8 @@ impl FsLoopRuntime {
     }
 
     fn populate(&self, layout: &RuntimeLayout, req: &RuntimeRequest<'_>) -> Result<(), RuntimeError> {
-        let inbox = layout.inbox();
-        orch_fs::mkdir_private(&inbox).map_err(io("create directory", &inbox))?;
+        // The inbox is made by the first message: a refresh finds "no inbox" (an empty queue)
+        // with one failed lookup instead of opening and listing a directory per session.
         let script = req.external_loop.unwrap_or(LOOP_SCRIPT.as_bytes());
         // The directory is new and the loop starts only after these are written; a crash in
         // between leaves a session that recovery removes, files and all. So no fsync: it cost

@@ -122,7 +122,8 @@ pub trait LoopRuntime: Send + Sync {
     /// Errors: `Missing` when the session has no directory, `Prd` when the copy cannot be read.
     fn read_prd_copy(&self, id: &SessionId) -> Result<Vec<u8>, RuntimeError>;
 
-    /// Creates the session's directory with the loop script, prompt, PRD copy and inbox.
+    /// Creates the session's directory with the loop script, prompt and PRD copy (the inbox
+    /// comes with the first queued message).
     ///
     /// Errors: `Exists` when the directory exists, `Io` (nothing is left half-made).
     fn create(&self, req: &RuntimeRequest<'_>) -> Result<(), RuntimeError>;

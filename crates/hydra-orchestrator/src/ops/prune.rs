@@ -125,7 +125,8 @@ impl Orchestrator {
                 txn.save(&mut next)?;
                 txn.then(After::Cleanup(next.id.clone()));
             }
-            self.reconcile_ports(&staying, !options.dry_run && txn.writable());
+            let holds = staying.iter().filter_map(super::refresh::port_hold).collect();
+            self.reconcile_ports(holds, !options.dry_run && txn.writable());
             let orphans = self.full_orphans(txn, &records);
             self.shared().orphans = txn.tmux_orphans(&records);
             Ok((ended, orphans))

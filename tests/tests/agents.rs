@@ -198,20 +198,8 @@ fn a_usage_limit_is_waited_out_without_using_up_an_iteration() {
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("hydra trust"));
     ok(&p, &path, &["trust", "--yes"]);
-    let id = ok(
-        &p,
-        &path,
-        &[
-            "spawn",
-            "--agent",
-            "limited",
-            "--prd",
-            "prd.json",
-            "--max-iterations",
-            "1",
-        ],
-    );
-    let id = id.trim();
+    let id = spawn(&p, &path, "limited", "prd.json", &["--max-iterations", "1"]);
+    let id = id.as_str();
     let row = wait_for(20, "the waiting row", || {
         let ls = ok(&p, &path, &["ls"]);
         ls.lines()
@@ -236,20 +224,14 @@ fn nothing_changed_trips_the_breaker_and_the_reason_reaches_ls_and_hydra_mail() 
     let path = with_path(&fake_bin(&p));
     let idle = p.agent("idle.sh", "cat > /dev/null; echo 'looked around, changed nothing'");
     let prd = p.prd();
-    let id = ok(
+    let id = spawn(
         &p,
         &path,
-        &[
-            "spawn",
-            "--agent",
-            idle.to_str().expect("utf8"),
-            "--prd",
-            prd.to_str().expect("utf8"),
-            "--no-progress-limit",
-            "2",
-        ],
+        path_str(&idle),
+        path_str(&prd),
+        &["--no-progress-limit", "2"],
     );
-    let id = id.trim();
+    let id = id.as_str();
     let row = wait_for(30, "the blocked row", || {
         let ls = ok(&p, &path, &["ls"]);
         ls.lines()
@@ -263,18 +245,8 @@ fn nothing_changed_trips_the_breaker_and_the_reason_reaches_ls_and_hydra_mail() 
         "cat > /dev/null; echo 'checking the API'; echo '<reason>needs the STAGING_KEY secret</reason>'; echo '<promise>BLOCKED</promise>'",
     );
     let prd = p.prd();
-    let b = ok(
-        &p,
-        &path,
-        &[
-            "spawn",
-            "--agent",
-            blocker.to_str().expect("utf8"),
-            "--prd",
-            prd.to_str().expect("utf8"),
-        ],
-    );
-    let b = b.trim();
+    let b = spawn(&p, &path, path_str(&blocker), path_str(&prd), &[]);
+    let b = b.as_str();
     let row = wait_for(30, "the second blocked row", || {
         let ls = ok(&p, &path, &["ls"]);
         ls.lines()
@@ -306,18 +278,8 @@ fn messages_a_stopped_session_never_read_are_reported_then_delivered_on_resume()
         "prompt=\"$(cat)\"; if printf '%s' \"$prompt\" | grep -q 'use key'; then printf '%s' \"$prompt\" > \"$HYDRALPH_SESSION_ID.prompt\"; echo '<promise>COMPLETE</promise>'; else echo '<reason>which key?</reason>'; echo '<promise>BLOCKED</promise>'; fi",
     );
     let prd = p.prd();
-    let id = ok(
-        &p,
-        &path,
-        &[
-            "spawn",
-            "--agent",
-            agent.to_str().expect("utf8"),
-            "--prd",
-            prd.to_str().expect("utf8"),
-        ],
-    );
-    let id = id.trim();
+    let id = spawn(&p, &path, path_str(&agent), path_str(&prd), &[]);
+    let id = id.as_str();
     wait_for(30, "blocked", || {
         (status(&p, &path, id)["state"] == "blocked").then_some(())
     });
@@ -349,4 +311,16 @@ fn an_unknown_agent_name_runs_that_program_and_a_missing_one_is_refused() {
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("\"no-such-agent-cli\" is not an executable on PATH"));
+}
+
+/// `hydra spawn --agent AGENT --prd PRD EXTRA...`, which must succeed: the new session's id.
+#[track_caller]
+fn spawn(p: &Project, path: &str, agent: &str, prd: &str, extra: &[&str]) -> String {
+    let mut args = vec!["spawn", "--agent", agent, "--prd", prd];
+    args.extend_from_slice(extra);
+    ok(p, path, &args).trim().to_owned()
+}
+
+fn path_str(p: &std::path::Path) -> &str {
+    p.to_str().expect("utf8")
 }

@@ -223,13 +223,18 @@ impl Store for FsStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LoadReport::default()),
             Err(e) => return Err(io("read directory", &self.sessions)(e)),
         };
+        // The names first, so the records' vector is made once at its size (grown by doubling,
+        // it held two copies at once at the last growth: the peak of a refresh at 1,000).
+        let names = entries
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(io("read directory", &self.sessions))?;
         let mut report = LoadReport::default();
+        report.records.reserve_exact(names.len());
         // Each record is read by name relative to the directory (a refresh reads them all).
         let dir = orch_fs::Dir::open(&self.sessions).map_err(io("open directory", &self.sessions))?;
         let mut buf = Vec::with_capacity(8192);
-        for entry in entries {
-            let entry = entry.map_err(io("read directory", &self.sessions))?;
-            let name = entry.file_name();
+        for name in names {
             let Some(name) = name.to_str() else { continue };
             let path = self.sessions.join(name);
             if name.contains(orch_fs::TMP_MARK) {
@@ -264,7 +269,9 @@ impl Store for FsStore {
         }
         report
             .records
-            .sort_by(|a, b| (a.created(), &a.id).cmp(&(b.created(), &b.id)));
+            // In place: the key is unique (ids are), and a stable sort's scratch copy of every
+            // record was the largest allocation of a refresh.
+            .sort_unstable_by(|a, b| (a.created(), &a.id).cmp(&(b.created(), &b.id)));
         Ok(report)
     }
 

@@ -431,6 +431,15 @@ impl Txn<'_> {
         Ok(())
     }
 
+    /// [`save`](Self::save) without waiting for the disk (see `Store::save_unsynced`).
+    pub(crate) fn save_unsynced(&mut self, rec: &mut SessionRecord) -> Result<()> {
+        let guard = self.guard()?;
+        rec.revision += 1;
+        self.orch.store.save_unsynced(guard, rec)?;
+        self.pending.retain(|r| r.id != rec.id);
+        Ok(())
+    }
+
     /// Writes the records the health rules changed, in one batch.
     fn flush(&mut self) -> Result<()> {
         let pending = std::mem::take(&mut self.pending);

@@ -28,6 +28,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     result
 }
 
+/// [`write_atomic`] without the fsync: readers see the old or the new content, never a mix;
+/// after a power failure either may be on disk (the rename is ordered after the data on
+/// journaling file systems, so never a torn file).
+pub fn replace(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let tmp = tmp_path(path)?;
+    let result = write_new(&tmp, bytes, mode).and_then(|_| fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
 /// Writes each `(path, bytes)` atomically with permissions `mode`, all in one directory `dir`:
 /// the temp files are written, then fsynced in parallel (the file system commits them
 /// together), renamed into place, and the directory fsynced once. When it returns `Ok` every
@@ -403,6 +415,25 @@ mod tests {
     fn temp_names_carry_the_writer_pid() {
         assert_eq!(tmp_writer_pid(".a.json.tmp-123-4"), Some(123));
         assert_eq!(tmp_writer_pid("a.json"), None);
+    }
+
+    #[test]
+    fn replace_writes_whole_files_with_their_mode_and_leaves_no_temp() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().expect("tmp");
+        let path = tmp.path().join("r.json");
+        replace(&path, b"first", 0o600).expect("write");
+        replace(&path, b"second", 0o600).expect("replace");
+        assert_eq!(fs::read(&path).expect("read"), b"second");
+        let mode = fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let names: Vec<_> = fs::read_dir(tmp.path())
+            .expect("ls")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, ["r.json"], "no temp file left");
+        assert!(replace(&tmp.path().join("absent/r.json"), b"x", 0o600).is_err());
     }
 
     #[test]

@@ -282,6 +282,12 @@ impl Store for FsStore {
         orch_fs::sync_dir(&self.sessions).map_err(io("fsync", &self.sessions))
     }
 
+    fn save_unsynced(&self, _lock: &LockGuard, record: &SessionRecord) -> Result<(), StoreError> {
+        let (path, bytes) = self.encode(record)?;
+        self.ensure_dirs()?;
+        orch_fs::replace(&path, &bytes, 0o600).map_err(io("write", &path))
+    }
+
     fn save_all(&self, lock: &LockGuard, records: &[SessionRecord]) -> Result<(), StoreError> {
         match records {
             [] => Ok(()),

@@ -261,7 +261,10 @@ impl Orchestrator {
                 reserved = records.iter().filter_map(|r| r.allocated_port).collect();
             }
             rec.spawning = Some(Lease::new(txn.me, txn.now));
-            txn.save(&mut rec)?;
+            // Neither of a spawn's records waits for the disk (half of a spawn's time here):
+            // a power failure ends the session anyway, and a booking lost with it leaves at
+            // most a fresh worktree, which prune finds as an orphan.
+            txn.save_unsynced(&mut rec)?;
             Ok(rec)
         })?;
         let id = planned.id.clone();
@@ -313,7 +316,7 @@ impl Orchestrator {
             rec.allocated_port = made.port;
             rec.base_commit = made.base_commit.clone();
             rec.base_branch = made.base_branch.clone();
-            txn.save(&mut rec)?;
+            txn.save_unsynced(&mut rec)?;
             let mut ev = LifecycleEvent::new(Channel::Spawned, &id, txn.now)
                 .with("state", rec.state.name())
                 .with("agent", rec.agent_cli.clone())

@@ -185,6 +185,16 @@ pub trait Store: Send + Sync {
         records.iter().try_for_each(|r| self.save(lock, r))
     }
 
+    /// [`save`](Self::save) without waiting for the disk: as atomic, visible to every other
+    /// process at once, and durable only when the system writes it back (within half a
+    /// minute) or a later save is synced. For writes a power failure makes moot: a spawn's
+    /// records, whose session a power failure ends anyway. By default, `save`.
+    ///
+    /// Errors: as [`save`](Self::save).
+    fn save_unsynced(&self, lock: &LockGuard, record: &SessionRecord) -> Result<(), StoreError> {
+        self.save(lock, record)
+    }
+
     /// Deletes the record of `id`; a missing record is `Ok`.
     ///
     /// Errors: `BadId`, `Io`.

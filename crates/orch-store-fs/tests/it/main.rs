@@ -73,6 +73,26 @@ fn save_load_remove_round_trip() {
 }
 
 #[test]
+fn an_unsynced_save_is_a_whole_record_at_once() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = FsStore::new(dir.path());
+    let mut r = record("ab13", 2);
+    let guard = store.lock().expect("lock");
+    store
+        .save_unsynced(&guard, &r)
+        .expect("first save creates the directories");
+    r.iteration = 3;
+    store.save_unsynced(&guard, &r).expect("replace");
+    assert_eq!(store.load(&r.id).expect("load"), Some(r.clone()));
+    let names: Vec<_> = std::fs::read_dir(sessions(dir.path()))
+        .expect("ls")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(names, ["ab13.json"], "no temp file left");
+}
+
+#[test]
 fn crash_during_save_never_leaves_a_torn_record() {
     let dir = tempfile::tempdir().expect("tmp");
     let store = FsStore::new(dir.path());

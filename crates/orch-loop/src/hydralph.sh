@@ -102,8 +102,16 @@ write_status() { # status iteration [reason]
   extra=",\"stories\":\"$STORIES\",\"run\":$RUN,\"cost\":\"$COST_TOTAL\",\"tokens\":$TOKENS_TOTAL"
   if [ -n "${3:-}" ]; then extra="$extra,\"reason\":\"$(json_text "$3")\""; fi
   if [ -n "$UNTIL" ]; then extra="$extra,\"until\":$UNTIL"; fi
-  printf '{"session":"%s","status":"%s","iteration":%d,"max":%d%s}\n' \
-    "$SESSION" "$1" "$2" "$MAX" "$extra" > "$tmp" && mv -f -- "$tmp" "$STATUS"
+  # Replaced atomically (a reader sees the old report or the new one); the first one is
+  # written in place, without starting mv: a reader that meets it half-written sees what it
+  # saw before, no report.
+  if [ -e "$STATUS" ]; then
+    printf '{"session":"%s","status":"%s","iteration":%d,"max":%d%s}\n' \
+      "$SESSION" "$1" "$2" "$MAX" "$extra" > "$tmp" && mv -f -- "$tmp" "$STATUS"
+  else
+    printf '{"session":"%s","status":"%s","iteration":%d,"max":%d%s}\n' \
+      "$SESSION" "$1" "$2" "$MAX" "$extra" > "$STATUS"
+  fi
 }
 
 blocked_reason() { # output file -> what the agent said inside <reason>...</reason>, bounded

@@ -41,16 +41,21 @@ impl Orchestrator {
     /// restored), which a watcher's frequent looks leave to the explicit refreshes.
     pub(crate) fn look(&self, ports: bool) -> Result<Look> {
         self.transact(Scope::All, |txn| {
-            let records = std::mem::take(&mut txn.records);
+            let mut records = std::mem::take(&mut txn.records);
             self.shared().orphans = txn.tmux_orphans(&records);
             let mut look = Look {
                 statuses: Vec::with_capacity(records.len()),
                 ..Look::default()
             };
             let mut holds = Vec::new();
-            // By value: each record is freed as its status is made (at a thousand sessions,
-            // holding both was a tenth of the process's peak memory).
-            for rec in records {
+            // Each record is freed as its status is made, and the records' vector shrinks as
+            // it empties: at a thousand sessions, holding every record beside every status was
+            // the peak of the process's memory. (Reversed, so popping keeps the order.)
+            records.reverse();
+            while let Some(rec) = records.pop() {
+                if records.len() % 128 == 0 {
+                    records.shrink_to_fit();
+                }
                 let next = txn.assess(&rec)?;
                 look.statuses.push(SessionStatus::from_record(&next, txn.now));
                 look.revisions.insert(next.id.clone(), next.revision);

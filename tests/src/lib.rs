@@ -5,7 +5,7 @@ use hydra_orchestrator::adapters::{Tmux, TmuxConfig};
 use hydra_orchestrator::{Orchestrator, SessionConfig, SessionId, SessionState};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -85,6 +85,39 @@ impl Project {
             .env("XDG_STATE_HOME", self.dir.path().join("state"))
             .stdin(std::process::Stdio::null());
         c
+    }
+
+    /// Runs [`hydra_cmd`](Self::hydra_cmd) to its end.
+    pub fn hydra(&self, bin: &str, args: &[&str]) -> Output {
+        self.hydra_cmd(bin, args).output().expect("hydra runs")
+    }
+
+    /// Runs `hydra args`, which must succeed; its stdout.
+    #[track_caller]
+    pub fn hydra_ok(&self, bin: &str, args: &[&str]) -> String {
+        let out = self.hydra(bin, args);
+        assert!(
+            out.status.success(),
+            "hydra {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `hydra spawn --agent AGENT --prd <a PRD of its own> EXTRA...`, which must succeed: the
+    /// new session's id.
+    #[track_caller]
+    pub fn spawn_agent(&self, bin: &str, agent: &Path, extra: &[&str]) -> String {
+        let prd = self.prd();
+        let mut args = vec![
+            "spawn",
+            "--agent",
+            agent.to_str().expect("utf8"),
+            "--prd",
+            prd.to_str().expect("utf8"),
+        ];
+        args.extend_from_slice(extra);
+        self.hydra_ok(bin, &args).trim().to_owned()
     }
 
     /// Writes an executable bash script agent named `name` and returns its path.

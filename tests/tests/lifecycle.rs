@@ -37,7 +37,12 @@ fn three_demo_sessions_complete_with_the_right_iteration_counts() {
         .expect("prd")
         .contains("true"));
     wait_for(10, "ended panes reaped", || {
-        p.tmux().snapshot().expect("snapshot").sessions.is_empty().then_some(())
+        p.tmux()
+            .snapshot()
+            .expect("snapshot")
+            .sessions()
+            .is_empty()
+            .then_some(())
     });
 }
 

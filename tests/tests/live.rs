@@ -15,33 +15,17 @@ use std::time::Instant;
 const HYDRA: &str = env!("CARGO_BIN_EXE_hydra-under-test");
 
 fn hydra(p: &Project, args: &[&str]) -> Output {
-    p.hydra_cmd(HYDRA, args).output().expect("hydra")
+    p.hydra(HYDRA, args)
 }
 
+#[track_caller]
 fn ok(p: &Project, args: &[&str]) -> String {
-    let out = hydra(p, args);
-    assert!(
-        out.status.success(),
-        "hydra {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    p.hydra_ok(HYDRA, args)
 }
 
+#[track_caller]
 fn spawn(p: &Project, agent: &std::path::Path) -> String {
-    let prd = p.prd();
-    ok(
-        p,
-        &[
-            "spawn",
-            "--agent",
-            agent.to_str().expect("utf8"),
-            "--prd",
-            prd.to_str().expect("utf8"),
-        ],
-    )
-    .trim()
-    .to_owned()
+    p.spawn_agent(HYDRA, agent, &[])
 }
 
 /// A process whose stdout lines are gathered as they come.

@@ -42,18 +42,12 @@ done
 echo '<promise>COMPLETE</promise>'"#;
 
 fn hydra(p: &Project, args: &[&str]) -> Output {
-    p.hydra_cmd(HYDRA, args).output().expect("hydra")
+    p.hydra(HYDRA, args)
 }
 
 #[track_caller]
 fn ok(p: &Project, args: &[&str]) -> String {
-    let out = hydra(p, args);
-    assert!(
-        out.status.success(),
-        "hydra {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    p.hydra_ok(HYDRA, args)
 }
 
 fn project() -> (Project, String) {
@@ -350,7 +344,7 @@ fn a_parallel_spawn_that_fails_leaves_no_session_worktree_branch_or_port() {
     let ports: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&ports).expect("registry");
     assert!(ports.is_empty(), "ports left: {ports:?}");
     assert!(
-        p.tmux().snapshot().map(|s| s.sessions.is_empty()).unwrap_or(true),
+        p.tmux().snapshot().map(|s| s.sessions().is_empty()).unwrap_or(true),
         "no tmux session left"
     );
     assert_eq!(project_prd(&p).counts(), (0, 6), "nothing claimed");

@@ -98,7 +98,7 @@ fn unreported(p: &Project, orch: &Orchestrator) -> u64 {
     let records = report.records;
     let orphans = orch.orphans().expect("orphans");
     let mut missing = 0;
-    for s in p.tmux().snapshot().expect("snapshot").sessions {
+    for s in p.tmux().snapshot().expect("snapshot").sessions() {
         let owned = records.iter().any(|r| r.tmux_session == s.session);
         if s.session.starts_with("hydralph-") && !owned && !orphans.tmux_sessions.contains(&s.session) {
             println!("  unreported tmux session {}", s.session);
@@ -680,7 +680,7 @@ fn misbehaving_agents(_: &mut Rng, c: &mut Counts) {
 // Hostile input
 
 fn nothing_created(p: &Project) -> bool {
-    ids(p).is_empty() && p.tmux().snapshot().map(|s| s.sessions.is_empty()).unwrap_or(true)
+    ids(p).is_empty() && p.tmux().snapshot().map(|s| s.sessions().is_empty()).unwrap_or(true)
 }
 
 /// A cloned repository whose committed project files would make hydra run programs: none of

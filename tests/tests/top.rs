@@ -9,32 +9,14 @@ use std::time::Instant;
 
 const HYDRA: &str = env!("CARGO_BIN_EXE_hydra-under-test");
 
+#[track_caller]
 fn ok(p: &Project, args: &[&str]) -> String {
-    let out = p.hydra_cmd(HYDRA, args).output().expect("hydra");
-    assert!(
-        out.status.success(),
-        "hydra {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    p.hydra_ok(HYDRA, args)
 }
 
+#[track_caller]
 fn spawn(p: &Project, agent: &std::path::Path, name: &str) -> String {
-    let prd = p.prd();
-    ok(
-        p,
-        &[
-            "spawn",
-            "--agent",
-            agent.to_str().expect("utf8"),
-            "--prd",
-            prd.to_str().expect("utf8"),
-            "--name",
-            name,
-        ],
-    )
-    .trim()
-    .to_owned()
+    p.spawn_agent(HYDRA, agent, &["--name", name])
 }
 
 fn status(p: &Project, id: &str) -> serde_json::Value {

@@ -175,7 +175,7 @@ fn one_ls_reaping_twenty_ended_sessions_holds_the_lock_briefly() {
         .iter()
         .all(|s| matches!(s.state, SessionState::Completed { .. })));
     assert!(
-        p.tmux().snapshot().expect("snapshot").sessions.is_empty(),
+        p.tmux().snapshot().expect("snapshot").sessions().is_empty(),
         "the dead panes were reaped"
     );
     assert!(

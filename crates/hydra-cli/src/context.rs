@@ -114,4 +114,20 @@ impl Ctx {
         let _ = self.orch.flush_events(Duration::from_secs(1));
         self.notices(true);
     }
+
+    /// Ends a command whose answer is `text`: on stdout when it went as asked (`ok`, exit
+    /// 0), else on stderr (exit 1); then [`finish`](Self::finish). The exit code.
+    pub fn outcome(&self, text: &str, ok: bool) -> i32 {
+        if ok {
+            print!("{text}");
+        } else {
+            eprint!("{text}");
+        }
+        self.finish();
+        if ok {
+            0
+        } else {
+            1
+        }
+    }
 }

@@ -463,26 +463,14 @@ fn run(cli: Cli) -> Result<i32> {
             let id = ctx.id(&id)?;
             let report = ctx.orch.merge(&id, &MergeOptions { into, squash, force })?;
             let (text, ok) = review::merge(&id, &report, ctx.g.json);
-            if ok {
-                print!("{text}");
-            } else {
-                eprint!("{text}");
-            }
-            ctx.finish();
-            Ok(if ok { 0 } else { 1 })
+            Ok(ctx.outcome(&text, ok))
         }
         Command::Worktree(WorktreeCommand::Rm { id, force }) => {
             let ctx = Ctx::open(&g)?;
             let id = ctx.id(&id)?;
             let outcome = ctx.orch.remove_worktree(&id, force)?;
             let (text, ok) = review::worktree_rm(&id, &outcome);
-            if ok {
-                print!("{text}");
-            } else {
-                eprint!("{text}");
-            }
-            ctx.finish();
-            Ok(if ok { 0 } else { 1 })
+            Ok(ctx.outcome(&text, ok))
         }
         Command::Spawn(args) => spawn(&Ctx::open(&g)?, *args),
         Command::Ls(args) => ls(&Ctx::open(&g)?, &args),

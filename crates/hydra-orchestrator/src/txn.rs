@@ -240,9 +240,8 @@ impl Txn<'_> {
         });
         let (first, rest) = views;
         let report = report?;
-        self.views.insert(orch.muxes.primary_server(), Some(by_name(first?)));
-        self.views
-            .extend(rest.into_iter().map(|(server, view)| (server, view.map(by_name))));
+        self.views.insert(orch.muxes.primary_server(), Some(first?));
+        self.views.extend(rest);
         orch.load_problems(report.problems, report.newer);
         self.foreign_dirs = foreign_dirs(&report.records);
         self.read_ahead = readings;
@@ -257,9 +256,7 @@ impl Txn<'_> {
         let server = orch.server_of(&rec);
         let view = match orch.muxes.get(&server) {
             Some(mux) => match mux.probe(&rec.tmux_session) {
-                Ok(pane) => Some(MuxSnapshot {
-                    sessions: pane.into_iter().collect(),
-                }),
+                Ok(pane) => Some(MuxSnapshot::new(pane.into_iter().collect())),
                 Err(e) if server == orch.muxes.primary_server() => return Err(e.into()),
                 Err(_) => None,
             },
@@ -306,7 +303,7 @@ impl Txn<'_> {
 
     /// The pane of `rec` as observed, if its server could be asked and it exists.
     pub(crate) fn pane(&self, rec: &SessionRecord) -> Option<&PaneInfo> {
-        find(self.view(&self.orch.server_of(rec))?, &rec.tmux_session)
+        self.view(&self.orch.server_of(rec))?.get(&rec.tmux_session)
     }
 
     /// The process group of `rec`'s pane, when its program runs.
@@ -318,7 +315,7 @@ impl Txn<'_> {
     pub(crate) fn observe(&mut self, rec: &SessionRecord) -> Observation {
         let orch = self.orch;
         let (mux, pgid) = match self.views.get(&orch.server_of(rec)) {
-            Some(Some(snapshot)) => pane_observation(find(snapshot, &rec.tmux_session)),
+            Some(Some(snapshot)) => pane_observation(snapshot.get(&rec.tmux_session)),
             _ => (MuxObservation::Unknown, None),
         };
         let ahead = self.read_ahead.remove(&rec.id);
@@ -493,7 +490,7 @@ impl Txn<'_> {
                 .filter(|r| self.orch.server_of(r) == *server)
                 .map(|r| r.tmux_session.as_str())
                 .collect();
-            for pane in &snapshot.sessions {
+            for pane in snapshot.sessions() {
                 let owned = owned.contains(pane.session.as_str());
                 if owned || orch_core::SessionId::from_tmux_name(&pane.session).is_none() {
                     continue;
@@ -508,20 +505,4 @@ impl Txn<'_> {
         }
         out
     }
-}
-
-/// `snapshot` with its sessions in name order, for [`find`]: a refresh looks up every
-/// record's pane, which a scan of the list made quadratic (a millisecond at 500 sessions).
-fn by_name(mut snapshot: MuxSnapshot) -> MuxSnapshot {
-    snapshot.sessions.sort_unstable_by(|a, b| a.session.cmp(&b.session));
-    snapshot
-}
-
-/// The pane of session `name` in a snapshot sorted by [`by_name`].
-fn find<'s>(snapshot: &'s MuxSnapshot, name: &str) -> Option<&'s PaneInfo> {
-    snapshot
-        .sessions
-        .binary_search_by(|p| p.session.as_str().cmp(name))
-        .ok()
-        .map(|i| &snapshot.sessions[i])
 }

@@ -159,22 +159,22 @@ enum Trigger {
 /// What the watcher has told, per session: (state as shown, when it last changed).
 type Seen = BTreeMap<SessionId, (String, Timestamp)>;
 
+/// The cursor file: what was told, per session.
 #[derive(Serialize, Deserialize, Default)]
-struct Cursor {
-    seen: BTreeMap<SessionId, (String, Timestamp)>,
+struct Cursor<S> {
+    seen: S,
 }
 
 fn load_cursor(path: Option<&Path>) -> Seen {
     path.and_then(|p| std::fs::read(p).ok())
-        .and_then(|b| serde_json::from_slice::<Cursor>(&b).ok())
+        .and_then(|b| serde_json::from_slice::<Cursor<Seen>>(&b).ok())
         .map(|c| c.seen)
         .unwrap_or_default()
 }
 
 fn save_cursor(path: Option<&Path>, seen: &Seen) {
     if let Some(p) = path {
-        let cursor = Cursor { seen: seen.clone() };
-        if let Ok(bytes) = serde_json::to_vec(&cursor) {
+        if let Ok(bytes) = serde_json::to_vec(&Cursor { seen }) {
             // Losing it only makes a restarted watcher tell a change twice.
             let _ = orch_fs::write_atomic(p, &bytes, 0o600);
         }
@@ -288,15 +288,18 @@ impl Orchestrator {
         wake: &mpsc::Sender<Trigger>,
         triggers: &mpsc::Receiver<Trigger>,
     ) {
-        let sessions_dir = self.project.join(".hydra").join("orchestrator").join("sessions");
-        let dirs = vec![RuntimeLayout::root(&self.project), sessions_dir.clone()];
+        // The loops' reports, and the store's records when they are files.
+        let record_dir = self.store.record_dir();
+        let dirs: Vec<PathBuf> = std::iter::once(RuntimeLayout::root(&self.project))
+            .chain(record_dir.clone())
+            .collect();
         let files_wake = Mutex::new(wake.clone());
         let on_change = Arc::new(move |path: &Path| {
             let trigger = if path.as_os_str().is_empty() {
                 Some(Trigger::Any)
-            } else if path.file_name().is_some_and(|n| n == "status.json") {
+            } else if path.file_name().is_some_and(|n| n == RuntimeLayout::REPORT_FILE) {
                 Some(Trigger::Status)
-            } else if path.parent() == Some(sessions_dir.as_path()) {
+            } else if record_dir.is_some() && path.parent() == record_dir.as_deref() {
                 path.file_name()
                     .and_then(|n| n.to_str())
                     .and_then(|n| n.strip_suffix(".json"))
@@ -355,7 +358,9 @@ impl Orchestrator {
                             });
                             seen.insert(status.id.clone(), now);
                         }
-                        seen.retain(|id, _| look.statuses.iter().any(|s| &s.id == id));
+                        let present: std::collections::HashSet<&SessionId> =
+                            look.statuses.iter().map(|s| &s.id).collect();
+                        seen.retain(|id, _| present.contains(id));
                         // Remembered before they are told: a watcher ended between the two
                         // (a stop lets it finish a look, so only a kill) misses rather than
                         // repeats, and a stopped one has handed every change to its receiver.

@@ -20,8 +20,12 @@ struct Rig {
 
 impl Rig {
     fn new() -> Self {
+        let fakes = support::Fakes::new(PROJECT);
+        fakes
+            .store
+            .set_record_dir(PathBuf::from(PROJECT).join(".hydra/orchestrator/sessions"));
         Rig {
-            fakes: support::Fakes::new(PROJECT),
+            fakes,
             files: Arc::new(ManualFileEvents::new()),
         }
     }

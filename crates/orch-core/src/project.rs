@@ -38,6 +38,15 @@ impl RuntimeLayout {
         }
     }
 
+    /// The original hydra tool's loop directory for its sessions working in `agent_dir`:
+    /// `<agent_dir>/.hydra/ralph/` itself, shared by all of them, with the same file names
+    /// (where ours give each session a directory of its own below it).
+    pub fn shared(agent_dir: &Path) -> Self {
+        RuntimeLayout {
+            dir: Self::root(agent_dir),
+        }
+    }
+
     /// `<project>/.hydra/ralph`, the directory of every session's directory.
     pub fn root(project: &Path) -> PathBuf {
         project.join(".hydra").join("ralph")
@@ -71,6 +80,10 @@ impl RuntimeLayout {
     pub fn pause_marker(&self) -> PathBuf {
         self.dir.join(".pause")
     }
+    /// The marker that makes a usage-limit wait end now.
+    pub fn retry_marker(&self) -> PathBuf {
+        self.dir.join(".retry")
+    }
     /// The queue of operator messages (one file per message).
     pub fn inbox(&self) -> PathBuf {
         self.dir.join(Self::INBOX)
@@ -102,5 +115,11 @@ mod tests {
         assert_eq!(l.dir(), Path::new("/p/.hydra/ralph/ab"));
         assert_eq!(l.report_file(), Path::new("/p/.hydra/ralph/ab/status.json"));
         assert_eq!(l.inbox(), Path::new("/p/.hydra/ralph/ab/inject.d"));
+        assert_eq!(l.retry_marker(), Path::new("/p/.hydra/ralph/ab/.retry"));
+        // The original tool's directory is shared by its sessions in one working directory.
+        let shared = RuntimeLayout::shared(Path::new("/w"));
+        assert_eq!(shared.pause_marker(), Path::new("/w/.hydra/ralph/.pause"));
+        assert_eq!(shared.report_file(), Path::new("/w/.hydra/ralph/status.json"));
+        assert_eq!(shared.prompt(), Path::new("/w/.hydra/ralph/prompt.md"));
     }
 }

@@ -302,9 +302,9 @@ impl Multiplexer for FakeMultiplexer {
     fn snapshot(&self) -> Result<MuxSnapshot, MuxError> {
         self.hook.call("mux", "snapshot");
         self.snapshots.fetch_add(1, Ordering::SeqCst);
-        Ok(MuxSnapshot {
-            sessions: lock(&self.sessions).values().map(|s| s.pane.clone()).collect(),
-        })
+        Ok(MuxSnapshot::new(
+            lock(&self.sessions).values().map(|s| s.pane.clone()).collect(),
+        ))
     }
     fn probe(&self, name: &str) -> Result<Option<PaneInfo>, MuxError> {
         self.hook.call("mux", "probe");
@@ -362,12 +362,18 @@ pub struct MemoryStore {
     read_only: AtomicBool,
     acquisitions: Arc<AtomicUsize>,
     hook: Hook,
+    record_dir: Mutex<Option<PathBuf>>,
 }
 
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+    /// Makes [`Store::record_dir`] answer `dir`, as a store of files there would (a watcher's
+    /// test then tells record changes by paths in it).
+    pub fn set_record_dir(&self, dir: impl Into<PathBuf>) {
+        *lock(&self.record_dir) = Some(dir.into());
     }
     /// Calls `hook("store", method)` at the start of every call.
     pub fn set_hook(&self, hook: StepHook) {
@@ -455,6 +461,9 @@ impl Store for MemoryStore {
         id.validate()?;
         lock(&self.records).remove(id);
         Ok(())
+    }
+    fn record_dir(&self) -> Option<PathBuf> {
+        lock(&self.record_dir).clone()
     }
     fn lock_stats(&self) -> LockStats {
         // Hold times need a clock this crate does not read; the file store measures them.

@@ -5,7 +5,6 @@ use orch_core::{
     Timestamp,
 };
 use std::fs::{self, DirBuilder};
-use std::io::Read;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,27 +44,16 @@ fn millis(t: std::time::SystemTime) -> Option<Timestamp> {
     Some(Timestamp(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
 }
 
-/// `<agent_dir>/.hydra/ralph/`: the original hydra tool's loop directory, shared by its
-/// sessions working in `agent_dir` (where ours keep one directory per session).
-fn foreign_dir(agent_dir: &Path) -> PathBuf {
-    RuntimeLayout::root(agent_dir)
-}
-
-/// A `status.json` and when it last changed; what cannot be read is absent.
-fn read_report(path: &Path) -> (Option<LoopReport>, Option<Timestamp>) {
-    // One open serves both the bytes and the change time: this runs per session per refresh.
-    match fs::File::open(path) {
-        Ok(mut file) => {
-            let changed = file.metadata().and_then(|m| m.modified()).ok().and_then(millis);
-            let mut bytes = Vec::new();
-            let report = file
-                .read_to_end(&mut bytes)
-                .ok()
-                // A reason cut inside a multi-byte character must not hide the whole report.
-                .and_then(|_| LoopReport::parse(String::from_utf8_lossy(&bytes).as_bytes()).ok());
-            (report, changed)
-        }
-        Err(_) => (None, None),
+/// The `status.json` at `rel` in `dir`, and when it last changed (one open serves both;
+/// this runs per session per refresh); what cannot be read is absent.
+fn read_report(dir: &orch_fs::Dir, rel: &str, buf: &mut Vec<u8>) -> (Option<LoopReport>, Option<Timestamp>) {
+    match dir.read(rel, buf, true) {
+        // A reason cut inside a multi-byte character must not hide the whole report.
+        Ok(Some(r)) => (
+            LoopReport::parse(String::from_utf8_lossy(buf).as_bytes()).ok(),
+            r.modified.and_then(millis),
+        ),
+        _ => (None, None),
     }
 }
 
@@ -178,7 +166,7 @@ impl LoopRuntime for FsLoopRuntime {
                 path: layout.dir().to_path_buf(),
             });
         }
-        let marker = layout.dir().join(".retry");
+        let marker = layout.retry_marker();
         orch_fs::write_atomic(&marker, b"retry now\n", 0o600).map_err(io("write", &marker))
     }
 
@@ -247,15 +235,7 @@ impl LoopRuntime for FsLoopRuntime {
                 if id.validate().is_err() {
                     return LoopReading::default();
                 }
-                let (report, changed) = match dir.read(&format!("{id}/{}", RuntimeLayout::REPORT_FILE), &mut buf, true)
-                {
-                    // A reason cut inside a multi-byte character must not hide the whole report.
-                    Ok(Some(r)) => (
-                        LoopReport::parse(String::from_utf8_lossy(&buf).as_bytes()).ok(),
-                        r.modified.and_then(millis),
-                    ),
-                    _ => (None, None),
-                };
+                let (report, changed) = read_report(&dir, &format!("{id}/{}", RuntimeLayout::REPORT_FILE), &mut buf);
                 let queued = dir
                     .count(&format!("{id}/{}", RuntimeLayout::INBOX), is_message_name)
                     .ok()
@@ -267,16 +247,19 @@ impl LoopRuntime for FsLoopRuntime {
     }
 
     fn read_foreign(&self, agent_dir: &Path) -> LoopReading {
-        let dir = foreign_dir(agent_dir);
-        let (report, changed) = read_report(&dir.join("status.json"));
-        let paused = dir.is_dir().then(|| dir.join(".pause").exists());
-        LoopReading::new(report, changed, 0).with_paused(paused)
+        let layout = RuntimeLayout::shared(agent_dir);
+        let Ok(Some(dir)) = orch_fs::Dir::open(layout.dir()) else {
+            return LoopReading::default();
+        };
+        let (report, changed) = read_report(&dir, RuntimeLayout::REPORT_FILE, &mut Vec::new());
+        let paused = layout.pause_marker().exists();
+        LoopReading::new(report, changed, 0).with_paused(Some(paused))
     }
 
     fn set_foreign_paused(&self, agent_dir: &Path, paused: bool) -> Result<(), RuntimeError> {
-        let dir = foreign_dir(agent_dir);
-        let marker = dir.join(".pause");
-        if !dir.is_dir() {
+        let layout = RuntimeLayout::shared(agent_dir);
+        let marker = layout.pause_marker();
+        if !layout.dir().is_dir() {
             return Err(io("write", &marker)(std::io::Error::from(std::io::ErrorKind::NotFound)));
         }
         if paused {

@@ -309,6 +309,10 @@ impl Store for FsStore {
         }
     }
 
+    fn record_dir(&self) -> Option<PathBuf> {
+        Some(self.sessions.clone())
+    }
+
     fn lock_stats(&self) -> LockStats {
         *self.stats.lock().unwrap_or_else(|e| e.into_inner())
     }

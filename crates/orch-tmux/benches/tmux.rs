@@ -50,7 +50,7 @@ fn main() {
                 .map(|_| {
                     let t = Instant::now();
                     let s = tmux.snapshot().expect("snapshot");
-                    assert_eq!(s.sessions.len(), n);
+                    assert_eq!(s.sessions().len(), n);
                     t.elapsed()
                 })
                 .collect(),

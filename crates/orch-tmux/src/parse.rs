@@ -46,7 +46,7 @@ pub fn parse_snapshot(output: &str) -> MuxSnapshot {
             tag: (!tag.is_empty()).then(|| tag.to_owned()),
         });
     }
-    MuxSnapshot { sessions }
+    MuxSnapshot::new(sessions)
 }
 
 #[cfg(test)]
@@ -58,7 +58,7 @@ mod tests {
     #[test]
     fn parses_captured_output() {
         let snap = parse_snapshot(CAPTURED);
-        let names: Vec<_> = snap.sessions.iter().map(|s| s.session.as_str()).collect();
+        let names: Vec<_> = snap.sessions().iter().map(|s| s.session.as_str()).collect();
         assert_eq!(
             names,
             [
@@ -87,10 +87,10 @@ mod tests {
 
     #[test]
     fn empty_and_garbage_lines_are_skipped() {
-        assert!(parse_snapshot("").sessions.is_empty());
-        assert!(parse_snapshot("garbage\n1 0\n").sessions.is_empty());
+        assert!(parse_snapshot("").sessions().is_empty());
+        assert!(parse_snapshot("garbage\n1 0\n").sessions().is_empty());
         assert!(
-            parse_snapshot("1 0  5 notag name\n").sessions.is_empty(),
+            parse_snapshot("1 0  5 notag name\n").sessions().is_empty(),
             "the old format"
         );
     }

@@ -225,10 +225,7 @@ impl Multiplexer for Tmux {
             "list-panes",
             &["list-panes", "-s", "-t", &target, "-F", SNAPSHOT_FORMAT],
         ) {
-            Ok(out) => Ok(parse_snapshot(&String::from_utf8_lossy(&out.stdout))
-                .sessions
-                .into_iter()
-                .find(|p| p.session == name)),
+            Ok(out) => Ok(parse_snapshot(&String::from_utf8_lossy(&out.stdout)).get(name).cloned()),
             Err(MuxError::NoServer { .. } | MuxError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         }

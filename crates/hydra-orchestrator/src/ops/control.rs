@@ -68,11 +68,6 @@ pub struct KillReport {
     pub worktree_removed: bool,
 }
 
-/// The original tool's loop directory of `rec` (shared by its sessions working there).
-pub(crate) fn foreign_loop_dir(rec: &SessionRecord) -> PathBuf {
-    orch_core::RuntimeLayout::root(rec.agent_dir())
-}
-
 fn refused(id: &SessionId, source: TransitionError) -> Error {
     Error::Transition { id: id.clone(), source }
 }
@@ -241,7 +236,7 @@ impl Orchestrator {
                     id: id.clone(),
                     why: format!(
                         "its loop reads neither hydra's inbox nor its pane: each iteration it pipes {} into the agent, so edit that file to steer its next iteration, or `hydra attach {id}` to talk to it",
-                        foreign_loop_dir(&rec).join("prompt.md").display()
+                        orch_core::RuntimeLayout::shared(rec.agent_dir()).prompt().display()
                     ),
                 });
             }
@@ -411,7 +406,7 @@ impl Orchestrator {
                 id: id.clone(),
                 why: format!(
                     "its loop (the original tool's) ended when the agent blocked, and hydra cannot restart a loop it did not start; `hydra attach {id}` and run {} again, or start a new session with `hydra spawn`",
-                    foreign_loop_dir(&rec).join("hydralph.sh").display()
+                    orch_core::RuntimeLayout::shared(rec.agent_dir()).script().display()
                 ),
             });
         }
@@ -437,7 +432,7 @@ impl Orchestrator {
                 why: format!(
                     "{others} other live session(s) of the original tool work in {} and obey the same pause marker ({}), so {doing} it would do the same to them; attach to it instead",
                     rec.agent_dir().display(),
-                    foreign_loop_dir(rec).join(".pause").display()
+                    orch_core::RuntimeLayout::shared(rec.agent_dir()).pause_marker().display()
                 ),
             });
         }

@@ -186,12 +186,11 @@ impl Orchestrator {
         out
     }
 
-    /// Checks the ports that `records` hold (live sessions, and ended ones whose worktree was
-    /// kept) against the worktree registry, restoring entries it lost when `repair` is set,
-    /// and tells each difference as a notice. Called under the store lock, so no clean-up can
-    /// free a port between the records' reading and the registry's repair.
-    /// Checks the ports that `holds` (see [`port_hold`]) say sessions hold against each
-    /// repository's registry; with `repair`, lost entries are restored.
+    /// Checks the ports that `holds` (see [`port_hold`]: live sessions, and ended ones whose
+    /// worktree was kept) against each repository's worktree registry, restoring entries it
+    /// lost when `repair` is set, and tells each difference as a notice. Called under the
+    /// store lock, so no clean-up can free a port between the records' reading and the
+    /// registry's repair.
     pub(crate) fn reconcile_ports(&self, holds: Vec<(std::path::PathBuf, orch_core::PortHold)>, repair: bool) {
         let Some(wt) = &self.worktrees else { return };
         let mut by_repo: BTreeMap<std::path::PathBuf, Vec<orch_core::PortHold>> = BTreeMap::new();

@@ -62,17 +62,32 @@ pub struct PaneInfo {
     pub tag: Option<String>,
 }
 
-/// Every session on one server, read in one call.
+/// Every session on one server, read in one call, in name order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MuxSnapshot {
-    /// One entry per session (its first pane).
-    pub sessions: Vec<PaneInfo>,
+    /// One entry per session (its first pane), sorted by name for [`get`](Self::get).
+    sessions: Vec<PaneInfo>,
 }
 
 impl MuxSnapshot {
-    /// The entry of session `name`, matched exactly.
+    /// The snapshot of these sessions (one entry each), put in name order.
+    pub fn new(mut sessions: Vec<PaneInfo>) -> Self {
+        sessions.sort_unstable_by(|a, b| a.session.cmp(&b.session));
+        MuxSnapshot { sessions }
+    }
+
+    /// Every session, in name order.
+    pub fn sessions(&self) -> &[PaneInfo] {
+        &self.sessions
+    }
+
+    /// The entry of session `name`, matched exactly: a binary search, as a refresh looks up
+    /// every record's pane (a scan made it quadratic, a millisecond at 500 sessions).
     pub fn get(&self, name: &str) -> Option<&PaneInfo> {
-        self.sessions.iter().find(|p| p.session == name)
+        self.sessions
+            .binary_search_by(|p| p.session.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.sessions[i])
     }
 }
 
@@ -205,4 +220,33 @@ pub trait Multiplexer: Send + Sync {
     ///
     /// Errors: `NotInstalled`, `Failed`.
     fn watch(&self) -> Result<std::sync::Arc<dyn MuxWatch>, MuxError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pane(name: &str, pid: u32) -> PaneInfo {
+        PaneInfo {
+            session: name.to_owned(),
+            pane_pid: Some(pid),
+            dead: false,
+            exit_status: None,
+            activity: None,
+            tag: None,
+        }
+    }
+
+    #[test]
+    fn a_snapshot_finds_every_session_whatever_order_it_was_given_in() {
+        let names = ["hydralph-c", "hydralph-a", "other", "hydralph-b", "Z"];
+        let snap = MuxSnapshot::new(names.iter().zip(1..).map(|(n, pid)| pane(n, pid)).collect());
+        for (n, pid) in names.iter().zip(1..) {
+            assert_eq!(snap.get(n).and_then(|p| p.pane_pid), Some(pid), "{n}");
+        }
+        assert_eq!(snap.get("hydralph-d"), None);
+        let order: Vec<_> = snap.sessions().iter().map(|p| p.session.as_str()).collect();
+        assert_eq!(order, ["Z", "hydralph-a", "hydralph-b", "hydralph-c", "other"]);
+        assert_eq!(MuxSnapshot::default().get("x"), None);
+    }
 }

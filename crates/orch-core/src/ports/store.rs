@@ -202,4 +202,11 @@ pub trait Store: Send + Sync {
 
     /// How long this store's lock has been held, as far as this process has seen.
     fn lock_stats(&self) -> LockStats;
+
+    /// The directory where each record is a file named `<id>.json`, for a watcher of file
+    /// notifications (a write there is a record changing); `None` (the default) when records
+    /// are not files, and a watcher then learns of other processes' writes at its tick.
+    fn record_dir(&self) -> Option<PathBuf> {
+        None
+    }
 }

@@ -148,11 +148,11 @@ fn snapshot_of_0_1_and_50_sessions_takes_one_call() {
         .tmux
         .snapshot()
         .expect("no server is no sessions")
-        .sessions
+        .sessions()
         .is_empty());
     srv.spawn("hydralph-one", &["sleep", "30"]);
     let snap = srv.tmux.snapshot().expect("snapshot");
-    assert_eq!(snap.sessions.len(), 1);
+    assert_eq!(snap.sessions().len(), 1);
     let one = snap.get("hydralph-one").expect("listed");
     assert!(!one.dead && one.pane_pid.is_some() && one.activity.is_some());
     for i in 0..49 {
@@ -161,7 +161,7 @@ fn snapshot_of_0_1_and_50_sessions_takes_one_call() {
     let before = srv.tmux.calls();
     let snap = srv.tmux.snapshot().expect("snapshot");
     assert_eq!(srv.tmux.calls() - before, 1);
-    assert_eq!(snap.sessions.len(), 50);
+    assert_eq!(snap.sessions().len(), 50);
 }
 
 #[test]
@@ -194,7 +194,7 @@ fn duplicate_name_is_name_taken() {
         .create(&spec("hydralph-dup", &["sleep", "30"], srv.dir.path()))
         .expect_err("taken");
     assert!(matches!(err, MuxError::NameTaken { .. }), "{err}");
-    assert_eq!(srv.tmux.snapshot().expect("snapshot").sessions.len(), 1);
+    assert_eq!(srv.tmux.snapshot().expect("snapshot").sessions().len(), 1);
 }
 
 #[test]

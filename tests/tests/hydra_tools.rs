@@ -9,7 +9,6 @@ use orch_mail::test_daemon::TestDaemon;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::Duration;
 
 const HYDRA: &str = env!("CARGO_BIN_EXE_hydra-under-test");
 
@@ -245,16 +244,22 @@ fn original_session(server: &DefaultServer, root: &Path, id: &str, dir: &Path, w
     let dir_s = dir.to_string_lossy();
     let out = server.tmux(&["new-session", "-d", "-s", &name, "-c", &dir_s, "bash --norc"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let loop_cmd = "while :; do while [ -e .hydra/ralph/.pause ]; do sleep 0.05; done; echo tick >> .hydra/ralph/ticks; echo original-loop-output; sleep 0.1; done";
+    // It says when it starts to hold at the marker (a positive signal for the test to wait on).
+    let loop_cmd = "while :; do if [ -e .hydra/ralph/.pause ]; then echo held >> .hydra/ralph/holds; while [ -e .hydra/ralph/.pause ]; do sleep 0.05; done; fi; echo tick >> .hydra/ralph/ticks; echo original-loop-output; sleep 0.1; done";
     let out = server.tmux(&["send-keys", "-t", &format!("={name}:"), "-l", loop_cmd]);
     assert!(out.status.success());
     server.tmux(&["send-keys", "-t", &format!("={name}:"), "Enter"]);
 }
 
-fn ticks(dir: &Path) -> usize {
-    std::fs::read_to_string(dir.join(".hydra/ralph/ticks"))
+/// How many lines the stand-in original loop wrote to `.hydra/ralph/<file>` in `dir`.
+fn lines_of(dir: &Path, file: &str) -> usize {
+    std::fs::read_to_string(dir.join(".hydra/ralph").join(file))
         .map(|t| t.lines().count())
         .unwrap_or(0)
+}
+
+fn ticks(dir: &Path) -> usize {
+    lines_of(dir, "ticks")
 }
 
 #[test]
@@ -344,9 +349,11 @@ fn sessions_of_the_original_cli_are_read_paused_refused_and_killed_cleanly() {
     assert!(out.contains("pausing"), "{out}");
     assert!(wt_dir.join(".hydra/ralph/.pause").exists());
     assert_eq!(state(wt_id)["state"], "paused");
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for(20, "the loop to hold at the marker", || {
+        (lines_of(&wt_dir, "holds") > 0).then_some(())
+    });
     let held = ticks(&wt_dir);
-    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(state(wt_id)["state"], "paused");
     assert_eq!(ticks(&wt_dir), held, "the loop holds while the marker is set");
     okr(&["resume", wt_id]);
     assert!(!wt_dir.join(".hydra/ralph/.pause").exists());

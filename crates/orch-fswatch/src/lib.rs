@@ -63,30 +63,36 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    #[test]
-    fn changes_in_a_watched_tree_are_told_with_their_path() {
-        let dir = tempfile::tempdir().expect("tmp");
+    /// A watch of `dir` whose told paths arrive on the returned channel.
+    fn watched(dir: &std::path::Path) -> (Box<dyn Send>, mpsc::Receiver<PathBuf>) {
         let (tx, rx) = mpsc::channel();
         let tx = std::sync::Mutex::new(tx);
-        let _guard = NotifyEvents
+        let guard = NotifyEvents
             .watch(
-                &[dir.path().to_path_buf()],
+                &[dir.to_path_buf()],
                 Arc::new(move |p: &std::path::Path| {
                     let _ = tx.lock().expect("tx").send(p.to_path_buf());
                 }),
             )
             .expect("watch");
-        // A directory made after the watch began is watched too.
+        (guard, rx)
+    }
+
+    #[test]
+    fn changes_in_a_watched_tree_are_told_with_their_path() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (_guard, rx) = watched(dir.path());
+        // A directory made after the watch began is watched too, from the moment the backend
+        // has seen it made: the file is written again until its change is told.
         std::fs::create_dir(dir.path().join("s1")).expect("mkdir");
-        std::thread::sleep(Duration::from_millis(50));
-        std::fs::write(dir.path().join("s1/status.json"), "{}").expect("write");
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let p = rx
-                .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
-                .expect("an event for status.json");
-            if p.ends_with("s1/status.json") {
-                break;
+        'told: loop {
+            assert!(std::time::Instant::now() < deadline, "no event for s1/status.json");
+            std::fs::write(dir.path().join("s1/status.json"), "{}").expect("write");
+            while let Ok(p) = rx.recv_timeout(Duration::from_millis(20)) {
+                if p.ends_with("s1/status.json") {
+                    break 'told;
+                }
             }
         }
     }
@@ -98,16 +104,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let file = dir.path().join("status.json");
         std::fs::write(&file, "{}").expect("write");
-        let (tx, rx) = mpsc::channel();
-        let tx = std::sync::Mutex::new(tx);
-        let _guard = NotifyEvents
-            .watch(
-                &[dir.path().to_path_buf()],
-                Arc::new(move |p: &std::path::Path| {
-                    let _ = tx.lock().expect("tx").send(p.to_path_buf());
-                }),
-            )
-            .expect("watch");
+        let (_guard, rx) = watched(dir.path());
         for _ in 0..5 {
             assert_eq!(std::fs::read(&file).expect("read"), b"{}");
         }

@@ -101,7 +101,7 @@ pub(crate) fn run(ctx: &Ctx) -> Result<i32> {
     })?;
     let watch: WatchStopper = watcher.stopper();
     let quit = Arc::new(AtomicBool::new(false));
-    let keys_paused = Arc::new(AtomicBool::new(false));
+    let keys = Arc::new(KeyGate::default());
     let selected: Arc<Mutex<Option<SessionId>>> = Arc::default();
     let (job_tx, job_rx) = mpsc::channel::<Job>();
     let (sel_tx, sel_rx) = mpsc::channel::<()>();
@@ -129,13 +129,10 @@ pub(crate) fn run(ctx: &Ctx) -> Result<i32> {
             }
         });
         // Keys, paused while another program (tmux attach) has the terminal.
-        let (t, q, paused) = (tx.clone(), Arc::clone(&quit), Arc::clone(&keys_paused));
+        let (t, q, gate) = (tx.clone(), Arc::clone(&quit), Arc::clone(&keys));
         scope.spawn(move || {
             while !q.load(Ordering::SeqCst) {
-                if paused.load(Ordering::SeqCst) {
-                    std::thread::sleep(Duration::from_millis(50));
-                    continue;
-                }
+                gate.pass();
                 if !event::poll(Duration::from_millis(200)).unwrap_or(false) {
                     continue;
                 }
@@ -185,7 +182,7 @@ pub(crate) fn run(ctx: &Ctx) -> Result<i32> {
         });
         drop(tx);
 
-        let outcome = render_loop(ctx, &rx, &job_tx, &sel_tx, &selected, &keys_paused);
+        let outcome = render_loop(ctx, &rx, &job_tx, &sel_tx, &selected, &keys);
         quit.store(true, Ordering::SeqCst);
         watch.stop();
         drop(job_tx);
@@ -202,7 +199,7 @@ fn render_loop(
     jobs: &mpsc::Sender<Job>,
     sel_tx: &mpsc::Sender<()>,
     selected: &Mutex<Option<SessionId>>,
-    keys_paused: &AtomicBool,
+    keys: &KeyGate,
 ) -> Result<i32> {
     let mut screen = Screen::enter()?;
     let mut app = App::new(ctx.root.display().to_string(), now(), ctx.color);
@@ -238,7 +235,7 @@ fn render_loop(
                 Msg::Key(k) => match app.key(k) {
                     Some(Job::Quit) => return Ok(0),
                     Some(Job::Attach(id)) => {
-                        attach(ctx, &mut screen, &mut app, &id, keys_paused);
+                        attach(ctx, &mut screen, &mut app, &id, keys);
                     }
                     Some(job) => {
                         let _ = jobs.send(job);
@@ -258,23 +255,67 @@ fn render_loop(
     }
 }
 
+/// Where the key reader stops while another program (tmux attach) has the terminal: closing
+/// the gate returns once the reader has finished its current wait for a key and stopped, so
+/// no key meant for that program is read here.
+#[derive(Default)]
+struct KeyGate {
+    state: Mutex<Gate>,
+    changed: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct Gate {
+    closed: bool,
+    reader_stopped: bool,
+}
+
+impl KeyGate {
+    /// The reader's side: waits here while the gate is closed.
+    fn pass(&self) {
+        let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        while g.closed {
+            g.reader_stopped = true;
+            self.changed.notify_all();
+            g = self.changed.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+        g.reader_stopped = false;
+    }
+
+    /// Stops the reader (within its 200 ms wait for a key; at most 1 s, should it hang).
+    fn close(&self) {
+        let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        g.closed = true;
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while !g.reader_stopped && Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            g = self.changed.wait_timeout(g, left).unwrap_or_else(|e| e.into_inner()).0;
+        }
+    }
+
+    /// Lets the reader go on.
+    fn open(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).closed = false;
+        self.changed.notify_all();
+    }
+}
+
 /// Gives the terminal to `tmux attach` until it detaches (inside tmux, a switch returns at
 /// once), then takes it back.
-fn attach(ctx: &Ctx, screen: &mut Screen, app: &mut App, id: &SessionId, keys_paused: &AtomicBool) {
+fn attach(ctx: &Ctx, screen: &mut Screen, app: &mut App, id: &SessionId, keys: &KeyGate) {
     if app.selected_status().is_some_and(|s| s.state.is_terminal()) {
         app.done(Err(format!("{id} has ended; there is nothing to attach to")));
         return;
     }
-    keys_paused.store(true, Ordering::SeqCst);
-    // Let the key reader finish its current wait before tmux reads the terminal.
-    std::thread::sleep(Duration::from_millis(250));
+    // The key reader stops reading before tmux reads the terminal.
+    keys.close();
     Screen::leave();
     let outcome = ctx.orch.attach(id);
     let _ = terminal::enable_raw_mode();
     let _ = execute!(std::io::stdout(), EnterAlternateScreen);
     let _ = screen.terminal.hide_cursor();
     let _ = screen.terminal.clear();
-    keys_paused.store(false, Ordering::SeqCst);
+    keys.open();
     match outcome {
         Ok(()) => app.done(Ok(format!("back from {id}"))),
         Err(e) => app.done(Err(format!("cannot attach to {id}: {e}"))),
@@ -349,4 +390,42 @@ fn now() -> hydra_orchestrator::Timestamp {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     hydra_orchestrator::Timestamp(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn closing_the_key_gate_returns_once_the_reader_has_stopped() {
+        let gate = Arc::new(KeyGate::default());
+        let passes = Arc::new(AtomicUsize::new(0));
+        let quit = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (gate, passes, quit) = (Arc::clone(&gate), Arc::clone(&passes), Arc::clone(&quit));
+            std::thread::spawn(move || {
+                while !quit.load(Ordering::SeqCst) {
+                    gate.pass();
+                    passes.fetch_add(1, Ordering::SeqCst);
+                    std::thread::yield_now();
+                }
+            })
+        };
+        gate.close();
+        assert!(
+            gate.state.lock().expect("gate").reader_stopped,
+            "close returned before the reader stopped"
+        );
+        let held = passes.load(Ordering::SeqCst);
+        assert_eq!(passes.load(Ordering::SeqCst), held, "a stopped reader does not go on");
+        gate.open();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while passes.load(Ordering::SeqCst) == held {
+            assert!(Instant::now() < deadline, "the reader did not go on once opened");
+            std::thread::yield_now();
+        }
+        quit.store(true, Ordering::SeqCst);
+        reader.join().expect("reader");
+    }
 }

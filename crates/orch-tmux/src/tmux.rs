@@ -57,6 +57,9 @@ impl TmuxConfig {
 pub struct Tmux {
     config: TmuxConfig,
     calls: AtomicU64,
+    /// The panes' processes the latest snapshot saw, which this adapter's watches wait on
+    /// (`None` until a snapshot is taken).
+    panes: crate::watch::SeenPanes,
 }
 
 /// Largest chunk of text sent in one `send-keys` call: tmux refuses commands much larger.
@@ -68,6 +71,7 @@ impl Tmux {
         Tmux {
             config,
             calls: AtomicU64::new(0),
+            panes: crate::watch::SeenPanes::default(),
         }
     }
 
@@ -212,11 +216,13 @@ impl Multiplexer for Tmux {
     }
 
     fn snapshot(&self) -> Result<MuxSnapshot, MuxError> {
-        match self.run("list-panes", &["list-panes", "-a", "-F", SNAPSHOT_FORMAT]) {
-            Ok(out) => Ok(parse_snapshot(&String::from_utf8_lossy(&out.stdout))),
-            Err(MuxError::NoServer { .. }) => Ok(MuxSnapshot::default()),
-            Err(e) => Err(e),
-        }
+        let snapshot = match self.run("list-panes", &["list-panes", "-a", "-F", SNAPSHOT_FORMAT]) {
+            Ok(out) => parse_snapshot(&String::from_utf8_lossy(&out.stdout)),
+            Err(MuxError::NoServer { .. }) => MuxSnapshot::default(),
+            Err(e) => return Err(e),
+        };
+        self.panes.remember(&snapshot);
+        Ok(snapshot)
     }
 
     fn probe(&self, name: &str) -> Result<Option<PaneInfo>, MuxError> {
@@ -276,7 +282,7 @@ impl Multiplexer for Tmux {
     }
 
     fn watch(&self) -> Result<Arc<dyn MuxWatch>, MuxError> {
-        let watch = TmuxWatch::new(self.config.clone());
+        let watch = TmuxWatch::new(self.config.clone(), self.panes.clone());
         // Hooked before the caller's first look, so no change after that look is missed.
         watch.hook()?;
         Ok(Arc::new(watch))

@@ -9,7 +9,7 @@
 use crate::command::{classify, run, tmux_command};
 use crate::exits::{self, First};
 use crate::tmux::TmuxConfig;
-use orch_core::{MuxError, MuxWake, MuxWatch};
+use orch_core::{MuxError, MuxSnapshot, MuxWake, MuxWatch};
 use std::collections::BTreeSet;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,11 +30,32 @@ pub struct TmuxWatch {
     told: Mutex<BTreeSet<u32>>,
     /// The pid of the `wait-for` client of the wait in progress.
     waiter: Mutex<Option<u32>>,
+    /// The panes' processes the adapter's latest snapshot saw.
+    seen: SeenPanes,
+}
+
+/// The panes' processes as the adapter's latest snapshot saw them, shared with its
+/// watches: a watch waits on those instead of listing the panes again (one tmux call per
+/// wake fewer; at 500 sessions every tmux call costs milliseconds).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SeenPanes(std::sync::Arc<Mutex<Option<BTreeSet<u32>>>>);
+
+impl SeenPanes {
+    /// Keeps the processes of `snapshot`'s panes (the dead too: see `pane_processes`).
+    pub(crate) fn remember(&self, snapshot: &MuxSnapshot) {
+        let pids = snapshot.sessions().iter().filter_map(|p| p.pane_pid).collect();
+        *lock(&self.0) = Some(pids);
+    }
+
+    fn get(&self) -> Option<BTreeSet<u32>> {
+        lock(&self.0).clone()
+    }
 }
 
 impl TmuxWatch {
-    pub(crate) fn new(config: TmuxConfig) -> Self {
+    pub(crate) fn new(config: TmuxConfig, seen: SeenPanes) -> Self {
         TmuxWatch {
+            seen,
             config,
             stopped: AtomicBool::new(false),
             hooked: AtomicBool::new(false),
@@ -78,15 +99,21 @@ impl TmuxWatch {
 }
 
 impl TmuxWatch {
-    /// The processes of the server's panes, less those whose end already woke a wait. A
+    /// The processes of the server's panes as the adapter's latest snapshot saw them (listed
+    /// here only when no snapshot was taken), less those whose end already woke a wait. A
     /// pane tmux shows dead may still hold a process it never reaped (the lost SIGCHLD), so
     /// the dead are included; one tmux has reaped cannot be waited on and is skipped then.
     fn pane_processes(&self) -> Result<Vec<u32>, MuxError> {
-        let out = run(&self.config, "list-panes", &["list-panes", "-a", "-F", "#{pane_pid}"])?;
-        let listed: Vec<u32> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .collect();
+        let listed: BTreeSet<u32> = match self.seen.get() {
+            Some(seen) => seen,
+            None => {
+                let out = run(&self.config, "list-panes", &["list-panes", "-a", "-F", "#{pane_pid}"])?;
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .filter_map(|l| l.trim().parse().ok())
+                    .collect()
+            }
+        };
         let mut told = lock(&self.told);
         told.retain(|p| listed.contains(p));
         Ok(listed.into_iter().filter(|p| !told.contains(p)).collect())

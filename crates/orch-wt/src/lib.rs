@@ -17,6 +17,6 @@ mod template;
 mod worktrees;
 
 pub use config::WtConfig;
-pub use porcelain::{parse_worktree_list, GitWorktree};
+pub use porcelain::{parse_status_z, parse_worktree_list, GitWorktree, StatusEntry};
 pub use port_registry::{PortRegistry, RegistryLock};
 pub use worktrees::GitWorktrees;

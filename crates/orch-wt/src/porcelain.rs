@@ -1,4 +1,5 @@
-//! Parsing `git worktree list --porcelain`, kept pure and tested on captured output.
+//! Parsing `git worktree list --porcelain` and `git status --porcelain -z`, kept pure and
+//! tested on captured output.
 
 use std::path::PathBuf;
 
@@ -48,9 +49,59 @@ pub fn parse_worktree_list(output: &str) -> Vec<GitWorktree> {
     out
 }
 
+/// One changed path as `git status --porcelain -z` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusEntry {
+    /// The two-letter status (`" M"`, `"??"`, `"R "`, ...).
+    pub code: String,
+    /// The path, relative to the checkout's root, as it is (never quoted with `-z`).
+    pub path: PathBuf,
+}
+
+impl StatusEntry {
+    /// A file git does not track.
+    pub fn untracked(&self) -> bool {
+        self.code == "??"
+    }
+}
+
+/// Parses `git status --porcelain -z`: `XY path` entries, each ended by a NUL; a rename or
+/// copy is followed by its source path, which is not an entry of its own.
+pub fn parse_status_z(output: &str) -> Vec<StatusEntry> {
+    let mut out = Vec::new();
+    let mut fields = output.split('\0');
+    while let Some(field) = fields.next() {
+        let (Some(code), Some(path)) = (field.get(..2), field.get(3..)) else {
+            continue;
+        };
+        if code.contains(['R', 'C']) {
+            fields.next();
+        }
+        out.push(StatusEntry {
+            code: code.to_owned(),
+            path: PathBuf::from(path),
+        });
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_entries_keep_odd_names_whole_and_skip_rename_sources() {
+        let out = " M src/a.rs\0?? with space \"q\".txt\0R  new name.rs\0old name.rs\0A  caf\u{e9}.md\0";
+        let entries = parse_status_z(out);
+        let paths: Vec<_> = entries.iter().map(|e| e.path.to_string_lossy().into_owned()).collect();
+        assert_eq!(
+            paths,
+            ["src/a.rs", "with space \"q\".txt", "new name.rs", "caf\u{e9}.md"]
+        );
+        assert!(entries[1].untracked() && !entries[0].untracked());
+        assert_eq!(entries[2].code, "R ");
+        assert!(parse_status_z("").is_empty());
+    }
 
     #[test]
     fn parses_captured_output() {

@@ -3,7 +3,7 @@
 use crate::config::WtConfig;
 use crate::git::io;
 use crate::git::{git, git_ok};
-use crate::porcelain::{parse_worktree_list, GitWorktree};
+use crate::porcelain::{parse_status_z, parse_worktree_list, GitWorktree, StatusEntry};
 use crate::port_registry::PortRegistry;
 use crate::template::{render, TemplateVars};
 use orch_core::{
@@ -138,20 +138,22 @@ impl GitWorktrees {
         own: &[PathBuf],
     ) -> Result<Vec<String>, WorktreeError> {
         let mut reasons = Vec::new();
-        let status = git_ok(&self.git, &wt.path, &["status", "--porcelain", "--untracked-files=all"])?;
-        let dirty: Vec<&str> = status
-            .lines()
-            .filter(|l| l.len() > 3)
-            .filter(|l| {
-                let file = Path::new(l[3..].trim_matches('"'));
+        let status = git_ok(
+            &self.git,
+            &wt.path,
+            &["status", "--porcelain", "-z", "--untracked-files=all"],
+        )?;
+        let dirty: Vec<StatusEntry> = parse_status_z(&status)
+            .into_iter()
+            .filter(|e| {
                 // Untracked files under `.hydra/` are the hydra tools' own state (the original
                 // loop's prd.json, status.json and prompt in the worktree), not the agent's work.
-                let tool_state = l.starts_with("??") && file.starts_with(".hydra");
-                !tool_state && !own.iter().any(|o| file.starts_with(o))
+                let tool_state = e.untracked() && e.path.starts_with(".hydra");
+                !tool_state && !own.iter().any(|o| e.path.starts_with(o))
             })
             .collect();
         if !dirty.is_empty() {
-            let sample: Vec<&str> = dirty.iter().take(3).map(|l| l[3..].trim()).collect();
+            let sample: Vec<String> = dirty.iter().take(3).map(|e| e.path.display().to_string()).collect();
             reasons.push(format!(
                 "{} uncommitted change(s) ({}{})",
                 dirty.len(),
@@ -560,15 +562,14 @@ impl Worktrees for GitWorktrees {
         else {
             return Ok(MergeOutcome::NotCheckedOut);
         };
-        let status = |dir: &Path| -> Result<Vec<String>, WorktreeError> {
-            Ok(
-                git_ok(&self.git, dir, &["status", "--porcelain", "--untracked-files=no"])?
-                    .lines()
-                    .map(|l| l.get(3..).unwrap_or(l).to_owned())
-                    .collect(),
-            )
-        };
-        let dirty = status(&checkout)?;
+        let dirty: Vec<String> = parse_status_z(&git_ok(
+            &self.git,
+            &checkout,
+            &["status", "--porcelain", "-z", "--untracked-files=no"],
+        )?)
+        .into_iter()
+        .map(|e| e.path.display().to_string())
+        .collect();
         if !dirty.is_empty() {
             return Ok(MergeOutcome::Dirty { checkout, files: dirty });
         }

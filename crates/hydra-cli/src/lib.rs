@@ -769,11 +769,9 @@ fn select(statuses: Vec<SessionStatus>, args: &LsArgs) -> (Vec<SessionStatus>, u
     (shown, hidden)
 }
 
-fn now() -> hydra_orchestrator::Timestamp {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    hydra_orchestrator::Timestamp(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+/// The time now, from the library's system clock.
+pub(crate) fn now() -> hydra_orchestrator::Timestamp {
+    hydra_orchestrator::Clock::now(&hydra_orchestrator::SystemClock)
 }
 
 fn ls_text(statuses: Vec<SessionStatus>, args: &LsArgs, color: bool, root: &std::path::Path) -> String {

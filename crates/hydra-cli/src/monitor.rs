@@ -79,17 +79,10 @@ pub fn json_line(change: &Change, at: hydra_orchestrator::Timestamp) -> String {
     v.to_string()
 }
 
-fn now() -> hydra_orchestrator::Timestamp {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    hydra_orchestrator::Timestamp(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 /// `hydra monitor --once`: one look, every session's state, then exit.
 pub fn once(ctx: &Ctx) -> Result<i32> {
     let statuses = ctx.orch.try_list()?;
-    let at = now();
+    let at = crate::now();
     for s in statuses {
         let change = hydra_orchestrator::Change::first_seen(s);
         if ctx.g.json {
@@ -270,7 +263,7 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
         let Some(event) = watcher.recv() else { break 0 };
         match event {
             WatchEvent::Change(change) => {
-                let at = now();
+                let at = crate::now();
                 let text = if ctx.g.json {
                     json_line(&change, at)
                 } else {
@@ -283,7 +276,11 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
             WatchEvent::Looked { statuses } => {
                 if !statuses.iter().any(|s| !s.state.is_terminal()) {
                     if !ctx.g.json {
-                        let _ = writeln!(out, "{}  no live session left; the monitor exits", now().to_rfc3339());
+                        let _ = writeln!(
+                            out,
+                            "{}  no live session left; the monitor exits",
+                            crate::now().to_rfc3339()
+                        );
                     }
                     break 0;
                 }

@@ -129,13 +129,6 @@ fn run(settings: &Notify, project: &std::path::Path, rx: &mpsc::Receiver<Change>
     }
 }
 
-fn now() -> Timestamp {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 fn send(settings: &Notify, project: &std::path::Path, change: &Change) {
     let line = headline(&change.status);
     if let Some(argv) = &settings.command.value {
@@ -169,7 +162,7 @@ fn run_command(argv: &[String], timeout: Duration, change: &Change, project: &st
         return;
     };
     let s = &change.status;
-    let json = event_json(change, project, now()).to_string();
+    let json = event_json(change, project, crate::now()).to_string();
     let child = Command::new(program)
         .args(args)
         .env("HYDRA_EVENT", format!("session:{}", s.state_word()))

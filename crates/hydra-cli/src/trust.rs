@@ -62,10 +62,7 @@ pub fn store() -> Result<FileTrust> {
 }
 
 fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    crate::now().as_secs()
 }
 
 /// Records `runs`' current content as trusted.

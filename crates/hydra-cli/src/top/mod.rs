@@ -202,10 +202,10 @@ fn render_loop(
     keys: &KeyGate,
 ) -> Result<i32> {
     let mut screen = Screen::enter()?;
-    let mut app = App::new(ctx.root.display().to_string(), now(), ctx.color);
+    let mut app = App::new(ctx.root.display().to_string(), crate::now(), ctx.color);
     let mut last_tick = Instant::now();
     loop {
-        app.now = now();
+        app.now = crate::now();
         let size = screen.terminal.size().context("cannot read the terminal size")?;
         app.page = view::page(ratatui::layout::Rect::new(0, 0, size.width, size.height));
         app.keep_visible();
@@ -383,13 +383,6 @@ fn spawn(ctx: &Ctx, form: NewSession) -> std::result::Result<SessionId, String> 
     };
     let config = crate::session_config(ctx, req).map_err(|e| format!("{e:#}"))?;
     ctx.orch.spawn(config).map_err(|e| e.to_string())
-}
-
-fn now() -> hydra_orchestrator::Timestamp {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    hydra_orchestrator::Timestamp(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

@@ -230,9 +230,6 @@ impl Orchestrator {
             return Ok(whole);
         }
         let records = self.store.load_all()?.records;
-        if let Some(r) = records.iter().find(|r| r.id.as_str() == text) {
-            return Ok(r.id.clone());
-        }
         let named: Vec<_> = records.iter().filter(|r| r.name.as_deref() == Some(text)).collect();
         // A name is unique among live sessions; an ended session may share it with a live one.
         if let Some(r) = named.iter().find(|r| !r.state.is_terminal()).or_else(|| named.last()) {

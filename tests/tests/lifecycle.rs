@@ -280,6 +280,34 @@ fn a_tmux_session_killed_from_outside_turns_failed() {
 }
 
 #[test]
+fn a_loop_killed_by_a_signal_turns_failed_naming_the_signal() {
+    let p = Project::new();
+    let agent = p.agent("sleeper.sh", "cat > /dev/null; sleep 600");
+    let orch = p.orch();
+    let id = orch.spawn(p.config(&agent)).expect("spawn");
+    let pid = p
+        .tmux()
+        .probe(&id.tmux_name())
+        .expect("probe")
+        .and_then(|pane| pane.pane_pid)
+        .expect("the loop's pid");
+    assert!(std::process::Command::new("kill")
+        .args(["-s", "KILL", &pid.to_string()])
+        .status()
+        .expect("kill")
+        .success());
+    let st = wait_state(&orch, &id, 20, "failed", |s| s.is_terminal());
+    assert_eq!(
+        st,
+        SessionState::Failed {
+            reason: "agent loop was killed by signal 9 before reporting an end".into()
+        }
+    );
+    // Its agent, left behind in the loop's process group, is ended with the session.
+    wait_for(10, "the agent ended", || (!group_alive(pid)).then_some(()));
+}
+
+#[test]
 fn a_new_orchestrator_sees_every_session_in_the_same_state() {
     let p = Project::new();
     let agent = p.agent("sleeper.sh", "cat > /dev/null; echo working; sleep 600");

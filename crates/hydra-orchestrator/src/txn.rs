@@ -179,7 +179,13 @@ fn foreign_dirs(records: &[SessionRecord]) -> BTreeMap<PathBuf, usize> {
 fn pane_observation(pane: Option<&PaneInfo>) -> (MuxObservation, Option<u32>) {
     match pane {
         None => (MuxObservation::Gone, None),
-        Some(p) if p.dead => (MuxObservation::Exited { status: p.exit_status }, None),
+        Some(p) if p.dead => (
+            MuxObservation::Exited {
+                status: p.exit_status,
+                signal: p.exit_signal,
+            },
+            None,
+        ),
         Some(p) => (MuxObservation::Alive { activity: p.activity }, p.pane_pid),
     }
 }

@@ -56,8 +56,10 @@ pub enum MuxObservation {
     },
     /// The session exists but its program exited (the pane is kept dead for us to read).
     Exited {
-        /// The program's exit status, if known.
+        /// The program's exit status, if it exited and the status is known.
         status: Option<i32>,
+        /// The signal that ended the program, if one did.
+        signal: Option<i32>,
     },
     /// No such session.
     Gone,
@@ -246,10 +248,11 @@ pub fn assess(record: &SessionRecord, obs: &Observation, now: Timestamp, me: u32
             }
             // A blocked loop exits by contract (status 2) and waits for `resume` to restart it.
             MuxObservation::Exited { .. } if matches!(rec.state, SessionState::Blocked { .. }) => {}
-            MuxObservation::Exited { status } => {
-                let reason = match status {
-                    Some(code) => format!("agent loop exited with status {code} before reporting an end"),
-                    None => "agent loop exited before reporting an end".to_owned(),
+            MuxObservation::Exited { status, signal } => {
+                let reason = match (status, signal) {
+                    (Some(code), _) => format!("agent loop exited with status {code} before reporting an end"),
+                    (None, Some(sig)) => format!("agent loop was killed by signal {sig} before reporting an end"),
+                    (None, None) => "agent loop exited before reporting an end".to_owned(),
                 };
                 take(rec, Event::MuxGone { reason }, &mut a.events);
             }
@@ -494,8 +497,11 @@ mod tests {
     #[test]
     fn completed_loop_that_exited_is_completed_and_its_pane_ended() {
         let rec = record(running(2));
-        let obs =
-            Observation::of(MuxObservation::Exited { status: Some(0) }).with_report(report(LoopPhase::Complete, 3));
+        let obs = Observation::of(MuxObservation::Exited {
+            status: Some(0),
+            signal: None,
+        })
+        .with_report(report(LoopPhase::Complete, 3));
         let a = check(&rec, obs, T0, &["session:completed"]);
         assert_eq!(a.record.state, SessionState::Completed { iterations: 3 });
         assert_eq!(a.record.ended_at, Some(T0));
@@ -507,17 +513,39 @@ mod tests {
     #[test]
     fn loop_exit_without_final_report_fails() {
         let rec = record(running(2));
-        let obs =
-            Observation::of(MuxObservation::Exited { status: Some(127) }).with_report(report(LoopPhase::Running, 2));
+        let obs = Observation::of(MuxObservation::Exited {
+            status: Some(127),
+            signal: None,
+        })
+        .with_report(report(LoopPhase::Running, 2));
         let a = judge(&rec, &obs, T0);
         assert!(matches!(&a.record.state, SessionState::Failed { reason } if reason.contains("127")));
     }
 
     #[test]
+    fn loop_killed_by_a_signal_says_which() {
+        let rec = record(running(2));
+        let obs = Observation::of(MuxObservation::Exited {
+            status: None,
+            signal: Some(9),
+        })
+        .with_report(report(LoopPhase::Running, 2));
+        let a = judge(&rec, &obs, T0);
+        assert!(
+            matches!(&a.record.state, SessionState::Failed { reason } if reason.contains("killed by signal 9")),
+            "{:?}",
+            a.record.state
+        );
+    }
+
+    #[test]
     fn blocked_loop_that_exited_waits_for_resume() {
         let rec = record(running(2));
-        let obs =
-            Observation::of(MuxObservation::Exited { status: Some(2) }).with_report(report(LoopPhase::Blocked, 2));
+        let obs = Observation::of(MuxObservation::Exited {
+            status: Some(2),
+            signal: None,
+        })
+        .with_report(report(LoopPhase::Blocked, 2));
         let a = check(&rec, obs, T0, &["session:blocked"]);
         assert!(matches!(a.record.state, SessionState::Blocked { iteration: 2, .. }));
     }

@@ -200,7 +200,7 @@ proptest! {
         rec.runtime_dir = Some("/project/.hydra/ralph/p3".into());
         rec.state = states[state_pick].clone();
         rec.iteration = rec.state.iteration();
-        let mux = [MuxObservation::Alive { activity: activity.map(Timestamp) }, MuxObservation::Exited { status: Some(1) }, MuxObservation::Gone][mux_pick];
+        let mux = [MuxObservation::Alive { activity: activity.map(Timestamp) }, MuxObservation::Exited { status: Some(1), signal: None }, MuxObservation::Gone][mux_pick];
         let phases = [LoopPhase::Started, LoopPhase::Running, LoopPhase::Paused, LoopPhase::Complete, LoopPhase::Blocked, LoopPhase::MaxIterations];
         let mut obs = Observation::of(mux);
         if let Some(p) = phase_pick {

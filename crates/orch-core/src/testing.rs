@@ -206,6 +206,7 @@ impl FakeMultiplexer {
                     pane_pid: u32::try_from(pid).ok(),
                     dead: false,
                     exit_status: None,
+                    exit_signal: None,
                     activity: None,
                     tag: spec.tag.clone(),
                 },
@@ -286,6 +287,7 @@ impl Multiplexer for FakeMultiplexer {
             pane_pid: u32::try_from(pid).ok(),
             dead: false,
             exit_status: None,
+            exit_signal: None,
             activity: None,
             tag: spec.tag.clone(),
         };

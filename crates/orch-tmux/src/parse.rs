@@ -8,8 +8,8 @@ pub const TAG_OPTION: &str = "@hydra_project";
 /// The `list-panes -F` format of a snapshot. The tag is written after an `@`, so an untagged
 /// session still has a field there; the session name comes last, so spaces (or anything else
 /// tmux allows) in a name cannot shift the other fields.
-pub const SNAPSHOT_FORMAT: &str =
-    "#{pane_pid} #{pane_dead} #{pane_dead_status} #{window_activity} @#{@hydra_project} #{session_name}";
+pub const SNAPSHOT_FORMAT: &str = "#{pane_pid} #{pane_dead} #{pane_dead_status} #{pane_dead_signal} \
+     #{window_activity} @#{@hydra_project} #{session_name}";
 
 /// Parses `list-panes -F SNAPSHOT_FORMAT` output: one entry per session, its first pane.
 /// Lines that do not have the expected shape are skipped.
@@ -20,8 +20,9 @@ pub fn parse_snapshot(output: &str) -> MuxSnapshot {
     let mut sessions: Vec<PaneInfo> = Vec::with_capacity(lines);
     let mut seen = std::collections::HashSet::with_capacity(lines);
     for line in output.lines() {
-        let mut fields = line.splitn(6, ' ');
-        let (Some(pid), Some(dead), Some(status), Some(activity), Some(tag), Some(name)) = (
+        let mut fields = line.splitn(7, ' ');
+        let (Some(pid), Some(dead), Some(status), Some(signal), Some(activity), Some(tag), Some(name)) = (
+            fields.next(),
             fields.next(),
             fields.next(),
             fields.next(),
@@ -42,6 +43,7 @@ pub fn parse_snapshot(output: &str) -> MuxSnapshot {
             pane_pid: pid.parse().ok(),
             dead: dead == "1",
             exit_status: status.parse().ok(),
+            exit_signal: signal.parse().ok(),
             activity: activity.parse().ok().map(Timestamp::from_secs),
             tag: (!tag.is_empty()).then(|| tag.to_owned()),
         });
@@ -66,22 +68,26 @@ mod tests {
                 "hydralph-ab",
                 "hydralph-abc",
                 "hydralph-dead",
+                "hydralph-killed",
                 "with space",
                 "ünïcødé"
             ]
         );
         let dead = snap.get("hydralph-dead").expect("dead pane listed");
         assert!(dead.dead);
-        assert_eq!(dead.exit_status, Some(3));
+        assert_eq!((dead.exit_status, dead.exit_signal), (Some(3), None));
+        let killed = snap.get("hydralph-killed").expect("killed pane listed");
+        assert!(killed.dead);
+        assert_eq!((killed.exit_status, killed.exit_signal), (None, Some(9)));
         let ab = snap.get("hydralph-ab").expect("listed");
         assert!(!ab.dead);
-        assert_eq!(ab.exit_status, None);
+        assert_eq!((ab.exit_status, ab.exit_signal), (None, None));
         assert_eq!(ab.tag.as_deref(), Some("5c1f0e2a9b3d4c6e"));
         assert_eq!(snap.get("hydralph-abc").expect("listed").tag, None, "untagged");
-        assert_eq!(ab.pane_pid, Some(4054));
-        assert_eq!(ab.activity, Some(Timestamp::from_secs(1_795_501_681)));
+        assert_eq!(ab.pane_pid, Some(14438));
+        assert_eq!(ab.activity, Some(Timestamp::from_secs(1_795_680_037)));
         // Exact match: the first pane of a split window wins, and prefixes never match.
-        assert_eq!(snap.get("with space").and_then(|s| s.pane_pid), Some(4060));
+        assert_eq!(snap.get("with space").and_then(|s| s.pane_pid), Some(14447));
         assert!(snap.get("hydralph-a").is_none());
     }
 
@@ -91,7 +97,11 @@ mod tests {
         assert!(parse_snapshot("garbage\n1 0\n").sessions().is_empty());
         assert!(
             parse_snapshot("1 0  5 notag name\n").sessions().is_empty(),
-            "the old format"
+            "a format without the tag's @"
+        );
+        assert!(
+            parse_snapshot("1 0  5 @ name\n").sessions().is_empty(),
+            "the format before the signal's field"
         );
     }
 }

@@ -60,7 +60,14 @@ pub struct Tmux {
     /// The panes' processes the latest snapshot saw, which this adapter's watches wait on
     /// (`None` until a snapshot is taken).
     panes: crate::watch::SeenPanes,
+    /// Dead panes' processes whose lost exit status this adapter already made the server
+    /// look for (see `settled`): once each, so a pane tmux never gives a status for (a
+    /// signal's end on tmux before 3.3, which has no `pane_dead_signal`) costs one try.
+    nudged: std::sync::Mutex<std::collections::HashSet<u32>>,
 }
+
+/// Reads of a snapshot after the server was made to reap its children, at most.
+const REAP_READS: usize = 5;
 
 /// Largest chunk of text sent in one `send-keys` call: tmux refuses commands much larger.
 const SEND_CHUNK: usize = 8 * 1024;
@@ -72,6 +79,7 @@ impl Tmux {
             config,
             calls: AtomicU64::new(0),
             panes: crate::watch::SeenPanes::default(),
+            nudged: std::sync::Mutex::default(),
         }
     }
 
@@ -83,6 +91,58 @@ impl Tmux {
     /// How many tmux processes this adapter has run (for benchmarks and call-count tests).
     pub fn calls(&self) -> u64 {
         self.calls.load(Ordering::Relaxed)
+    }
+
+    /// `first`, or, when it shows a dead pane without the way its program ended, `list`'s
+    /// answer after the server was made to reap its children.
+    ///
+    /// tmux before 3.6, when built with utempter (Debian's is), can lose the `SIGCHLD` of a
+    /// pane whose program ends while it updates utmp for another pane: the program stays an
+    /// unreaped zombie, and the pane dead without a status, until some other child of the
+    /// server ends (found in CI; about 1 fast-exiting pane in 50 on tmux 3.3a here). tmux 3.6
+    /// signals itself after utempter for this reason (its issue 4559); this does the same from
+    /// outside, once per pane, then reads again a few times while the server catches up.
+    fn settled(
+        &self,
+        first: MuxSnapshot,
+        list: impl Fn() -> Result<MuxSnapshot, MuxError>,
+    ) -> Result<MuxSnapshot, MuxError> {
+        let pending = |snap: &MuxSnapshot| -> Vec<u32> {
+            snap.sessions()
+                .iter()
+                .filter(|p| p.dead && p.exit_status.is_none() && p.exit_signal.is_none())
+                .filter_map(|p| p.pane_pid)
+                .collect()
+        };
+        let untried: Vec<u32> = {
+            let mut tried = crate::watch::lock(&self.nudged);
+            pending(&first).into_iter().filter(|pid| tried.insert(*pid)).collect()
+        };
+        if untried.is_empty() {
+            return Ok(first);
+        }
+        if let Some(server) = self.server_pid() {
+            // Only makes the server call waitpid(); a server that is gone answers ESRCH.
+            let _ = rustix::process::kill_process(server, rustix::process::Signal::CHILD);
+        }
+        let mut snap = first;
+        for attempt in 0..REAP_READS {
+            if attempt > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            snap = list()?;
+            if !pending(&snap).iter().any(|pid| untried.contains(pid)) {
+                break;
+            }
+        }
+        Ok(snap)
+    }
+
+    /// The pid of the running server (`None` when none runs or tmux does not say).
+    fn server_pid(&self) -> Option<rustix::process::Pid> {
+        let out = self.run("display-message", &["display-message", "-p", "#{pid}"]).ok()?;
+        let pid: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+        rustix::process::Pid::from_raw(pid).filter(|_| pid > 1)
     }
 
     fn run(&self, op: &str, args: &[&str]) -> Result<std::process::Output, MuxError> {
@@ -216,25 +276,27 @@ impl Multiplexer for Tmux {
     }
 
     fn snapshot(&self) -> Result<MuxSnapshot, MuxError> {
-        let snapshot = match self.run("list-panes", &["list-panes", "-a", "-F", SNAPSHOT_FORMAT]) {
-            Ok(out) => parse_snapshot(&String::from_utf8_lossy(&out.stdout)),
-            Err(MuxError::NoServer { .. }) => MuxSnapshot::default(),
-            Err(e) => return Err(e),
+        let list = || match self.run("list-panes", &["list-panes", "-a", "-F", SNAPSHOT_FORMAT]) {
+            Ok(out) => Ok(parse_snapshot(&String::from_utf8_lossy(&out.stdout))),
+            Err(MuxError::NoServer { .. }) => Ok(MuxSnapshot::default()),
+            Err(e) => Err(e),
         };
+        let snapshot = self.settled(list()?, list)?;
         self.panes.remember(&snapshot);
         Ok(snapshot)
     }
 
     fn probe(&self, name: &str) -> Result<Option<PaneInfo>, MuxError> {
         let target = format!("={name}");
-        match self.run(
+        let list = || match self.run(
             "list-panes",
             &["list-panes", "-s", "-t", &target, "-F", SNAPSHOT_FORMAT],
         ) {
-            Ok(out) => Ok(parse_snapshot(&String::from_utf8_lossy(&out.stdout)).get(name).cloned()),
-            Err(MuxError::NoServer { .. } | MuxError::NotFound { .. }) => Ok(None),
+            Ok(out) => Ok(parse_snapshot(&String::from_utf8_lossy(&out.stdout))),
+            Err(MuxError::NoServer { .. } | MuxError::NotFound { .. }) => Ok(MuxSnapshot::default()),
             Err(e) => Err(e),
-        }
+        };
+        Ok(self.settled(list()?, list)?.get(name).cloned())
     }
 
     fn send_text(&self, name: &str, text: &str, enter: bool) -> Result<(), MuxError> {

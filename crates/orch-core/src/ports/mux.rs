@@ -53,9 +53,11 @@ pub struct PaneInfo {
     pub pane_pid: Option<u32>,
     /// The program exited and the pane is kept for its status.
     pub dead: bool,
-    /// Exit status of a dead pane (briefly unknown: tmux sees the terminal close before it
-    /// reaps the process).
+    /// Exit status of a dead pane whose program exited (briefly unknown: tmux sees the
+    /// terminal close before it reaps the process).
     pub exit_status: Option<i32>,
+    /// The signal that ended a dead pane's program, when a signal did.
+    pub exit_signal: Option<i32>,
     /// Last output in the pane.
     pub activity: Option<Timestamp>,
     /// The project tag the session was created with, if any (sessions of other tools have none).
@@ -232,6 +234,7 @@ mod tests {
             pane_pid: Some(pid),
             dead: false,
             exit_status: None,
+            exit_signal: None,
             activity: None,
             tag: None,
         }

@@ -1,10 +1,11 @@
 //! Waiting for the first of some processes to end: the `tmux wait-for` client a watch runs,
 //! or the process of one of the server's panes.
 //!
-//! Why the panes too: tmux below 3.5, built with utempter (Debian's 3.3a is), can lose the
-//! SIGCHLD of a pane whose process is killed, because utempter's helper runs with a SIGCHLD
+//! Why the panes too: tmux before 3.6, built with utempter (Debian's 3.3a is), can lose the
+//! SIGCHLD of a pane whose process ends, because utempter's helper runs with a SIGCHLD
 //! handler of its own just as the pane's terminal closes. The pane then reads as dead, but its
-//! `pane-died` hook never runs (measured here: about one kill in seven). The kernel still
+//! `pane-died` hook never runs (measured here: about one kill in seven) and its exit status
+//! stays unknown until the server reaps it (`Tmux::snapshot` makes it, see `settled`). The kernel still
 //! tells us when the process ended: a pidfd (Linux 5.3) becomes readable then, whoever its
 //! parent is. Elsewhere the hooks alone are used.
 

@@ -115,8 +115,11 @@ impl Tmux {
                 .collect()
         };
         let untried: Vec<u32> = {
+            let now = pending(&first);
             let mut tried = crate::watch::lock(&self.nudged);
-            pending(&first).into_iter().filter(|pid| tried.insert(*pid)).collect()
+            // Only panes still waiting are remembered, so a long-lived adapter keeps no more.
+            tried.retain(|pid| now.contains(pid));
+            now.into_iter().filter(|pid| tried.insert(*pid)).collect()
         };
         if untried.is_empty() {
             return Ok(first);

@@ -96,10 +96,11 @@ impl Tmux {
     /// `first`, or, when it shows a dead pane without the way its program ended, `list`'s
     /// answer after the server was made to reap its children.
     ///
-    /// tmux before 3.6, when built with utempter (Debian's is), can lose the `SIGCHLD` of a
-    /// pane whose program ends while it updates utmp for another pane: the program stays an
-    /// unreaped zombie, and the pane dead without a status, until some other child of the
-    /// server ends (found in CI; about 1 fast-exiting pane in 50 on tmux 3.3a here). tmux 3.6
+    /// tmux before 3.6, when built with utempter (Debian's is), removes a dying pane's utmp
+    /// entry through utempter's helper, which runs with `SIGCHLD` at its default action: the
+    /// pane's own `SIGCHLD`, arriving then, is discarded. Its program stays an unreaped
+    /// zombie, and the pane dead without a status, until some other child of the server ends
+    /// (found in CI; about 1 fast-exiting pane in 50 on tmux 3.3a here). tmux 3.6
     /// signals itself after utempter for this reason (its issue 4559); this does the same from
     /// outside, once per pane, then reads again a few times while the server catches up.
     fn settled(

@@ -135,51 +135,37 @@ pub fn undelivered(n: usize) -> String {
 
 /// A time as the local clock shows it (`15:00`), with the date when it is not today.
 pub fn clock(t: Timestamp) -> String {
-    let secs = i64::try_from(t.as_secs()).unwrap_or(i64::MAX);
-    // The local offset from `date`, which knows the zone database; UTC when it cannot say.
-    let offset = std::process::Command::new("date")
-        .arg("+%z")
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .and_then(|z| {
-            let sign = if z.starts_with('-') { -1 } else { 1 };
-            let h: i64 = z.get(1..3)?.parse().ok()?;
-            let m: i64 = z.get(3..5)?.parse().ok()?;
-            Some(sign * (h * 3600 + m * 60))
-        })
-        .unwrap_or(0);
-    let local = secs + offset;
-    let day = local.div_euclid(86_400);
-    let tod = local.rem_euclid(86_400);
-    let now_local = i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs(),
-    )
-    .unwrap_or(0)
-        + offset;
+    let offset = local_offset();
+    let local = i64::try_from(t.as_secs()).unwrap_or(i64::MAX).saturating_add(offset);
+    let now_local = i64::try_from(crate::now().as_secs()).unwrap_or(0) + offset;
+    let (day, tod) = (local.div_euclid(86_400), local.rem_euclid(86_400));
     let hm = format!("{:02}:{:02}", tod / 3600, tod % 3600 / 60);
     if day == now_local.div_euclid(86_400) {
         hm
     } else {
-        let (y, mo, d) = civil(day);
+        let (y, mo, d) = orch_core::civil_from_days(day);
         format!("{y}-{mo:02}-{d:02} {hm}")
     }
 }
 
-/// The calendar date of a day number since 1970-01-01 (Howard Hinnant's civil_from_days).
-fn civil(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+/// The local zone's offset from UTC in seconds, asked of `date` (which knows the zone
+/// database) once per process; UTC when it cannot say.
+fn local_offset() -> i64 {
+    static OFFSET: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *OFFSET.get_or_init(|| {
+        std::process::Command::new("date")
+            .arg("+%z")
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .and_then(|z| {
+                let sign = if z.starts_with('-') { -1 } else { 1 };
+                let h: i64 = z.get(1..3)?.parse().ok()?;
+                let m: i64 = z.get(3..5)?.parse().ok()?;
+                Some(sign * (h * 3600 + m * 60))
+            })
+            .unwrap_or(0)
+    })
 }
 
 /// USD from millionths (`$0.123`).
@@ -357,4 +343,25 @@ pub fn prune(r: &PruneReport, json: bool) -> String {
         out.push_str("nothing to prune\n");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_shows_the_time_today_and_the_date_with_it_otherwise() {
+        let today = clock(crate::now());
+        let b = today.as_bytes();
+        assert!(
+            b.len() == 5 && b[2] == b':' && today.replace(':', "").bytes().all(|c| c.is_ascii_digit()),
+            "{today}"
+        );
+        // The epoch is 1970-01-01 00:00 UTC: the day before west of Greenwich.
+        let epoch = clock(Timestamp::from_secs(0));
+        assert!(
+            (epoch.starts_with("1970-01-01 ") || epoch.starts_with("1969-12-31 ")) && epoch.len() == 16,
+            "{epoch}"
+        );
+    }
 }

@@ -55,7 +55,7 @@ pub use record::{usd_micros, SessionRecord, Waiting, CURRENT_SCHEMA_VERSION};
 pub use saga::Saga;
 pub use state::{apply, Event, SessionState, TransitionError};
 pub use status::{SessionStatus, StatusJson};
-pub use time::Timestamp;
+pub use time::{civil_from_days, Timestamp};
 
 #[cfg(test)]
 mod proptests;

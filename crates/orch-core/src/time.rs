@@ -117,7 +117,7 @@ pub(crate) fn duration_ms(d: Duration) -> u64 {
 }
 
 /// (year, month, day) of the day `days` after 1970-01-01, proleptic Gregorian, by 400-year eras.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

@@ -131,23 +131,7 @@ fn a_prd_without_stories_is_refused_and_errors_are_said_once() {
 fn ended_sessions_show_their_stories_their_age_at_the_end_and_their_reason() {
     let env = Env::new();
     // A worktree starts from a commit.
-    let commit = Command::new("git")
-        .arg("-C")
-        .arg(env.root())
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@e.invalid",
-            "commit",
-            "-q",
-            "--allow-empty",
-            "-m",
-            "init",
-        ])
-        .status()
-        .expect("git");
-    assert!(commit.success());
+    support::git(env.root(), &["commit", "-q", "--allow-empty", "-m", "init"]);
     let agent = sleeper(&env);
     let prd = env.prd_file();
     let id = env

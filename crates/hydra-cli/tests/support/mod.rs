@@ -20,12 +20,7 @@ impl Env {
         static N: AtomicUsize = AtomicUsize::new(0);
         let dir = tempfile::tempdir().expect("tmp");
         let root = dir.path();
-        Command::new("git")
-            .arg("-C")
-            .arg(root)
-            .args(["init", "-q", "-b", "main"])
-            .output()
-            .expect("git");
+        git(root, &["init", "-q", "-b", "main"]);
         let env = Env {
             dir,
             socket: format!(
@@ -162,4 +157,28 @@ pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Runs `git args` in `dir` with a test identity, which must succeed; its stdout.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.invalid",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

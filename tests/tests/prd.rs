@@ -50,6 +50,13 @@ fn ok(p: &Project, args: &[&str]) -> String {
     p.hydra_ok(HYDRA, args)
 }
 
+/// `hydra spawn --agent AGENT --prd prd.json EXTRA...`.
+fn spawn_args<'a>(agent: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["spawn", "--agent", agent, "--prd", "prd.json"];
+    args.extend_from_slice(extra);
+    args
+}
+
 fn project() -> (Project, String) {
     let p = Project::new();
     std::fs::write(p.root.join("prd.json"), SIX).expect("prd");
@@ -88,10 +95,7 @@ fn story_files(p: &Project, branch: &str) -> BTreeSet<String> {
 #[test]
 fn parallel_three_over_six_stories_then_every_branch_merged_home() {
     let (p, agent) = project();
-    let out = ok(
-        &p,
-        &["spawn", "--agent", &agent, "--prd", "prd.json", "--parallel", "3"],
-    );
+    let out = ok(&p, &spawn_args(&agent, &["--parallel", "3"]));
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "{out}");
     let ids: Vec<String> = lines
@@ -153,19 +157,7 @@ fn a_second_merge_that_conflicts_is_refused_and_main_is_untouched() {
     let mut ids = Vec::new();
     for story in ["US-1", "US-2"] {
         let out = p
-            .hydra_cmd(
-                HYDRA,
-                &[
-                    "spawn",
-                    "--agent",
-                    &agent,
-                    "--prd",
-                    "prd.json",
-                    "--worktree",
-                    "--stories",
-                    story,
-                ],
-            )
+            .hydra_cmd(HYDRA, &spawn_args(&agent, &["--worktree", "--stories", story]))
             .env("FILE", "shared.txt")
             .output()
             .expect("hydra");
@@ -201,32 +193,10 @@ fn a_held_story_cannot_be_claimed_and_a_dirty_target_refuses_the_merge() {
     let sleeper = sleeper.to_str().expect("utf8");
     let holder = ok(
         &p,
-        &[
-            "spawn",
-            "--agent",
-            sleeper,
-            "--prd",
-            "prd.json",
-            "--stories",
-            "US-3",
-            "--name",
-            "holder",
-            "--worktree",
-        ],
+        &spawn_args(sleeper, &["--stories", "US-3", "--name", "holder", "--worktree"]),
     );
     let holder = holder.trim();
-    let out = hydra(
-        &p,
-        &[
-            "spawn",
-            "--agent",
-            sleeper,
-            "--prd",
-            "prd.json",
-            "--stories",
-            "US-2,US-3",
-        ],
-    );
+    let out = hydra(&p, &spawn_args(sleeper, &["--stories", "US-2,US-3"]));
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -234,19 +204,7 @@ fn a_held_story_cannot_be_claimed_and_a_dirty_target_refuses_the_merge() {
         "{err}"
     );
     // A session that finishes, then a merge while main holds an uncommitted edit.
-    let id = ok(
-        &p,
-        &[
-            "spawn",
-            "--agent",
-            &agent,
-            "--prd",
-            "prd.json",
-            "--worktree",
-            "--stories",
-            "US-1",
-        ],
-    );
+    let id = ok(&p, &spawn_args(&agent, &["--worktree", "--stories", "US-1"]));
     let id = id.trim();
     wait_for(60, "US-1's session to complete", || {
         (sessions(&p).iter().any(|s| s["id"] == id && s["state"] == "completed")).then_some(())
@@ -277,14 +235,8 @@ fn a_shared_checkout_is_warned_about_and_exclusive_refuses_it() {
     let (p, _) = project();
     let sleeper = p.agent("sleeper.sh", "cat > /dev/null; exec sleep 600");
     let sleeper = sleeper.to_str().expect("utf8");
-    let a = ok(
-        &p,
-        &["spawn", "--agent", sleeper, "--prd", "prd.json", "--stories", "US-1"],
-    );
-    let out = hydra(
-        &p,
-        &["spawn", "--agent", sleeper, "--prd", "prd.json", "--stories", "US-2"],
-    );
+    let a = ok(&p, &spawn_args(sleeper, &["--stories", "US-1"]));
+    let out = hydra(&p, &spawn_args(sleeper, &["--stories", "US-2"]));
     assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -294,19 +246,7 @@ fn a_shared_checkout_is_warned_about_and_exclusive_refuses_it() {
         )),
         "{err}"
     );
-    let out = hydra(
-        &p,
-        &[
-            "spawn",
-            "--agent",
-            sleeper,
-            "--prd",
-            "prd.json",
-            "--stories",
-            "US-4",
-            "--exclusive",
-        ],
-    );
+    let out = hydra(&p, &spawn_args(sleeper, &["--stories", "US-4", "--exclusive"]));
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("already works in"));
     assert_eq!(sessions(&p).len(), 2, "the refused one left no record");
@@ -322,10 +262,7 @@ fn a_parallel_spawn_that_fails_leaves_no_session_worktree_branch_or_port() {
     )
     .expect("wt.toml");
     let branches_before = git(&p.root, &["branch", "--list"]);
-    let out = hydra(
-        &p,
-        &["spawn", "--agent", &agent, "--prd", "prd.json", "--parallel", "3"],
-    );
+    let out = hydra(&p, &spawn_args(&agent, &["--parallel", "3"]));
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("no free port"),
@@ -349,9 +286,6 @@ fn a_parallel_spawn_that_fails_leaves_no_session_worktree_branch_or_port() {
     );
     assert_eq!(project_prd(&p).counts(), (0, 6), "nothing claimed");
     // And the stories are free again: a parallel spawn of two takes them all.
-    let out = ok(
-        &p,
-        &["spawn", "--agent", &agent, "--prd", "prd.json", "--parallel", "2"],
-    );
+    let out = ok(&p, &spawn_args(&agent, &["--parallel", "2"]));
     assert_eq!(out.lines().count(), 2, "{out}");
 }

@@ -385,9 +385,10 @@ fn parse_no_progress(s: &str) -> Result<u32, String> {
 
 fn parse_cost(s: &str) -> Result<f64, String> {
     match s.trim_start_matches('$').parse::<f64>() {
-        Ok(c) if c.is_finite() && c > 0.0 && c <= 1_000_000.0 => Ok(c),
+        Ok(c) if c.is_finite() && c > 0.0 && c <= orch_core::MAX_COST_USD => Ok(c),
         _ => Err(format!(
-            "{s:?} is not allowed; give an amount in USD, more than 0 (5, 12.50)"
+            "{s:?} is not allowed; give an amount in USD, more than 0 up to {} (5, 12.50)",
+            orch_core::MAX_COST_USD
         )),
     }
 }

@@ -170,7 +170,7 @@ fn local_offset() -> i64 {
 
 /// USD from millionths (`$0.123`).
 pub fn usd(micros: u64) -> String {
-    format!("${:.3}", micros as f64 / 1_000_000.0)
+    format!("${:.3}", orch_core::usd_from_micros(micros))
 }
 
 /// The detail view of `hydra status`.

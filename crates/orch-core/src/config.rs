@@ -6,6 +6,8 @@ use std::time::Duration;
 
 /// The most iterations a session may be given.
 pub const MAX_ITERATIONS_LIMIT: u32 = 100_000;
+/// The highest cost limit a session may be given, in USD.
+pub const MAX_COST_USD: f64 = 1_000_000.0;
 /// The longest `max_duration` accepted: 30 days.
 const MAX_DURATION_LIMIT: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The longest `agent_flags` string accepted, in bytes.
@@ -215,10 +217,10 @@ impl SessionConfig {
             }
         }
         if let Some(c) = self.max_cost_usd {
-            if !(c.is_finite() && c > 0.0 && c <= 1_000_000.0) {
+            if !(c.is_finite() && c > 0.0 && c <= MAX_COST_USD) {
                 return Err(ConfigError::new(
                     "max_cost_usd",
-                    format!("{c} is out of range; allowed: more than 0 up to 1000000 (USD)"),
+                    format!("{c} is out of range; allowed: more than 0 up to {MAX_COST_USD} (USD)"),
                 ));
             }
         }
@@ -420,6 +422,36 @@ mod tests {
             },
             "stuck_after",
         );
+        for cost in [0.0, -1.0, f64::NAN, f64::INFINITY, MAX_COST_USD * 2.0] {
+            check_field(
+                SessionConfig {
+                    max_cost_usd: Some(cost),
+                    ..Default::default()
+                },
+                "max_cost_usd",
+            );
+        }
+        let within = SessionConfig {
+            max_cost_usd: Some(MAX_COST_USD),
+            ..Default::default()
+        };
+        assert!(within.validate().is_ok());
+        check_field(
+            SessionConfig {
+                no_progress_limit: MAX_ITERATIONS_LIMIT + 1,
+                ..Default::default()
+            },
+            "no_progress_limit",
+        );
+        for stories in [vec![], vec![" ".to_owned()], vec!["US-1".to_owned(), "US-1".to_owned()]] {
+            check_field(
+                SessionConfig {
+                    stories: Some(stories),
+                    ..Default::default()
+                },
+                "stories",
+            );
+        }
     }
 
     #[test]

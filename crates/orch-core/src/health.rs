@@ -223,7 +223,7 @@ pub fn assess(record: &SessionRecord, obs: &Observation, now: Timestamp, me: u32
             }
             _ => {
                 if let Some(w) = rec.waiting.take() {
-                    rec.waited_ms += u64::try_from(at.since(w.since).unwrap_or_default().as_millis()).unwrap_or(0);
+                    rec.waited_ms += crate::time::duration_ms(at.since(w.since).unwrap_or_default());
                 }
             }
         }

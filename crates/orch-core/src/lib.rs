@@ -32,7 +32,7 @@ mod time;
 pub mod testing;
 
 pub use agents::{builtin_profile, builtin_profiles, AgentProfile, PromptMode};
-pub use config::{check_name, ConfigError, PauseMode, SessionConfig, MAX_ITERATIONS_LIMIT, MAX_NAME_LEN};
+pub use config::{check_name, ConfigError, PauseMode, SessionConfig, MAX_COST_USD, MAX_ITERATIONS_LIMIT, MAX_NAME_LEN};
 pub use duration::{format_duration, parse_duration};
 pub use events::{Channel, LifecycleEvent, Pulse};
 pub use foreign::foreign_reading;
@@ -51,7 +51,7 @@ pub use ports::{
 };
 pub use prd::{plan_parallel, Prd, Story};
 pub use project::{project_tag, RuntimeLayout};
-pub use record::{usd_micros, SessionRecord, Waiting, CURRENT_SCHEMA_VERSION};
+pub use record::{micros_from_usd, usd_from_micros, usd_micros, SessionRecord, Waiting, CURRENT_SCHEMA_VERSION};
 pub use saga::Saga;
 pub use state::{apply, Event, SessionState, TransitionError};
 pub use status::{SessionStatus, StatusJson};

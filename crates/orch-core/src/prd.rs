@@ -93,9 +93,9 @@ impl Prd {
 }
 
 impl Prd {
-    /// The stories not done yet, in the order they should be worked on: file order, then
-    /// `priority` (lower first; stories without one keep their place after those with one),
-    /// then each story after the stories it depends on.
+    /// The stories not done yet, in the order they should be worked on: by `priority` (lower
+    /// first; stories without one after those with one), in file order among equals, and each
+    /// story after the pending stories it depends on.
     pub fn work_order(&self) -> Vec<&Story> {
         let mut pending: Vec<(usize, &Story)> = self.stories.iter().enumerate().filter(|(_, s)| !s.passes).collect();
         pending.sort_by_key(|(i, s)| (s.priority.unwrap_or(i64::MAX), *i));

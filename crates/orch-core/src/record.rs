@@ -187,6 +187,16 @@ pub struct Waiting {
     pub since: Timestamp,
 }
 
+/// USD in millionths, rounded (the limits are kept as whole millionths).
+pub fn micros_from_usd(usd: f64) -> u64 {
+    (usd * 1_000_000.0).round() as u64
+}
+
+/// Millionths of a USD as USD.
+pub fn usd_from_micros(micros: u64) -> f64 {
+    micros as f64 / 1_000_000.0
+}
+
 /// USD as decimal text (`"0.123456"`) in millionths; `None` when it is not a plain number.
 pub fn usd_micros(text: &str) -> Option<u64> {
     let t = text.trim();
@@ -245,14 +255,14 @@ impl SessionRecord {
             claimed: config.stories.clone(),
             profile: config.agent_profile.clone(),
             no_progress_limit: config.no_progress_limit,
-            max_cost_micros: config.max_cost_usd.map(|c| (c * 1_000_000.0).round() as u64),
+            max_cost_micros: config.max_cost_usd.map(micros_from_usd),
             waiting: None,
             waited_ms: 0,
             cost_micros: None,
             tokens: None,
             queued: 0,
             ended_at: None,
-            loop_delay_ms: u64::try_from(config.loop_delay.as_millis()).unwrap_or(u64::MAX),
+            loop_delay_ms: crate::time::duration_ms(config.loop_delay),
             run: 1,
             spawning: None,
             cleanup: None,

@@ -426,19 +426,23 @@ impl Txn<'_> {
     ///
     /// Errors: `ReadOnly` when the store cannot be written, `Store`.
     pub(crate) fn save(&mut self, rec: &mut SessionRecord) -> Result<()> {
-        let guard = self.guard()?;
-        rec.revision += 1;
-        self.orch.store.save(guard, rec)?;
-        // This is newer than what the health rules decided for it.
-        self.pending.retain(|r| r.id != rec.id);
-        Ok(())
+        self.write(rec, true)
     }
 
     /// [`save`](Self::save) without waiting for the disk (see `Store::save_unsynced`).
     pub(crate) fn save_unsynced(&mut self, rec: &mut SessionRecord) -> Result<()> {
+        self.write(rec, false)
+    }
+
+    fn write(&mut self, rec: &mut SessionRecord, synced: bool) -> Result<()> {
         let guard = self.guard()?;
         rec.revision += 1;
-        self.orch.store.save_unsynced(guard, rec)?;
+        if synced {
+            self.orch.store.save(guard, rec)?;
+        } else {
+            self.orch.store.save_unsynced(guard, rec)?;
+        }
+        // This is newer than what the health rules decided for it.
         self.pending.retain(|r| r.id != rec.id);
         Ok(())
     }

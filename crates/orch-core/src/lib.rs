@@ -51,7 +51,9 @@ pub use ports::{
 };
 pub use prd::{plan_parallel, Prd, Story};
 pub use project::{project_tag, RuntimeLayout};
-pub use record::{micros_from_usd, usd_from_micros, usd_micros, SessionRecord, Waiting, CURRENT_SCHEMA_VERSION};
+pub use record::{
+    micros_from_usd, usd_from_micros, usd_micros, usd_text, SessionRecord, Waiting, CURRENT_SCHEMA_VERSION,
+};
 pub use saga::Saga;
 pub use state::{apply, Event, SessionState, TransitionError};
 pub use status::{SessionStatus, StatusJson};

@@ -197,6 +197,12 @@ pub fn usd_from_micros(micros: u64) -> f64 {
     micros as f64 / 1_000_000.0
 }
 
+/// Millionths of a USD as decimal text (`1234567` -> `"1.234567"`), which [`usd_micros`]
+/// reads back.
+pub fn usd_text(micros: u64) -> String {
+    format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000)
+}
+
 /// USD as decimal text (`"0.123456"`) in millionths; `None` when it is not a plain number.
 pub fn usd_micros(text: &str) -> Option<u64> {
     let t = text.trim();
@@ -410,6 +416,24 @@ mod tests {
 
     fn record() -> SessionRecord {
         SessionRecord::new(SessionId("r1".into()), &SessionConfig::default(), Timestamp(1_000))
+    }
+
+    #[test]
+    fn usd_is_read_and_written_in_millionths() {
+        assert_eq!(usd_micros("0.123456"), Some(123_456));
+        assert_eq!(usd_micros(" 12 "), Some(12_000_000));
+        assert_eq!(usd_micros(".5"), Some(500_000));
+        assert_eq!(usd_micros("1.23456789"), Some(1_234_567), "beyond millionths is cut");
+        for bad in ["", ".", "-1", "1e3", "1.2.3", "abc", "$5"] {
+            assert_eq!(usd_micros(bad), None, "{bad:?}");
+        }
+        for m in [0, 1, 999_999, 1_000_000, 1_234_567, 987_654_321_000] {
+            assert_eq!(usd_micros(&usd_text(m)), Some(m), "{m}");
+        }
+        assert_eq!(usd_text(1_234_567), "1.234567");
+        assert_eq!(micros_from_usd(12.5), 12_500_000);
+        assert_eq!(micros_from_usd(0.1234567), 123_457, "rounded");
+        assert!((usd_from_micros(12_500_000) - 12.5).abs() < 1e-9);
     }
 
     #[test]

@@ -24,16 +24,11 @@ fn who(rec: &SessionRecord) -> String {
     }
 }
 
-/// The stories of the PRD at `prd_path` held by live sessions other than `except`, each with
-/// its holder.
-pub(crate) fn held<'r>(
-    records: &'r [SessionRecord],
-    prd_path: &Path,
-    except: &SessionId,
-) -> Vec<(&'r str, &'r SessionRecord)> {
+/// The stories of the PRD at `prd_path` held by live sessions, each with its holder.
+pub(crate) fn held<'r>(records: &'r [SessionRecord], prd_path: &Path) -> Vec<(&'r str, &'r SessionRecord)> {
     records
         .iter()
-        .filter(|r| &r.id != except && holds(r) && r.prd_path == prd_path)
+        .filter(|r| holds(r) && r.prd_path == prd_path)
         .flat_map(|r| r.claimed.iter().flatten().map(move |s| (s.as_str(), r)))
         .collect()
 }
@@ -42,8 +37,8 @@ pub(crate) fn held<'r>(
 ///
 /// Errors: `Config` (field `stories`): an id the PRD does not have, a story already done, a
 /// story a live session holds (naming it), or nothing left to claim.
-pub(crate) fn claim(cfg: &SessionConfig, prd: &Prd, records: &[SessionRecord], id: &SessionId) -> Result<Vec<String>> {
-    let taken = held(records, &cfg.prd_path, id);
+pub(crate) fn claim(cfg: &SessionConfig, prd: &Prd, records: &[SessionRecord]) -> Result<Vec<String>> {
+    let taken = held(records, &cfg.prd_path);
     let file = cfg.prd_path.display();
     match &cfg.stories {
         Some(asked) => {
@@ -91,11 +86,11 @@ pub(crate) fn claim(cfg: &SessionConfig, prd: &Prd, records: &[SessionRecord], i
     }
 }
 
-/// A live session that works in `dir` without a worktree of its own, other than `except`.
-pub(crate) fn sharing<'r>(records: &'r [SessionRecord], dir: &Path, except: &SessionId) -> Option<&'r SessionRecord> {
+/// A live session that works in `dir` without a worktree of its own.
+pub(crate) fn sharing<'r>(records: &'r [SessionRecord], dir: &Path) -> Option<&'r SessionRecord> {
     records
         .iter()
-        .find(|r| &r.id != except && holds(r) && !r.use_worktree && r.agent_dir() == dir)
+        .find(|r| holds(r) && !r.use_worktree && r.agent_dir() == dir)
 }
 
 /// The sentence that names the session sharing a checkout.

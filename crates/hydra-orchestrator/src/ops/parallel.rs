@@ -46,8 +46,7 @@ impl Orchestrator {
         }
         let checked = self.check(&config)?;
         let records = self.store.load_all()?.records;
-        let none = SessionId(String::new());
-        let held: Vec<String> = claims::held(&records, &checked.prd_path, &none)
+        let held: Vec<String> = claims::held(&records, &checked.prd_path)
             .into_iter()
             .map(|(s, _)| s.to_owned())
             .collect();
@@ -56,7 +55,7 @@ impl Orchestrator {
             // The same words as a single spawn that finds nothing to claim.
             let mut cfg = config.clone();
             cfg.prd_path = checked.prd_path.clone();
-            claims::claim(&cfg, &checked.parsed, &records, &none)?;
+            claims::claim(&cfg, &checked.parsed, &records)?;
             return Err(Error::Config(ConfigError::new("stories", "no story is free to claim")));
         }
         let mut ids: Vec<SessionId> = Vec::with_capacity(plan.len());

@@ -167,11 +167,11 @@ impl Orchestrator {
             rec.no_progress_limit.to_string(),
         ));
         if let Some(m) = rec.max_cost_micros {
-            env.push(("HYDRALPH_MAX_COST".to_owned(), micros_text(m)));
+            env.push(("HYDRALPH_MAX_COST".to_owned(), orch_core::usd_text(m)));
         }
         // A restarted loop goes on counting from what was reported.
         if let Some(c) = rec.cost_micros {
-            env.push(("HYDRALPH_COST_START".to_owned(), micros_text(c)));
+            env.push(("HYDRALPH_COST_START".to_owned(), orch_core::usd_text(c)));
         }
         if let Some(t) = rec.tokens {
             env.push(("HYDRALPH_TOKENS_START".to_owned(), t.to_string()));
@@ -209,7 +209,8 @@ impl Orchestrator {
     }
 
     /// [`spawn`](Self::spawn); with `hold`, the loop starts paused before its first
-    /// iteration (no agent runs) until [`release`](Self::release).
+    /// iteration (no agent runs) until its pause marker is cleared (as `spawn_parallel` does
+    /// once every session exists).
     pub(crate) fn spawn_held(&self, config: SessionConfig, hold: bool) -> Result<SessionId> {
         let checked = self.check(&config)?;
         let mut cfg = config;
@@ -224,9 +225,9 @@ impl Orchestrator {
             if let Some(name) = &cfg.name {
                 check_name_free(&records, name, &id)?;
             }
-            let claimed = claims::claim(&cfg, &checked.parsed, &records, &id)?;
+            let claimed = claims::claim(&cfg, &checked.parsed, &records)?;
             if !cfg.use_worktree {
-                if let Some(other) = claims::sharing(&records, &checked.working_dir, &id) {
+                if let Some(other) = claims::sharing(&records, &checked.working_dir) {
                     if cfg.exclusive {
                         return Err(bad(
                             "working_dir",
@@ -446,11 +447,6 @@ pub(crate) fn resolve_profile(config: &SessionConfig) -> AgentProfile {
         .clone()
         .or_else(|| orch_core::builtin_profile(&config.agent_cli))
         .unwrap_or_else(|| AgentProfile::program(&config.agent_cli))
-}
-
-/// Millionths of a USD as decimal text (`1234567` -> `1.234567`).
-pub(crate) fn micros_text(m: u64) -> String {
-    format!("{}.{:06}", m / 1_000_000, m % 1_000_000)
 }
 
 /// What `make_parts` created.

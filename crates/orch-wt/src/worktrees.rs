@@ -590,9 +590,10 @@ impl Worktrees for GitWorktrees {
             )?
         };
         if !merged.status.success() {
-            let files: Vec<String> = git_ok(&self.git, &checkout, &["diff", "--name-only", "--diff-filter=U"])
+            let files: Vec<String> = git_ok(&self.git, &checkout, &["diff", "--name-only", "-z", "--diff-filter=U"])
                 .unwrap_or_default()
-                .lines()
+                .split('\0')
+                .filter(|f| !f.is_empty())
                 .map(str::to_owned)
                 .collect();
             // Undo: the checkout was clean, so going back to HEAD loses nothing of the user's.

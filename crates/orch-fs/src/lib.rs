@@ -94,8 +94,6 @@ fn tmp_path(path: &Path) -> io::Result<PathBuf> {
     )))
 }
 
-/// Creates the new file `tmp` with exactly `mode` (open's mode is cut by the umask) holding
-/// `bytes`; not yet synced.
 /// Creates the file `path`, which must not exist, with `bytes` and permissions exactly `mode`,
 /// without waiting for the disk: for a file in a directory just made, that nobody reads yet
 /// and that a crash would make worthless anyway (a session's loop files before it starts).
@@ -106,6 +104,8 @@ pub fn write_fresh(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     })
 }
 
+/// Creates the new file `tmp` with exactly `mode` (open's mode is cut by the umask) holding
+/// `bytes`; not yet synced.
 fn write_new(tmp: &Path, bytes: &[u8], mode: u32) -> io::Result<File> {
     let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(tmp)?;
     f.set_permissions(fs::Permissions::from_mode(mode))?;

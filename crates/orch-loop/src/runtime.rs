@@ -159,14 +159,7 @@ impl LoopRuntime for FsLoopRuntime {
     }
 
     fn retry_now(&self, id: &SessionId) -> Result<(), RuntimeError> {
-        let layout = self.layout(id);
-        if !layout.dir().is_dir() {
-            return Err(RuntimeError::Missing {
-                id: id.clone(),
-                path: layout.dir().to_path_buf(),
-            });
-        }
-        let marker = layout.retry_marker();
+        let marker = self.existing(id)?.retry_marker();
         orch_fs::write_atomic(&marker, b"retry now\n", 0o600).map_err(io("write", &marker))
     }
 
@@ -186,14 +179,7 @@ impl LoopRuntime for FsLoopRuntime {
     }
 
     fn read_prd_copy(&self, id: &SessionId) -> Result<Vec<u8>, RuntimeError> {
-        let layout = self.layout(id);
-        if !layout.dir().is_dir() {
-            return Err(RuntimeError::Missing {
-                id: id.clone(),
-                path: layout.dir().to_path_buf(),
-            });
-        }
-        self.read_input(&layout.prd())
+        self.read_input(&self.existing(id)?.prd())
     }
 
     fn create(&self, req: &RuntimeRequest<'_>) -> Result<(), RuntimeError> {
@@ -443,6 +429,8 @@ mod tests {
             rt.queue_message(&id, "x", Timestamp(0)),
             Err(RuntimeError::Missing { .. })
         ));
+        assert!(matches!(rt.retry_now(&id), Err(RuntimeError::Missing { .. })));
+        assert!(matches!(rt.read_prd_copy(&id), Err(RuntimeError::Missing { .. })));
         assert!(!rt.layout(&id).dir().exists());
     }
 

@@ -105,13 +105,11 @@ write_status() { # status iteration [reason]
   # Replaced atomically (a reader sees the old report or the new one); the first one is
   # written in place, without starting mv: a reader that meets it half-written sees what it
   # saw before, no report.
-  if [ -e "$STATUS" ]; then
-    printf '{"session":"%s","status":"%s","iteration":%d,"max":%d%s}\n' \
-      "$SESSION" "$1" "$2" "$MAX" "$extra" > "$tmp" && mv -f -- "$tmp" "$STATUS"
-  else
-    printf '{"session":"%s","status":"%s","iteration":%d,"max":%d%s}\n' \
-      "$SESSION" "$1" "$2" "$MAX" "$extra" > "$STATUS"
-  fi
+  local target="$tmp"
+  [ -e "$STATUS" ] || target="$STATUS"
+  printf '{"session":"%s","status":"%s","iteration":%d,"max":%d%s}\n' \
+    "$SESSION" "$1" "$2" "$MAX" "$extra" > "$target" || return
+  [ "$target" = "$STATUS" ] || mv -f -- "$tmp" "$STATUS"
 }
 
 blocked_reason() { # output file -> what the agent said inside <reason>...</reason>, bounded
@@ -203,7 +201,8 @@ reset_in() { # a usage-limit line -> seconds until the reset it names (fails whe
     case "$ampm" in [Pp][Mm]) [ "$h" -lt 12 ] && h=$((h + 12)) ;; [Aa][Mm]) [ "$h" -eq 12 ] && h=0 ;; esac
     tz=""
     if [[ $l =~ \(([A-Za-z_]+/[A-Za-z_/+-]+)\) ]]; then tz="${BASH_REMATCH[1]}"; fi
-    t_h=$(TZ="${tz:-${TZ:-}}" date +%H); t_m=$(TZ="${tz:-${TZ:-}}" date +%M); t_s=$(TZ="${tz:-${TZ:-}}" date +%S)
+    # One reading of the clock, so a minute cannot turn between its fields.
+    IFS=: read -r t_h t_m t_s <<< "$(TZ="${tz:-${TZ:-}}" date +%H:%M:%S)"
     secs=$(( (h * 3600 + m * 60) - (10#$t_h * 3600 + 10#$t_m * 60 + 10#$t_s) ))
     [ "$secs" -le 0 ] && secs=$((secs + 86400))
     echo "$secs"; return 0
@@ -285,8 +284,11 @@ while [ "$i" -le "$MAX" ]; do
 
   out="$DIR/.output"
   echo "hydralph: iteration $i/$MAX: $AGENT ${ARGS[*]+${ARGS[*]}} ${FLAG_ARGS[*]+${FLAG_ARGS[*]}}"
-  before="$(fingerprint)"
-  : > "$DIR/.iteration-start"
+  # What the circuit breaker compares against (only when it is on: it runs git).
+  if [ "$NO_PROGRESS_LIMIT" -gt 0 ]; then
+    before="$(fingerprint)"
+    : > "$DIR/.iteration-start"
+  fi
   run_agent "$i"
   # A usage limit: this iteration does not count; wait for the reset and run it again.
   if line="$(limit_line "$out")"; then

@@ -138,7 +138,8 @@ fn each_builtin_profile_runs_its_cli_headless_to_completion() {
     let listed = ok(&p, &path, &["agents"]);
     for (name, _) in FAKES {
         let row = listed.lines().find(|l| l.starts_with(name)).unwrap_or_default();
-        assert!(row.contains("built-in") && row.contains("on PATH"), "{listed}");
+        // "not on PATH" contains "on PATH": the found path is what tells them apart.
+        assert!(row.contains("built-in") && row.contains("on PATH ("), "{listed}");
     }
     let mut ids = Vec::new();
     for (name, _) in FAKES {

@@ -5,17 +5,11 @@ use crate::Global;
 use anyhow::Result;
 use hydra_orchestrator::AgentProfile;
 
+/// Where `program` is found, as a spawn finds it (the same host adapter, the same PATH).
 fn on_path(program: &str) -> Option<std::path::PathBuf> {
-    if program.contains('/') {
-        let p = std::path::PathBuf::from(program);
-        return p.is_file().then_some(p);
-    }
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|d| d.join(program))
-        .find(|p| {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
+    use hydra_orchestrator::Host;
+    let cwd = std::env::current_dir().ok();
+    hydra_orchestrator::adapters::PosixHost::new(std::env::var_os("PATH"), cwd).find_program(program)
 }
 
 /// `hydra agents`.

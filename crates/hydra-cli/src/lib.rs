@@ -713,14 +713,10 @@ fn spawn(ctx: &Ctx, args: SpawnArgs) -> Result<i32> {
             config.use_worktree = !no_worktree;
             let done = ctx.orch.spawn_parallel(config, usize::from(n))?;
             if done.ids.len() < done.asked {
+                let free: usize = done.stories.iter().map(Vec::len).sum();
                 eprintln!(
-                    "hydra: {} free stor{} for {} sessions: started {}",
-                    done.stories.iter().map(Vec::len).sum::<usize>(),
-                    if done.stories.iter().map(Vec::len).sum::<usize>() == 1 {
-                        "y"
-                    } else {
-                        "ies"
-                    },
+                    "hydra: {free} free stor{} for {} sessions: started {}",
+                    if free == 1 { "y" } else { "ies" },
                     done.asked,
                     done.ids.len()
                 );
@@ -869,7 +865,12 @@ fn ls(ctx: &Ctx, args: &LsArgs) -> Result<i32> {
 /// not an error: the command goes on to its end (its events are still delivered).
 fn write_stdout(bytes: &[u8]) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
-    match std::io::Write::write_all(&mut out, bytes).and_then(|()| std::io::Write::flush(&mut out)) {
+    reader_gone_is_ok(std::io::Write::write_all(&mut out, bytes).and_then(|()| std::io::Write::flush(&mut out)))
+}
+
+/// `written`, with a closed pipe (the reader went away) counted as done.
+fn reader_gone_is_ok(written: std::io::Result<()>) -> std::io::Result<()> {
+    match written {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => other,
     }
@@ -885,10 +886,7 @@ fn write_json_array<T: serde::Serialize>(items: impl Iterator<Item = T>) -> std:
         .map_err(std::io::Error::from)
         .and_then(|()| std::io::Write::write_all(&mut out, b"\n"))
         .and_then(|()| std::io::Write::flush(&mut out));
-    match written {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other,
-    }
+    reader_gone_is_ok(written)
 }
 
 /// Makes `print!` into a closed pipe end the process quietly, as other Unix tools do when

@@ -126,10 +126,10 @@ pub fn run(json: bool) -> Result<i32> {
     git(&dir, &["add", "README.md"]);
     git(&dir, &["commit", "-q", "-m", "demo shop"]);
     // The PRDs are hydra's working files, not the shop's: git leaves them alone.
-    let _ = std::fs::OpenOptions::new()
-        .append(true)
-        .open(dir.join(".git/info/exclude"))
-        .and_then(|mut f| std::io::Write::write_all(&mut f, b"prd.json\nrunaway.json\n"));
+    for entry in ["prd.json", "runaway.json"] {
+        orch_fs::add_git_exclude(&dir.join(".git"), entry)
+            .with_context(|| format!("cannot exclude {entry} from git in {}", dir.display()))?;
+    }
 
     let orch = hydra_orchestrator::Builder::from_env()
         .project(&dir)

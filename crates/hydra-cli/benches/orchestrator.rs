@@ -2,7 +2,8 @@
 //! measures, at N live sessions, `hydra ls --json`, `hydra status ID`, `hydra pause ID` and
 //! `hydra resume ID` as whole processes beside the floor (one bare `tmux list-panes -a` with
 //! the snapshot's format, on the same server, in the same run), `list()` and
-//! `health_check()` in the library against one tmux call per session; spawn latency (with
+//! `health_check()` in the library against one tmux call per session (and the longest time
+//! one of those refreshes held the store's lock); spawn latency (with
 //! and without a worktree, and until the loop runs), peak RSS of `hydra ls --json`, and the
 //! caller's cost of a hydra-mail publish. Prints tables and writes `target/hydra-bench.json`.
 //!
@@ -131,7 +132,7 @@ fn main() {
 
     // 2. The commands as processes, beside the floor, and the library's refresh, at each N.
     println!(
-        "\n{:>5}  {:>15}  {:>15}  {:>6}  {:>15}  {:>15}  {:>15}  {:>8}  {:>8}  {:>12}  {:>5}",
+        "\n{:>5}  {:>15}  {:>15}  {:>6}  {:>15}  {:>15}  {:>15}  {:>8}  {:>8}  {:>12}  {:>5}  {:>8}",
         "N",
         "floor med/p95",
         "ls --json",
@@ -142,7 +143,8 @@ fn main() {
         "list()",
         "health",
         "per-session",
-        "calls"
+        "calls",
+        "lock max"
     );
     let mut rows = Vec::new();
     let mut quick_ratio = None;
@@ -193,17 +195,25 @@ fn main() {
         let (resume_med, resume_p95) = stats(resume);
         let lib_reps = if n >= 500 { 7 } else { 11 };
         let before = b.tmux.calls();
+        // The store's lock hold of each refresh, as the store measures it (its last hold is
+        // the refresh's one transaction: nothing was reaped, so no finalization follows it).
+        let mut holds = Vec::new();
         let (list, _) = sample(lib_reps, || {
             let t = Instant::now();
             assert_eq!(b.orch.list().len(), n);
-            t.elapsed()
+            let d = t.elapsed();
+            holds.push(b.orch.lock_stats().last_hold);
+            d
         });
         let calls = (b.tmux.calls() - before) as f64 / lib_reps as f64;
         let (health, _) = sample(lib_reps, || {
             let t = Instant::now();
             b.orch.health_check().expect("health");
-            t.elapsed()
+            let d = t.elapsed();
+            holds.push(b.orch.lock_stats().last_hold);
+            d
         });
+        let hold_max = holds.iter().max().map_or(0.0, |d| d.as_secs_f64() * 1000.0);
         // One tmux call per session: the strategy the library does not use (slow; not at 1,000).
         let per = (n <= 500).then(|| {
             let names: Vec<String> = ids.iter().map(SessionId::tmux_name).collect();
@@ -217,7 +227,7 @@ fn main() {
             .0
         });
         println!(
-            "{n:>5}  {floor_med:>6.2} / {floor_p95:>6.2}  {ls_med:>6.2} / {ls_p95:>6.2}  {ratio:>5.2}x  {status_med:>6.2} / {status_p95:>6.2}  {pause_med:>6.2} / {pause_p95:>6.2}  {resume_med:>6.2} / {resume_p95:>6.2}  {list:>8.2}  {health:>8.2}  {:>12}  {calls:>5.0}",
+            "{n:>5}  {floor_med:>6.2} / {floor_p95:>6.2}  {ls_med:>6.2} / {ls_p95:>6.2}  {ratio:>5.2}x  {status_med:>6.2} / {status_p95:>6.2}  {pause_med:>6.2} / {pause_p95:>6.2}  {resume_med:>6.2} / {resume_p95:>6.2}  {list:>8.2}  {health:>8.2}  {:>12}  {calls:>5.0}  {hold_max:>8.2}",
             per.map_or("-".to_owned(), |p| format!("{p:.1}"))
         );
         rows.push(serde_json::json!({
@@ -231,6 +241,7 @@ fn main() {
             "list_ms": list, "health_check_ms": health,
             "per_session_strategy_ms": per,
             "tmux_calls_per_list": calls,
+            "longest_lock_hold_of_a_refresh_ms": hold_max,
         }));
         if quick {
             quick_ratio = Some((ratio, ls_med, floor_med));

@@ -81,6 +81,9 @@ pub struct Observation {
     pub spawn_owner_alive: bool,
     /// Whether the process of the record's clean-up lease is alive.
     pub cleanup_owner_alive: bool,
+    /// The pane's program as the operating system showed it (pid and start time), when the
+    /// observer read it; booked into the record of a live pane.
+    pub pane_process: Option<crate::PaneProcess>,
 }
 
 impl Observation {
@@ -92,6 +95,7 @@ impl Observation {
             reading: LoopReading::default(),
             spawn_owner_alive: false,
             cleanup_owner_alive: false,
+            pane_process: None,
         }
     }
 
@@ -164,6 +168,18 @@ pub fn assess(record: &SessionRecord, obs: &Observation, now: Timestamp, me: u32
         claim_cleanup(&mut a, obs, now, me, policy);
         a.changed |= a.record != *record;
         return a;
+    }
+
+    // The pane's program, for probing this one session without the multiplexer next time;
+    // forgotten when the pane is seen without it (its loop ended, or the session is gone).
+    match obs.mux {
+        MuxObservation::Alive { .. } => {
+            if obs.pane_process.is_some() {
+                rec.pane_process = obs.pane_process;
+            }
+        }
+        MuxObservation::Exited { .. } | MuxObservation::Gone => rec.pane_process = None,
+        MuxObservation::Unknown => {}
     }
 
     if rec.frozen && !matches!(rec.state, SessionState::Paused { .. }) {
@@ -294,6 +310,29 @@ pub fn assess(record: &SessionRecord, obs: &Observation, now: Timestamp, me: u32
     claim_cleanup(&mut a, obs, now, me, policy);
     a.changed |= a.record != *record;
     a
+}
+
+/// Whether judging `rec` at `now` can do without the multiplexer's view when the operating
+/// system shows its pane's program ([`SessionRecord::pane_process`]) still running: then the
+/// pane is alive (tmux keeps a pane for as long as its program runs, and a closed pane or a
+/// killed server hangs its program up), and the pane's output could only move
+/// `last_activity`, never the state. So: a live session of this tool, no spawn or clean-up
+/// in progress, running and not yet silent for its stuck threshold (past it, pane output
+/// decides between running and stuck), paused or blocked. A stuck session, which output
+/// would unstick, and a starting one are always looked at in tmux.
+pub fn process_probe_suffices(rec: &SessionRecord, now: Timestamp, policy: &HealthPolicy) -> bool {
+    if rec.pane_process.is_none() || rec.is_foreign() || rec.spawning.is_some() || rec.cleanup.is_some() {
+        return false;
+    }
+    match rec.state {
+        // Not even while it waits for a usage limit: the report read with the probe may end
+        // the wait, and the stuck rule then applies at once.
+        SessionState::Running { .. } => now
+            .since(rec.last_activity)
+            .is_some_and(|idle| idle < rec.stuck_after(policy.stuck_after)),
+        SessionState::Paused { .. } | SessionState::Blocked { .. } => true,
+        _ => false,
+    }
 }
 
 /// What a session of the original tool shows besides its report: its loop runs while its
@@ -592,6 +631,94 @@ mod tests {
         ] {
             check(&record(st), alive(T0), T0.plus(mins(60)), &[]);
         }
+    }
+
+    #[test]
+    fn a_live_pane_books_its_process_and_an_ended_one_forgets_it() {
+        let rec = record(running(1));
+        let p = crate::PaneProcess { pid: 77, start: 123 };
+        let seen = Observation {
+            pane_process: Some(p),
+            ..alive(T0)
+        };
+        let a = judge(&rec, &seen, T0);
+        assert_eq!(a.record.pane_process, Some(p));
+        assert!(a.changed, "a new process is saved");
+        // Alive without a fresh reading keeps what the record knows.
+        let a = judge(&a.record, &alive(T0), T0);
+        assert_eq!(a.record.pane_process, Some(p));
+        assert!(!a.changed);
+        let exited = Observation::of(MuxObservation::Exited {
+            status: Some(0),
+            signal: None,
+        });
+        assert_eq!(judge(&a.record, &exited, T0).record.pane_process, None);
+        assert_eq!(
+            judge(&a.record, &Observation::of(MuxObservation::Gone), T0)
+                .record
+                .pane_process,
+            None
+        );
+        // A server that cannot be asked tells nothing about the pane.
+        let unknown = judge(&a.record, &Observation::of(MuxObservation::Unknown), T0);
+        assert_eq!(unknown.record.pane_process, Some(p));
+    }
+
+    #[test]
+    fn a_process_probe_suffices_only_where_pane_output_cannot_change_the_state() {
+        let policy = HealthPolicy::default();
+        let with_process = |state: SessionState| {
+            let mut r = record(state);
+            r.pane_process = Some(crate::PaneProcess { pid: 77, start: 1 });
+            r
+        };
+        // Running: only while silence is below the stuck threshold (15 minutes here).
+        let rec = with_process(running(1));
+        assert!(process_probe_suffices(&rec, T0.plus(mins(14)), &policy));
+        assert!(!process_probe_suffices(&rec, T0.plus(mins(15)), &policy));
+        // Time gone back: not decided without tmux.
+        assert!(!process_probe_suffices(&rec, Timestamp(T0.as_millis() - 1), &policy));
+        // Not even while waiting for a usage limit: a report read with the probe may end the
+        // wait (found by the property test of this rule).
+        let mut waiting = rec.clone();
+        waiting.waiting = Some(crate::Waiting {
+            until: T0.plus(mins(60)),
+            reason: "limit".into(),
+            since: T0,
+        });
+        assert!(!process_probe_suffices(&waiting, T0.plus(mins(50)), &policy));
+        for st in [
+            SessionState::Paused {
+                iteration: 1,
+                stories: None,
+            },
+            SessionState::Blocked {
+                iteration: 1,
+                reason: "r".into(),
+            },
+        ] {
+            assert!(process_probe_suffices(&with_process(st), T0.plus(mins(60)), &policy));
+        }
+        for st in [
+            SessionState::Starting,
+            SessionState::Stuck {
+                since: T0,
+                last_iteration: 1,
+            },
+            SessionState::Completed { iterations: 1 },
+            SessionState::Failed { reason: "f".into() },
+        ] {
+            assert!(!process_probe_suffices(&with_process(st), T0, &policy));
+        }
+        // Without a known process, a spawn or clean-up in progress, or for the original
+        // tool's sessions: always tmux.
+        assert!(!process_probe_suffices(&record(running(1)), T0, &policy));
+        let mut spawning = rec.clone();
+        spawning.spawning = Some(Lease::new(99, T0));
+        assert!(!process_probe_suffices(&spawning, T0, &policy));
+        let mut foreign = rec.clone();
+        foreign.runtime_dir = None;
+        assert!(!process_probe_suffices(&foreign, T0, &policy));
     }
 
     #[test]

@@ -37,7 +37,8 @@ pub use duration::{format_duration, parse_duration};
 pub use events::{Channel, LifecycleEvent, Pulse};
 pub use foreign::foreign_reading;
 pub use health::{
-    assess, progress_events, Assessment, HealthPolicy, MuxObservation, Observation, GONE_REASON, SPAWN_INTERRUPTED,
+    assess, process_probe_suffices, progress_events, Assessment, HealthPolicy, MuxObservation, Observation,
+    GONE_REASON, SPAWN_INTERRUPTED,
 };
 pub use id::{IdError, SessionId, BRANCH_PREFIX, MAX_ID_LEN, TMUX_PREFIX};
 pub use intent::{Cleanup, KeptWorktree, Lease, PruneIntent, WorktreeRelease, LEASE_EXPIRY};
@@ -45,14 +46,14 @@ pub use loop_report::{LoopPhase, LoopReport};
 pub use ports::{
     AttachCommand, BranchChanges, BusError, Clock, EventBus, FileEvents, FileEventsError, Host, HostError, LoadProblem,
     LoadReport, LockGuard, LockStats, LogDisposal, LoopReading, LoopRuntime, MergeOutcome, Multiplexer, MuxError,
-    MuxServer, MuxSnapshot, MuxWake, MuxWatch, OnChange, PaneInfo, PortHold, PortRepair, RemoveOutcome, RuntimeError,
-    RuntimeRequest, Sig, SpawnSpec, Store, StoreError, Subscription, Trust, TrustAll, TrustNothing, WorktreeError,
-    WorktreeInfo, WorktreeRequest, Worktrees,
+    MuxServer, MuxSnapshot, MuxWake, MuxWatch, OnChange, PaneInfo, PortHold, PortRepair, ProcessInfo, RemoveOutcome,
+    RuntimeError, RuntimeRequest, Sig, SpawnSpec, Store, StoreError, Subscription, Trust, TrustAll, TrustNothing,
+    WorktreeError, WorktreeInfo, WorktreeRequest, Worktrees,
 };
 pub use prd::{plan_parallel, Prd, Story};
 pub use project::{project_tag, RuntimeLayout};
 pub use record::{
-    micros_from_usd, usd_from_micros, usd_micros, usd_text, SessionRecord, Waiting, CURRENT_SCHEMA_VERSION,
+    micros_from_usd, usd_from_micros, usd_micros, usd_text, PaneProcess, SessionRecord, Waiting, CURRENT_SCHEMA_VERSION,
 };
 pub use saga::Saga;
 pub use state::{apply, Event, SessionState, TransitionError};

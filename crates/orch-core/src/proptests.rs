@@ -222,6 +222,66 @@ proptest! {
         // The iteration a record knows never goes down.
         prop_assert!(a.record.iteration >= rec.iteration);
     }
+
+    #[test]
+    fn where_a_process_probe_suffices_pane_output_never_changes_the_judgement(
+        state_pick in 0usize..8,
+        since_activity in 0u64..3_000_000,
+        stuck_secs in 1u64..3_000,
+        waiting in any::<bool>(),
+        frozen in any::<bool>(),
+        printed_ago in proptest::option::of(0u64..3_000_000),
+        phase_pick in proptest::option::of(0usize..6),
+    ) {
+        // The fast path of `status`/`pause`/`resume` judges a session without tmux's view of
+        // its pane's output. Wherever it is allowed, any output the pane might have shown
+        // must lead to the same state and events as none at all.
+        let states = [
+            SessionState::Starting,
+            SessionState::Running { iteration: 2, stories: None },
+            SessionState::Paused { iteration: 2, stories: None },
+            SessionState::Stuck { since: Timestamp(1), last_iteration: 2 },
+            SessionState::Blocked { iteration: 2, reason: "r".into() },
+            SessionState::Completed { iterations: 2 },
+            SessionState::MaxIterations { iterations: 2 },
+            SessionState::Failed { reason: "f".into() },
+        ];
+        let created = Timestamp(1_000_000_000);
+        let mut rec = SessionRecord::new(SessionId("p4".into()), &SessionConfig::default(), created);
+        rec.runtime_dir = Some("/project/.hydra/ralph/p4".into());
+        rec.state = states[state_pick].clone();
+        rec.iteration = rec.state.iteration();
+        rec.stuck_after_secs = Some(stuck_secs);
+        rec.frozen = frozen && matches!(rec.state, SessionState::Paused { .. });
+        rec.pane_process = Some(crate::PaneProcess { pid: 77, start: 5 });
+        rec.last_activity = created.plus(Duration::from_millis(1_000));
+        if let SessionState::Stuck { since, .. } = &mut rec.state {
+            // Stuck since just after its last activity: output after that would unstick it.
+            *since = rec.last_activity.plus(Duration::from_millis(1));
+        }
+        if waiting {
+            rec.waiting = Some(crate::Waiting { until: created.plus(Duration::from_secs(9_999)), reason: "limit".into(), since: created });
+        }
+        let now = rec.last_activity.plus(Duration::from_millis(since_activity));
+        let policy = HealthPolicy::default();
+        prop_assume!(crate::process_probe_suffices(&rec, now, &policy));
+        let phases = [LoopPhase::Started, LoopPhase::Running, LoopPhase::Paused, LoopPhase::Complete, LoopPhase::Blocked, LoopPhase::MaxIterations];
+        let observe = |activity: Option<Timestamp>| {
+            let mut obs = Observation { pgid: Some(77), ..Observation::of(MuxObservation::Alive { activity }) };
+            if let Some(p) = phase_pick {
+                obs = obs.with_report(LoopReport::new(phases[p], 2));
+            }
+            assess(&rec, &obs, now, 1, &policy)
+        };
+        let quiet = observe(None);
+        let printed = observe(printed_ago.map(|ago| Timestamp(now.as_millis().saturating_sub(ago))));
+        prop_assert_eq!(&quiet.record.state, &printed.record.state);
+        let channels = |a: &crate::Assessment| a.events.iter().map(|e| e.channel.as_str().to_owned()).collect::<Vec<_>>();
+        prop_assert_eq!(channels(&quiet), channels(&printed));
+        prop_assert_eq!(quiet.killed, printed.killed);
+        prop_assert_eq!(quiet.thaw, printed.thaw);
+        prop_assert_eq!(quiet.run_cleanup, printed.run_cleanup);
+    }
 }
 
 /// A PRD's text from (id, passes, priority) stories, with varied spacing and an extra field,

@@ -163,9 +163,23 @@ pub struct SessionRecord {
     /// The worktree kept at clean-up because it holds work.
     #[serde(default)]
     pub worktree_kept: Option<KeptWorktree>,
+    /// The program of the session's pane as last seen running (its loop), so one session can
+    /// be probed through the operating system instead of the multiplexer; `None` until a
+    /// look sees the pane with its pid, and after the loop is restarted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pane_process: Option<PaneProcess>,
     /// Incremented by every save, so concurrent writers can be checked for lost updates.
     #[serde(default)]
     pub revision: u64,
+}
+
+/// One process, named so that a reused pid is told apart: its pid and its start time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaneProcess {
+    /// The process id (the pane's process group leader).
+    pub pid: u32,
+    /// When it started, in the operating system's own unit (clock ticks since boot on Linux).
+    pub start: u64,
 }
 
 fn default_delay_ms() -> u64 {
@@ -273,6 +287,7 @@ impl SessionRecord {
             spawning: None,
             cleanup: None,
             worktree_kept: None,
+            pane_process: None,
             revision: 0,
         }
     }

@@ -671,6 +671,8 @@ pub struct FakeLoopDir {
     pub external_loop: Option<Vec<u8>>,
     /// How many times a retry of a usage-limit wait was asked for.
     pub retries: usize,
+    /// When the agent log last grew, as [`LoopRuntime::log_changed`] tells it.
+    pub log_changed: Option<Timestamp>,
 }
 
 impl FakeLoopDir {
@@ -744,6 +746,13 @@ impl MemoryRuntime {
     pub fn print(&self, id: &SessionId, text: &str) {
         if let Some(d) = lock(&self.dirs).get_mut(id) {
             d.log.push_str(text);
+        }
+    }
+    /// The agent of `id` prints `text` at `at` (the log's change time moves with it).
+    pub fn print_at(&self, id: &SessionId, text: &str, at: Timestamp) {
+        if let Some(d) = lock(&self.dirs).get_mut(id) {
+            d.log.push_str(text);
+            d.log_changed = Some(at);
         }
     }
     /// The agent of `id` writes `prd` as its PRD copy (a story marked done, say).
@@ -900,6 +909,10 @@ impl LoopRuntime for MemoryRuntime {
         let all: Vec<&str> = d.log.lines().collect();
         Ok(Some(all[all.len().saturating_sub(lines)..].join("\n")))
     }
+    fn log_changed(&self, id: &SessionId) -> Option<Timestamp> {
+        self.hook.call("runtime", "log_changed");
+        lock(&self.dirs).get(id).and_then(|d| d.log_changed)
+    }
 }
 
 fn missing(id: &SessionId) -> RuntimeError {
@@ -977,6 +990,8 @@ pub struct FakeHost {
     dead: Mutex<BTreeSet<u32>>,
     signals: Mutex<Vec<(u32, Sig)>>,
     stopped: Mutex<Vec<u32>>,
+    processes: Mutex<BTreeMap<u32, ProcessInfo>>,
+    process_reads: AtomicUsize,
     pid: AtomicU32,
 }
 
@@ -988,6 +1003,8 @@ impl Default for FakeHost {
             dead: Mutex::default(),
             signals: Mutex::default(),
             stopped: Mutex::default(),
+            processes: Mutex::default(),
+            process_reads: AtomicUsize::new(0),
             pid: AtomicU32::new(4242),
         }
     }
@@ -997,6 +1014,19 @@ impl FakeHost {
     /// A host with `bash` on its `PATH` and nothing else.
     pub fn new() -> Self {
         Self::default()
+    }
+    /// Process `pid` shows as `info` in [`Host::process_info`] (until it is ended or
+    /// changed); no process is shown by default, as on a system that cannot tell.
+    pub fn set_process(&self, pid: u32, info: ProcessInfo) {
+        lock(&self.processes).insert(pid, info);
+    }
+    /// Process `pid` is gone from the process table (its parent collected it).
+    pub fn end_process(&self, pid: u32) {
+        lock(&self.processes).remove(&pid);
+    }
+    /// How many times [`Host::process_info`] was asked.
+    pub fn process_reads(&self) -> usize {
+        self.process_reads.load(Ordering::SeqCst)
     }
     /// Puts `program` on the `PATH` (a name, or a path with `/`).
     pub fn add_program(&self, program: &str) {
@@ -1066,6 +1096,13 @@ impl Host for FakeHost {
     }
     fn pid(&self) -> u32 {
         self.pid.load(Ordering::SeqCst)
+    }
+    fn process_info(&self, pid: u32) -> Option<ProcessInfo> {
+        self.process_reads.fetch_add(1, Ordering::SeqCst);
+        if lock(&self.dead).contains(&pid) {
+            return None;
+        }
+        lock(&self.processes).get(&pid).copied()
     }
 }
 

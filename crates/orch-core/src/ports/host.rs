@@ -32,6 +32,24 @@ pub enum HostError {
     },
 }
 
+/// A process as the operating system shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProcessInfo {
+    /// When it started, in the system's own unit (clock ticks since boot on Linux); with the
+    /// pid it names one process, so a reused pid is told apart.
+    pub start: u64,
+    /// It has ended and waits for its parent to collect its status (a zombie).
+    pub zombie: bool,
+}
+
+impl ProcessInfo {
+    /// A process that started at `start` and is (`zombie`) or is not a zombie.
+    pub fn new(start: u64, zombie: bool) -> Self {
+        ProcessInfo { start, zombie }
+    }
+}
+
 /// The operating system: programs, directories, processes.
 pub trait Host: Send + Sync {
     /// Finds `program` as a shell would (a path with `/` as is, else on the `PATH` the host was
@@ -65,4 +83,10 @@ pub trait Host: Send + Sync {
 
     /// This process's id, which leases record.
     fn pid(&self) -> u32;
+
+    /// Process `pid` as the system shows it, or `None` when it does not exist or the system
+    /// cannot tell (then the caller asks the multiplexer instead; the default).
+    fn process_info(&self, _pid: u32) -> Option<ProcessInfo> {
+        None
+    }
 }

@@ -26,7 +26,7 @@ mod worktrees;
 pub use bus::{BusError, EventBus, Subscription};
 pub use clock::Clock;
 pub use files::{FileEvents, FileEventsError, OnChange};
-pub use host::{Host, HostError, Sig};
+pub use host::{Host, HostError, ProcessInfo, Sig};
 pub use mux::{AttachCommand, Multiplexer, MuxError, MuxServer, MuxSnapshot, MuxWake, MuxWatch, PaneInfo, SpawnSpec};
 pub use runtime::{LogDisposal, LoopReading, LoopRuntime, RuntimeError, RuntimeRequest};
 pub use store::{LoadProblem, LoadReport, LockGuard, LockStats, Store, StoreError};

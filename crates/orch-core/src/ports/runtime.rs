@@ -186,4 +186,12 @@ pub trait LoopRuntime: Send + Sync {
     ///
     /// Errors: `Io`.
     fn log_tail(&self, id: &SessionId, lines: usize) -> Result<Option<String>, RuntimeError>;
+
+    /// When the agent's log last grew (the loop copies the agent's output into it as it is
+    /// printed), or `None` when it has none or the adapter cannot tell (the default). Output
+    /// past the log's size limit does not move it, so it is never later than the pane's own
+    /// last output.
+    fn log_changed(&self, _id: &SessionId) -> Option<Timestamp> {
+        None
+    }
 }

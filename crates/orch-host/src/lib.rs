@@ -2,9 +2,12 @@
 //! the `PATH` the adapter was given (never read from the environment behind the caller's back),
 //! directories are canonicalized, and a pane's process group is frozen, thawed and ended with
 //! `kill(2)`. Members of a group are found with POSIX `ps -A -o pid= -o pgid= -o stat=`, or
-//! `/proc` where `ps` is missing, so the main path works on Linux and macOS alike.
+//! `/proc` where `ps` is missing, so the main path works on Linux and macOS alike. On Linux a
+//! process's start time and state are read from `/proc/<pid>/stat`, which lets the facade
+//! probe one session's pane without a tmux call; elsewhere that answer is "unknown" and tmux
+//! is asked.
 
-use orch_core::{Host, HostError, Sig};
+use orch_core::{Host, HostError, ProcessInfo, Sig};
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -57,16 +60,29 @@ fn proc_table() -> std::io::Result<String> {
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
             continue;
         };
-        // Fields after the command name (which may hold spaces, in parentheses): state ppid pgrp.
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let fields = stat_fields(&stat);
         if let (Some(state), Some(pgid), Some(pid)) = (fields.first(), fields.get(2), entry.file_name().to_str()) {
             out.push_str(&format!("{pid} {pgid} {state}\n"));
         }
     }
     Ok(out)
+}
+
+/// The fields of a `/proc/<pid>/stat` line after the command name, which may hold spaces
+/// and parentheses itself: state, ppid, pgrp, ... (field 3 of proc(5) onwards).
+fn stat_fields(stat: &str) -> Vec<&str> {
+    stat.rfind(')')
+        .map(|i| stat[i + 1..].split_whitespace().collect())
+        .unwrap_or_default()
+}
+
+/// A process from its `/proc/<pid>/stat` line: its start time (field 22, clock ticks since
+/// boot) and whether it is a zombie (state `Z`) or dead (`X`).
+fn parse_stat(stat: &str) -> Option<ProcessInfo> {
+    let fields = stat_fields(stat);
+    let state = fields.first()?;
+    let start = fields.get(19)?.parse().ok()?;
+    Some(ProcessInfo::new(start, state.starts_with(['Z', 'X'])))
 }
 
 fn pid_of(n: u32) -> Option<rustix::process::Pid> {
@@ -172,6 +188,15 @@ impl Host for PosixHost {
     fn pid(&self) -> u32 {
         std::process::id()
     }
+
+    /// From `/proc/<pid>/stat` (one small read); `None` where there is no `/proc` (macOS),
+    /// and the caller asks tmux instead.
+    fn process_info(&self, pid: u32) -> Option<ProcessInfo> {
+        if pid == 0 {
+            return None;
+        }
+        parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    }
 }
 
 #[cfg(test)]
@@ -186,6 +211,45 @@ mod tests {
             parse_table("  12  12 Ss\n 13 12 Z+\ngarbage\n"),
             [(12, 12, false), (13, 12, true)]
         );
+    }
+
+    #[test]
+    fn stat_lines_parse_whatever_the_command_name_holds() {
+        let line = |comm: &str, state: &str| {
+            format!("4242 ({comm}) {state} 1 4242 4242 0 -1 4194560 100 0 0 0 3 1 0 0 20 0 1 0 987654 1000 200 18446744073709551615")
+        };
+        assert_eq!(parse_stat(&line("bash", "S")), Some(ProcessInfo::new(987654, false)));
+        assert_eq!(
+            parse_stat(&line("a b) (c", "R")),
+            Some(ProcessInfo::new(987654, false)),
+            "spaces and parentheses in the name"
+        );
+        assert_eq!(parse_stat(&line("sh", "Z")), Some(ProcessInfo::new(987654, true)));
+        assert_eq!(parse_stat("4242 (sh) S 1 2"), None, "too short");
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn a_process_is_told_by_its_start_time_and_a_zombie_as_such() {
+        let host = PosixHost::default();
+        let me = host.process_info(host.pid()).expect("this process, on Linux");
+        assert!(!me.zombie);
+        assert_eq!(host.process_info(host.pid()), Some(me), "the same start every time");
+        let mut child = std::process::Command::new("true").spawn().expect("spawn");
+        let pid = child.id();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let info = host.process_info(pid).expect("unreaped, it is still listed");
+            if info.zombie {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the child never became a zombie");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.wait().expect("reap");
+        assert_eq!(host.process_info(pid), None, "gone once reaped");
+        assert_eq!(host.process_info(0), None);
+        assert_eq!(host.process_info(1).map(|i| i.zombie), Some(false), "init runs");
     }
 
     #[test]

@@ -327,6 +327,16 @@ impl LoopRuntime for FsLoopRuntime {
         let all: Vec<&str> = text.lines().collect();
         Ok(Some(all[all.len().saturating_sub(lines)..].join("\n")))
     }
+
+    /// The log's modification time (one stat): the loop appends the agent's output as it
+    /// is printed.
+    fn log_changed(&self, id: &SessionId) -> Option<Timestamp> {
+        fs::metadata(self.layout(id).log())
+            .ok()?
+            .modified()
+            .ok()
+            .and_then(millis)
+    }
 }
 
 /// Whether a file name in the inbox is a queued message (`<ms>-<pid>-<seq>.md`), not a temp file.
@@ -452,8 +462,16 @@ mod tests {
         let (_d, rt, id) = rt();
         create(&rt, &id);
         assert_eq!(rt.log_tail(&id, 10).expect("tail"), None);
+        assert_eq!(rt.log_changed(&id), None, "no log yet");
+        let before = millis(std::time::SystemTime::now()).expect("now");
         fs::write(rt.layout(&id).log(), "a\nb\nc\n").expect("log");
         assert_eq!(rt.log_tail(&id, 2).expect("tail").as_deref(), Some("b\nc"));
+        let changed = rt.log_changed(&id).expect("the log's change time");
+        // The file system's clock may be coarser than the system's by a tick.
+        assert!(
+            changed.plus(std::time::Duration::from_millis(20)) >= before,
+            "{changed:?} < {before:?}"
+        );
         rt.remove(&id, LogDisposal::Archive).expect("remove");
         assert!(rt.list().expect("list").is_empty());
         assert_eq!(

@@ -307,6 +307,71 @@ fn a_loop_killed_by_a_signal_turns_failed_naming_the_signal() {
     wait_for(10, "the agent ended", || (!group_alive(pid)).then_some(()));
 }
 
+/// After one look through tmux has named each pane's program, `status`, `pause` and `resume`
+/// of one session read its process instead of asking tmux (every tmux command costs
+/// milliseconds on a large server); a session killed from outside and a loop killed by a
+/// signal are still judged as before, through tmux, once their program is gone.
+#[test]
+fn one_session_is_probed_through_its_process_and_its_end_still_told() {
+    use hydra_orchestrator::adapters::{Tmux, TmuxConfig};
+    let p = Project::new();
+    let agent = p.agent("sleeper.sh", "cat > /dev/null; sleep 600");
+    let tmux = Arc::new(Tmux::new(TmuxConfig::with_socket_name(&p.socket)));
+    let orch = hydra_orchestrator::Builder::from_env()
+        .project(&p.root)
+        .multiplexer(tmux.clone())
+        .build()
+        .expect("orchestrator");
+    let a = orch.spawn(p.config(&agent)).expect("spawn a");
+    let b = orch.spawn(p.config(&agent)).expect("spawn b");
+    for id in [&a, &b] {
+        wait_state(&orch, id, 20, "running", |s| matches!(s, SessionState::Running { .. }));
+    }
+    orch.refresh().expect("one look");
+    for id in [&a, &b] {
+        assert!(
+            orch.record(id).expect("record").pane_process.is_some(),
+            "named by the look"
+        );
+    }
+    let calls = tmux.calls();
+    assert!(matches!(
+        orch.status(&a).expect("status").state,
+        SessionState::Running { .. }
+    ));
+    orch.pause(&a).expect("pause");
+    assert!(matches!(
+        orch.status(&a).expect("status").state,
+        SessionState::Paused { .. }
+    ));
+    orch.resume(&a).expect("resume");
+    orch.pause_with(&b, PauseMode::Freeze).expect("freeze");
+    assert!(orch.status(&b).expect("status").frozen);
+    orch.resume(&b).expect("thaw");
+    assert_eq!(tmux.calls(), calls, "no tmux command while the programs run");
+
+    p.tmux().kill(&a.tmux_name()).expect("kill from outside");
+    assert_eq!(
+        orch.status(&a).expect("status").state,
+        SessionState::Failed {
+            reason: "tmux session ended unexpectedly".into()
+        }
+    );
+    let pid = orch.record(&b).expect("record").pane_process.expect("known").pid;
+    assert!(std::process::Command::new("kill")
+        .args(["-s", "KILL", &pid.to_string()])
+        .status()
+        .expect("kill")
+        .success());
+    assert_eq!(
+        wait_state(&orch, &b, 20, "failed", |s| s.is_terminal()),
+        SessionState::Failed {
+            reason: "agent loop was killed by signal 9 before reporting an end".into()
+        }
+    );
+    assert!(tmux.calls() > calls, "the ends were judged through tmux");
+}
+
 #[test]
 fn a_new_orchestrator_sees_every_session_in_the_same_state() {
     let p = Project::new();

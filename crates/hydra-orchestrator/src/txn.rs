@@ -1,8 +1,8 @@
 //! The one transaction every command goes through to observe and decide:
 //!
 //! lock the store → load the records (all, or one) → take the tmux snapshot (one per server in
-//! use, started before the records are read so the two overlap; or one probe for a single
-//! session) and read the loops' reports → decide with the pure core → write what changed →
+//! use, started before the records are read so the two overlap; or, for a single session, one
+//! read of its pane's process where that is as good, else one probe) and read the loops' reports → decide with the pure core → write what changed →
 //! unlock → publish the events → carry out the slow work decided (ending processes, removing
 //! worktrees), each finalized by a short second transaction.
 //!
@@ -13,8 +13,8 @@ use crate::error::{Error, Result};
 use crate::ops::cleanup::CleanupOutcome;
 use crate::orchestrator::{NoticeKind, Orchestrator, Orphans};
 use orch_core::{
-    LifecycleEvent, LockGuard, LoopReading, MuxObservation, MuxServer, MuxSnapshot, Observation, PaneInfo, Prd,
-    SessionId, SessionRecord, StoreError, Timestamp,
+    LifecycleEvent, LockGuard, LoopReading, MuxObservation, MuxServer, MuxSnapshot, Observation, PaneInfo, PaneProcess,
+    Prd, SessionId, SessionRecord, StoreError, Timestamp,
 };
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -260,13 +260,14 @@ impl Txn<'_> {
         let orch = self.orch;
         let rec = orch.store.load(id)?.ok_or_else(|| Error::NotFound(id.to_string()))?;
         let server = orch.server_of(&rec);
-        let view = match orch.muxes.get(&server) {
-            Some(mux) => match mux.probe(&rec.tmux_session) {
+        let view = match (self.pane_by_process(&rec), orch.muxes.get(&server)) {
+            (Some(pane), _) => Some(MuxSnapshot::new(vec![pane])),
+            (None, Some(mux)) => match mux.probe(&rec.tmux_session) {
                 Ok(pane) => Some(MuxSnapshot::new(pane.into_iter().collect())),
                 Err(e) if server == orch.muxes.primary_server() => return Err(e.into()),
                 Err(_) => None,
             },
-            None => None,
+            (None, None) => None,
         };
         self.views.insert(server, view);
         if rec.is_foreign() && !rec.state.is_terminal() {
@@ -275,6 +276,31 @@ impl Txn<'_> {
         }
         self.records = vec![rec];
         Ok(())
+    }
+
+    /// `rec`'s pane as the operating system shows it, without asking tmux, when that is as
+    /// good as tmux's answer (see [`orch_core::process_probe_suffices`]) and the program the
+    /// record names (pid and start time) still runs and is no zombie; its activity is when
+    /// the agent's log last grew. At 500 sessions any tmux command costs 4 ms or more (the
+    /// server polls every pane's terminal for each client), which this one read avoids.
+    fn pane_by_process(&self, rec: &SessionRecord) -> Option<PaneInfo> {
+        let orch = self.orch;
+        let known = rec
+            .pane_process
+            .filter(|_| orch_core::process_probe_suffices(rec, self.now, &orch.policy))?;
+        let now = orch.host.process_info(known.pid)?;
+        if now.zombie || now.start != known.start {
+            return None;
+        }
+        Some(PaneInfo {
+            session: rec.tmux_session.clone(),
+            pane_pid: Some(known.pid),
+            dead: false,
+            exit_status: None,
+            exit_signal: None,
+            activity: orch.runtime.log_changed(&rec.id),
+            tag: rec.project_tag.clone(),
+        })
     }
 
     /// The live sessions of the original tool (other than `rec`) working where `rec` does.
@@ -339,12 +365,26 @@ impl Txn<'_> {
             }
         };
         let alive = |pid: u32| pid == self.me || orch.host.process_alive(pid);
+        // The pane's program, named by its start time, read once per new pid (a refresh of
+        // every session does not read /proc for each).
+        let pane_process = match (mux, pgid) {
+            (MuxObservation::Alive { .. }, Some(pid)) => match rec.pane_process {
+                Some(known) if known.pid == pid => Some(known),
+                _ => orch
+                    .host
+                    .process_info(pid)
+                    .filter(|p| !p.zombie)
+                    .map(|p| PaneProcess { pid, start: p.start }),
+            },
+            _ => None,
+        };
         Observation {
             mux,
             pgid,
             reading,
             spawn_owner_alive: rec.spawning.is_some_and(|l| alive(l.pid)),
             cleanup_owner_alive: rec.cleanup.as_ref().is_some_and(|c| alive(c.owner.pid)),
+            pane_process,
         }
     }
 

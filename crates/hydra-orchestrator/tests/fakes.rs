@@ -742,3 +742,90 @@ fn a_builder_refuses_settings_it_cannot_honour() {
         .expect_err("a custom bus and hydra-mail");
     assert!(matches!(err, Error::Builder(_)), "{err}");
 }
+
+/// Once a look through tmux has named a session's pane program (pid and start time),
+/// `status`, `pause` and `resume` read that process instead of asking tmux, and still ask tmux
+/// whenever the process does not show the pane alive or its output could change the state.
+#[test]
+fn one_session_is_probed_through_its_process_and_through_tmux_when_that_is_not_enough() {
+    use orch_core::{PaneProcess, ProcessInfo};
+    let rig = Rig::new();
+    let id = rig.spawn();
+    let name = id.tmux_name();
+    let pid = rig.mux.session(&name).expect("s").pane.pane_pid.expect("pid");
+    rig.host.set_process(pid, ProcessInfo::new(77, false));
+    rig.loop_reports(&id, r#"{"status":"running","iteration":1,"run":1}"#);
+    assert!(matches!(rig.state(&id), SessionState::Running { .. }));
+    let known = PaneProcess { pid, start: 77 };
+    assert_eq!(rig.orch().record(&id).expect("r").pane_process, Some(known));
+
+    let orch = rig.orch();
+    let probes = rig.mux.probe_calls();
+    orch.status(&id).expect("status");
+    orch.pause(&id).expect("pause");
+    orch.resume(&id).expect("resume");
+    assert_eq!(rig.mux.probe_calls(), probes, "no tmux call while the process runs");
+    // What the agent prints into its log is activity.
+    rig.clock.advance(Duration::from_secs(60));
+    rig.runtime.print_at(&id, "working\n", rig.clock.now());
+    assert_eq!(orch.status(&id).expect("status").last_activity, rig.clock.now());
+    assert_eq!(rig.mux.probe_calls(), probes);
+
+    // Past the stuck threshold, the pane's output decides: tmux is asked (and its output
+    // keeps the session running).
+    rig.clock.advance(Duration::from_secs(16 * 60));
+    rig.mux.touch(&name, rig.clock.now());
+    assert!(matches!(
+        orch.status(&id).expect("status").state,
+        SessionState::Running { .. }
+    ));
+    assert_eq!(rig.mux.probe_calls(), probes + 1);
+    orch.status(&id).expect("status");
+    assert_eq!(
+        rig.mux.probe_calls(),
+        probes + 1,
+        "the output it saw restarted the count"
+    );
+
+    // A pid reused by another process: tmux.
+    rig.host.set_process(pid, ProcessInfo::new(78, false));
+    orch.status(&id).expect("status");
+    assert_eq!(rig.mux.probe_calls(), probes + 2);
+    rig.host.set_process(pid, ProcessInfo::new(77, false));
+
+    // An exited loop not yet collected (a zombie): tmux, which tells how it ended.
+    rig.host.set_process(pid, ProcessInfo::new(77, true));
+    rig.mux.exit(&name, 3);
+    let st = orch.status(&id).expect("status");
+    assert_eq!(rig.mux.probe_calls(), probes + 3);
+    assert_eq!(
+        st.state,
+        SessionState::Failed {
+            reason: "agent loop exited with status 3 before reporting an end".into()
+        }
+    );
+    assert_eq!(
+        rig.orch().record(&id).expect("r").pane_process,
+        None,
+        "forgotten at the end"
+    );
+}
+
+#[test]
+fn a_session_whose_process_is_gone_is_judged_by_tmux() {
+    use orch_core::ProcessInfo;
+    let rig = Rig::new();
+    let id = rig.spawn();
+    let name = id.tmux_name();
+    let pid = rig.mux.session(&name).expect("s").pane.pane_pid.expect("pid");
+    rig.host.set_process(pid, ProcessInfo::new(5, false));
+    rig.loop_reports(&id, r#"{"status":"running","iteration":1,"run":1}"#);
+    rig.orch().refresh().expect("refresh");
+    // Killed from outside: the process is gone with its session.
+    rig.host.end_process(pid);
+    rig.mux.vanish(&name);
+    let probes = rig.mux.probe_calls();
+    let st = rig.orch().status(&id).expect("status");
+    assert_eq!(rig.mux.probe_calls(), probes + 1);
+    assert!(matches!(st.state, SessionState::Failed { .. }), "{:?}", st.state);
+}

@@ -203,6 +203,8 @@ impl Orchestrator {
         mux.kill(&rec.tmux_session)?;
         self.runtime.clear_report(&rec.id)?;
         rec.run += 1;
+        // The new loop is another process; the next look through tmux names it.
+        rec.pane_process = None;
         mux.create(&self.loop_spec(rec, &bash, &agent, iteration))?;
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! Observing: `refresh`/`list`/`try_list` (every session, one transaction, one tmux call per
-//! server in use), `status` (one record, one probe), `health_check`, and the full orphan scan.
+//! server in use), `status` (one record, one probe of its pane's process or of tmux),
+//! `health_check`, and the full orphan scan.
 
 use crate::error::{Error, Result};
 use crate::orchestrator::{NoticeKind, Orchestrator, Orphans};
@@ -117,7 +118,8 @@ impl Orchestrator {
         }
     }
 
-    /// The refreshed status of one session: its record and one probe of its tmux session.
+    /// The refreshed status of one session: its record and one probe of its pane, through its
+    /// program's process where that suffices (no tmux call), else through tmux.
     ///
     /// Errors: `Id`, `NotFound`, `Mux`, `Store`.
     pub fn status(&self, id: &SessionId) -> Result<SessionStatus> {

@@ -479,6 +479,19 @@ mod tests {
             stories: None,
         }
     }
+    /// The two live states that never go stuck.
+    fn paused_and_blocked() -> [SessionState; 2] {
+        [
+            SessionState::Paused {
+                iteration: 1,
+                stories: None,
+            },
+            SessionState::Blocked {
+                iteration: 1,
+                reason: "r".into(),
+            },
+        ]
+    }
     fn mins(m: u64) -> Duration {
         Duration::from_secs(m * 60)
     }
@@ -619,16 +632,7 @@ mod tests {
 
     #[test]
     fn paused_and_blocked_never_go_stuck() {
-        for st in [
-            SessionState::Paused {
-                iteration: 1,
-                stories: None,
-            },
-            SessionState::Blocked {
-                iteration: 1,
-                reason: "r".into(),
-            },
-        ] {
+        for st in paused_and_blocked() {
             check(&record(st), alive(T0), T0.plus(mins(60)), &[]);
         }
     }
@@ -687,16 +691,7 @@ mod tests {
             since: T0,
         });
         assert!(!process_probe_suffices(&waiting, T0.plus(mins(50)), &policy));
-        for st in [
-            SessionState::Paused {
-                iteration: 1,
-                stories: None,
-            },
-            SessionState::Blocked {
-                iteration: 1,
-                reason: "r".into(),
-            },
-        ] {
+        for st in paused_and_blocked() {
             assert!(process_probe_suffices(&with_process(st), T0.plus(mins(60)), &policy));
         }
         for st in [

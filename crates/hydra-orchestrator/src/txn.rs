@@ -2,9 +2,10 @@
 //!
 //! lock the store → load the records (all, or one) → take the tmux snapshot (one per server in
 //! use, started before the records are read so the two overlap; or, for a single session, one
-//! read of its pane's process where that is as good, else one probe) and read the loops' reports → decide with the pure core → write what changed →
-//! unlock → publish the events → carry out the slow work decided (ending processes, removing
-//! worktrees), each finalized by a short second transaction.
+//! read of its pane's process where that is as good, else one tmux probe) and read the loops'
+//! reports → decide with the pure core → write what changed → unlock → publish the events →
+//! carry out the slow work decided (ending processes, removing worktrees), each finalized by a
+//! short second transaction.
 //!
 //! Nothing observed outside the lock decides a transition. A store that cannot be written
 //! (read-only) still lets everything be observed; nothing is then saved, published or done.
@@ -366,9 +367,10 @@ impl Txn<'_> {
         };
         let alive = |pid: u32| pid == self.me || orch.host.process_alive(pid);
         // The pane's program, named by its start time, read once per new pid (a refresh of
-        // every session does not read /proc for each).
+        // every session does not read /proc for each); not for the original tool's sessions,
+        // which are never probed that way.
         let pane_process = match (mux, pgid) {
-            (MuxObservation::Alive { .. }, Some(pid)) => match rec.pane_process {
+            (MuxObservation::Alive { .. }, Some(pid)) if !rec.is_foreign() => match rec.pane_process {
                 Some(known) if known.pid == pid => Some(known),
                 _ => orch
                     .host

@@ -44,6 +44,16 @@ impl Rig {
             .expect("listed")
             .state
     }
+    /// A spawned session whose loop runs, its pane program showing in the host's process
+    /// table as started at `start`: (id, tmux name, pane pid).
+    fn running_with_process(&self, start: u64) -> (SessionId, String, u32) {
+        let id = self.spawn();
+        let name = id.tmux_name();
+        let pid = self.mux.session(&name).expect("s").pane.pane_pid.expect("pid");
+        self.host.set_process(pid, orch_core::ProcessInfo::new(start, false));
+        self.loop_reports(&id, r#"{"status":"running","iteration":1,"run":1}"#);
+        (id, name, pid)
+    }
     fn count(&self, channel: &str) -> usize {
         self.bus.channels().iter().filter(|c| **c == channel).count()
     }
@@ -750,14 +760,18 @@ fn a_builder_refuses_settings_it_cannot_honour() {
 fn one_session_is_probed_through_its_process_and_through_tmux_when_that_is_not_enough() {
     use orch_core::{PaneProcess, ProcessInfo};
     let rig = Rig::new();
-    let id = rig.spawn();
-    let name = id.tmux_name();
-    let pid = rig.mux.session(&name).expect("s").pane.pane_pid.expect("pid");
-    rig.host.set_process(pid, ProcessInfo::new(77, false));
-    rig.loop_reports(&id, r#"{"status":"running","iteration":1,"run":1}"#);
+    let (id, name, pid) = rig.running_with_process(77);
     assert!(matches!(rig.state(&id), SessionState::Running { .. }));
     let known = PaneProcess { pid, start: 77 };
     assert_eq!(rig.orch().record(&id).expect("r").pane_process, Some(known));
+    // Looks through tmux read the process table only for a pid they have not seen.
+    let reads = rig.host.process_reads();
+    rig.orch().refresh().expect("refresh");
+    assert_eq!(
+        rig.host.process_reads(),
+        reads,
+        "a known pane program is not read again"
+    );
 
     let orch = rig.orch();
     let probes = rig.mux.probe_calls();
@@ -813,13 +827,8 @@ fn one_session_is_probed_through_its_process_and_through_tmux_when_that_is_not_e
 
 #[test]
 fn a_session_whose_process_is_gone_is_judged_by_tmux() {
-    use orch_core::ProcessInfo;
     let rig = Rig::new();
-    let id = rig.spawn();
-    let name = id.tmux_name();
-    let pid = rig.mux.session(&name).expect("s").pane.pane_pid.expect("pid");
-    rig.host.set_process(pid, ProcessInfo::new(5, false));
-    rig.loop_reports(&id, r#"{"status":"running","iteration":1,"run":1}"#);
+    let (id, name, pid) = rig.running_with_process(5);
     rig.orch().refresh().expect("refresh");
     // Killed from outside: the process is gone with its session.
     rig.host.end_process(pid);

@@ -8,7 +8,7 @@
 //! | [`EventBus`] | `orch-mail` | hydra-mail, where lifecycle events go |
 //! | [`Worktrees`] | `orch-wt` | per-session git worktrees and their ports |
 //! | [`LoopRuntime`] | `orch-loop` | each session's loop directory (status, pause, inbox, PRD copy) |
-//! | [`Host`] | `orch-host` | programs on `PATH`, directories and process signals |
+//! | [`Host`] | `orch-host` | programs on `PATH`, directories, process signals, a process's start time |
 //! | [`Trust`] | `orch-trust` | which project files that run programs the user trusts |
 //! | [`FileEvents`] | `orch-fswatch` | being told that status files and records changed |
 //! | [`Clock`] | the facade | "now" |

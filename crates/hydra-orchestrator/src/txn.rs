@@ -281,8 +281,8 @@ impl Txn<'_> {
 
     /// `rec`'s pane as the operating system shows it, without asking tmux, when that is as
     /// good as tmux's answer (see [`orch_core::process_probe_suffices`]) and the program the
-    /// record names (pid and start time) still runs and is no zombie; its activity is when
-    /// the agent's log last grew. At 500 sessions any tmux command costs 4 ms or more (the
+    /// record names (pid and start time) still runs, is no zombie and still has its pane's
+    /// terminal; its activity is when the agent's log last grew. At 500 sessions any tmux command costs 4 ms or more (the
     /// server polls every pane's terminal for each client), which this one read avoids.
     fn pane_by_process(&self, rec: &SessionRecord) -> Option<PaneInfo> {
         let orch = self.orch;
@@ -290,7 +290,9 @@ impl Txn<'_> {
             .pane_process
             .filter(|_| orch_core::process_probe_suffices(rec, self.now, &orch.policy))?;
         let now = orch.host.process_info(known.pid)?;
-        if now.zombie || now.start != known.start {
+        // Without its terminal, the program outlives a pane tmux has closed (it has not
+        // handled the hang-up yet, or ignores it): only tmux can tell.
+        if now.zombie || !now.terminal || now.start != known.start {
             return None;
         }
         Some(PaneInfo {
@@ -375,7 +377,7 @@ impl Txn<'_> {
                 _ => orch
                     .host
                     .process_info(pid)
-                    .filter(|p| !p.zombie)
+                    .filter(|p| !p.zombie && p.terminal)
                     .map(|p| PaneProcess { pid, start: p.start }),
             },
             _ => None,

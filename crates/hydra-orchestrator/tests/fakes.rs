@@ -50,7 +50,8 @@ impl Rig {
         let id = self.spawn();
         let name = id.tmux_name();
         let pid = self.mux.session(&name).expect("s").pane.pane_pid.expect("pid");
-        self.host.set_process(pid, orch_core::ProcessInfo::new(start, false));
+        self.host
+            .set_process(pid, orch_core::ProcessInfo::new(start, false, true));
         self.loop_reports(&id, r#"{"status":"running","iteration":1,"run":1}"#);
         (id, name, pid)
     }
@@ -801,17 +802,24 @@ fn one_session_is_probed_through_its_process_and_through_tmux_when_that_is_not_e
         "the output it saw restarted the count"
     );
 
-    // A pid reused by another process: tmux.
-    rig.host.set_process(pid, ProcessInfo::new(78, false));
+    // A program that lost its terminal (tmux closed the pane, and the program has not
+    // ended yet or ignores the hang-up): tmux.
+    rig.host.set_process(pid, ProcessInfo::new(77, false, false));
     orch.status(&id).expect("status");
     assert_eq!(rig.mux.probe_calls(), probes + 2);
-    rig.host.set_process(pid, ProcessInfo::new(77, false));
+    rig.host.set_process(pid, ProcessInfo::new(77, false, true));
+
+    // A pid reused by another process: tmux.
+    rig.host.set_process(pid, ProcessInfo::new(78, false, true));
+    orch.status(&id).expect("status");
+    assert_eq!(rig.mux.probe_calls(), probes + 3);
+    rig.host.set_process(pid, ProcessInfo::new(77, false, true));
 
     // An exited loop not yet collected (a zombie): tmux, which tells how it ended.
-    rig.host.set_process(pid, ProcessInfo::new(77, true));
+    rig.host.set_process(pid, ProcessInfo::new(77, true, true));
     rig.mux.exit(&name, 3);
     let st = orch.status(&id).expect("status");
-    assert_eq!(rig.mux.probe_calls(), probes + 3);
+    assert_eq!(rig.mux.probe_calls(), probes + 4);
     assert_eq!(
         st.state,
         SessionState::Failed {

@@ -313,9 +313,10 @@ pub fn assess(record: &SessionRecord, obs: &Observation, now: Timestamp, me: u32
 }
 
 /// Whether judging `rec` at `now` can do without the multiplexer's view when the operating
-/// system shows its pane's program ([`SessionRecord::pane_process`]) still running: then the
-/// pane is alive (tmux keeps a pane for as long as its program runs, and a closed pane or a
-/// killed server hangs its program up), and the pane's output could only move
+/// system shows its pane's program ([`SessionRecord::pane_process`]) still running with its
+/// controlling terminal: then the pane is alive (tmux keeps a pane for as long as its program
+/// runs, and the kernel takes the terminal from the program the moment tmux closes the pane
+/// or its server dies, even if the program outlives that), and the pane's output could only move
 /// `last_activity`, never the state. So: a live session of this tool, no spawn or clean-up
 /// in progress, running and not yet silent for its stuck threshold (past it, pane output
 /// decides between running and stuck), paused or blocked. A stuck session, which output

@@ -77,12 +77,14 @@ fn stat_fields(stat: &str) -> Vec<&str> {
 }
 
 /// A process from its `/proc/<pid>/stat` line: its start time (field 22, clock ticks since
-/// boot) and whether it is a zombie (state `Z`) or dead (`X`).
+/// boot), whether it is a zombie (state `Z`) or dead (`X`), and whether it has a
+/// controlling terminal (field 7, `tty_nr`, is 0 without one).
 fn parse_stat(stat: &str) -> Option<ProcessInfo> {
     let fields = stat_fields(stat);
     let state = fields.first()?;
+    let tty: i64 = fields.get(4)?.parse().ok()?;
     let start = fields.get(19)?.parse().ok()?;
-    Some(ProcessInfo::new(start, state.starts_with(['Z', 'X'])))
+    Some(ProcessInfo::new(start, state.starts_with(['Z', 'X']), tty != 0))
 }
 
 fn pid_of(n: u32) -> Option<rustix::process::Pid> {
@@ -215,16 +217,27 @@ mod tests {
 
     #[test]
     fn stat_lines_parse_whatever_the_command_name_holds() {
-        let line = |comm: &str, state: &str| {
-            format!("4242 ({comm}) {state} 1 4242 4242 0 -1 4194560 100 0 0 0 3 1 0 0 20 0 1 0 987654 1000 200 18446744073709551615")
+        let line = |comm: &str, state: &str, tty: u32| {
+            format!("4242 ({comm}) {state} 1 4242 4242 {tty} -1 4194560 100 0 0 0 3 1 0 0 20 0 1 0 987654 1000 200 18446744073709551615")
         };
-        assert_eq!(parse_stat(&line("bash", "S")), Some(ProcessInfo::new(987654, false)));
         assert_eq!(
-            parse_stat(&line("a b) (c", "R")),
-            Some(ProcessInfo::new(987654, false)),
+            parse_stat(&line("bash", "S", 34817)),
+            Some(ProcessInfo::new(987654, false, true))
+        );
+        assert_eq!(
+            parse_stat(&line("a b) (c", "R", 34817)),
+            Some(ProcessInfo::new(987654, false, true)),
             "spaces and parentheses in the name"
         );
-        assert_eq!(parse_stat(&line("sh", "Z")), Some(ProcessInfo::new(987654, true)));
+        assert_eq!(
+            parse_stat(&line("sh", "Z", 0)),
+            Some(ProcessInfo::new(987654, true, false))
+        );
+        assert_eq!(
+            parse_stat(&line("bash", "S", 0)),
+            Some(ProcessInfo::new(987654, false, false)),
+            "no controlling terminal (a hung-up pane's program)"
+        );
         assert_eq!(parse_stat("4242 (sh) S 1 2"), None, "too short");
         assert_eq!(parse_stat("garbage"), None);
     }

@@ -41,12 +41,21 @@ pub struct ProcessInfo {
     pub start: u64,
     /// It has ended and waits for its parent to collect its status (a zombie).
     pub zombie: bool,
+    /// It has a controlling terminal. A tmux pane's program has its pane's, and the kernel
+    /// takes it away the moment tmux closes the pane (the hang-up), even from a program
+    /// that outlives the hang-up.
+    pub terminal: bool,
 }
 
 impl ProcessInfo {
-    /// A process that started at `start` and is (`zombie`) or is not a zombie.
-    pub fn new(start: u64, zombie: bool) -> Self {
-        ProcessInfo { start, zombie }
+    /// A process that started at `start`, is or is not a `zombie`, and has or has not a
+    /// controlling `terminal`.
+    pub fn new(start: u64, zombie: bool, terminal: bool) -> Self {
+        ProcessInfo {
+            start,
+            zombie,
+            terminal,
+        }
     }
 }
 

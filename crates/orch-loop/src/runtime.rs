@@ -215,21 +215,25 @@ impl LoopRuntime for FsLoopRuntime {
         let Ok(Some(dir)) = orch_fs::Dir::open(&root) else {
             return vec![LoopReading::default(); ids.len()];
         };
-        let mut buf = Vec::with_capacity(4096);
-        ids.iter()
-            .map(|id| {
-                if id.validate().is_err() {
-                    return LoopReading::default();
-                }
-                let (report, changed) = read_report(&dir, &format!("{id}/{}", RuntimeLayout::REPORT_FILE), &mut buf);
-                let queued = dir
-                    .count(&format!("{id}/{}", RuntimeLayout::INBOX), is_message_name)
-                    .ok()
-                    .flatten()
-                    .unwrap_or(0);
-                LoopReading::new(report, changed, queued)
-            })
-            .collect()
+        // Hundreds of sessions by two threads (see `orch_fs::split_map`).
+        orch_fs::split_map(ids, |ids| {
+            let mut buf = Vec::with_capacity(4096);
+            ids.iter()
+                .map(|id| {
+                    if id.validate().is_err() {
+                        return LoopReading::default();
+                    }
+                    let (report, changed) =
+                        read_report(&dir, &format!("{id}/{}", RuntimeLayout::REPORT_FILE), &mut buf);
+                    let queued = dir
+                        .count(&format!("{id}/{}", RuntimeLayout::INBOX), is_message_name)
+                        .ok()
+                        .flatten()
+                        .unwrap_or(0);
+                    LoopReading::new(report, changed, queued)
+                })
+                .collect()
+        })
     }
 
     fn read_foreign(&self, agent_dir: &Path) -> LoopReading {
@@ -386,6 +390,32 @@ mod tests {
             external_loop: None,
         })
         .expect("create");
+    }
+
+    #[test]
+    fn many_sessions_are_read_in_order_each_with_its_own_report_and_inbox() {
+        // Enough sessions that they are read by two threads (orch_fs::SPLIT_AT).
+        let (_d, rt, _) = rt();
+        let ids: Vec<SessionId> = (0..3 * orch_fs::SPLIT_AT)
+            .map(|i| SessionId(format!("s{i:04}")))
+            .collect();
+        for (i, id) in ids.iter().enumerate() {
+            create(&rt, id);
+            let report = format!(r#"{{"status":"running","iteration":{i},"max":1000}}"#);
+            fs::write(rt.layout(id).report_file(), report).expect("status");
+            for k in 0..i % 3 {
+                rt.queue_message(id, &format!("m{k}"), Timestamp(1_000 + k as u64))
+                    .expect("queue");
+            }
+        }
+        let refs: Vec<&SessionId> = ids.iter().collect();
+        let readings = rt.read_many(&refs);
+        assert_eq!(readings.len(), ids.len());
+        for (i, r) in readings.iter().enumerate() {
+            let report = r.report.as_ref().expect("a report");
+            assert_eq!(report.iteration as usize, i, "session {i}");
+            assert_eq!(r.queued, i % 3, "session {i}");
+        }
     }
 
     #[test]

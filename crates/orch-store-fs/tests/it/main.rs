@@ -412,3 +412,38 @@ fn a_batch_of_records_is_saved_whole() {
         assert_eq!(store.load(&r.id).expect("load").as_ref(), Some(r));
     }
 }
+
+#[test]
+fn a_large_store_loads_every_record_once_in_order_with_its_bad_files_reported() {
+    // Enough records that load_all reads them with two threads (orch_fs::SPLIT_AT), and bad
+    // and newer files spread over both halves of the directory.
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = FsStore::new(dir.path());
+    let n = 3 * orch_fs::SPLIT_AT;
+    let guard = store.lock().expect("lock");
+    for i in 0..n {
+        let mut r = record(&format!("r{i:04}"), 1);
+        // Creation times against the names' order, so the sort is seen to happen.
+        r.created_at_ms = 1_700_000_000_000 - i as u64;
+        store.save_unsynced(&guard, &r).expect("save");
+    }
+    drop(guard);
+    let s = sessions(dir.path());
+    let bad: Vec<String> = (0..6).map(|k| format!("bad{k}.json")).collect();
+    for name in &bad {
+        std::fs::write(s.join(name), b"{ not json").expect("write");
+    }
+    let mut future = serde_json::to_value(record("future", 1)).expect("json");
+    future["schema_version"] = 99.into();
+    std::fs::write(s.join("future.json"), future.to_string()).expect("write");
+
+    let report = store.load_all().expect("load");
+    let ids: Vec<String> = report.records.iter().map(|r| r.id.to_string()).collect();
+    let expected: Vec<String> = (0..n).rev().map(|i| format!("r{i:04}")).collect();
+    assert_eq!(ids, expected, "every record once, oldest first");
+    assert_eq!(report.problems.len(), bad.len(), "{:?}", report.problems);
+    for name in &bad {
+        assert!(!s.join(name).exists(), "{name} quarantined");
+    }
+    assert_eq!(report.newer.len(), 1, "{:?}", report.newer);
+}

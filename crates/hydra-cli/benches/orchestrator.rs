@@ -3,9 +3,9 @@
 //! `hydra resume ID` as whole processes beside the floor (one bare `tmux list-panes -a` with
 //! the snapshot's format, on the same server, in the same run), `list()` and
 //! `health_check()` in the library against one tmux call per session (and the longest time
-//! one of those refreshes held the store's lock); spawn latency (with
-//! and without a worktree, and until the loop runs), peak RSS of `hydra ls --json`, and the
-//! caller's cost of a hydra-mail publish. Prints tables and writes `target/hydra-bench.json`.
+//! one of those refreshes held the store's lock); spawn latency (back to back and one at a
+//! time on a settled machine, until the loop runs, and with a worktree), peak RSS of
+//! `hydra ls --json`, and the caller's cost of a hydra-mail publish. Prints tables and writes `target/hydra-bench.json`.
 //!
 //! Run: `cargo bench -p hydra-cli --bench orchestrator` (`HYDRA_BENCH_QUICK=1`: N = 10 only,
 //! and it fails when the median of `hydra ls --json` exceeds 4x the floor, a ratio so that a
@@ -22,6 +22,10 @@ use std::time::{Duration, Instant};
 
 /// The largest ratio of `hydra ls --json` to the floor that quick mode accepts.
 const QUICK_MAX_RATIO: f64 = 4.0;
+
+/// The pause before each one-at-a-time spawn: the session before has written its first
+/// report by then and, 150 ms later, started its agent (a `sleep`) and gone idle.
+const SETTLE: Duration = Duration::from_millis(150);
 
 /// Runs `cmd`, which must succeed; returns how long it took and its stderr.
 fn timed(mut cmd: Command) -> (Duration, String) {
@@ -82,19 +86,38 @@ fn main() {
     json.insert("machine".into(), machine.into());
 
     // 1. spawn latency and time until the loop runs, without and with a worktree.
+    // Back to back (each spawn while the one before starts its first iteration: its git
+    // calls and its agent compete for the two cores), and one at a time on a settled machine
+    // (the latency of one spawn: a pause after each until the session before is idle).
     let rounds = if quick { 5 } else { 30 };
     let mut spawn = Vec::new();
     let mut loop_up = Vec::new();
-    for _ in 0..rounds {
-        let t = Instant::now();
-        let id = b.spawn();
-        spawn.push(t.elapsed());
-        b.wait_loop(&id);
-        loop_up.push(t.elapsed());
-        ids.push(id);
+    let mut settled_spawn = Vec::new();
+    let mut settled_loop = Vec::new();
+    for settled in [false, true] {
+        for _ in 0..rounds {
+            if settled {
+                std::thread::sleep(SETTLE);
+            }
+            let t = Instant::now();
+            let id = b.spawn();
+            let made = t.elapsed();
+            b.wait_loop(&id);
+            let up = t.elapsed();
+            if settled {
+                settled_spawn.push(made);
+                settled_loop.push(up);
+            } else {
+                spawn.push(made);
+                loop_up.push(up);
+            }
+            ids.push(id);
+        }
     }
     let (spawn_med, spawn_p95) = stats(spawn);
     let (loop_med, loop_p95) = stats(loop_up);
+    let (settled_spawn_med, settled_spawn_p95) = stats(settled_spawn);
+    let (settled_loop_med, settled_loop_p95) = stats(settled_loop);
     let mut wt = Vec::new();
     for _ in 0..(if quick { 3 } else { 10 }) {
         let config = SessionConfig {
@@ -110,9 +133,11 @@ fn main() {
             .expect("kill");
     }
     let (wt_med, wt_p95) = stats(wt);
-    println!("\nspawn()                       median {spawn_med:7.2} ms   p95 {spawn_p95:7.2} ms");
-    println!("spawn() until the loop runs   median {loop_med:7.2} ms   p95 {loop_p95:7.2} ms");
-    println!("spawn() with a worktree       median {wt_med:7.2} ms   p95 {wt_p95:7.2} ms");
+    println!("\nspawn(), back to back          median {spawn_med:7.2} ms   p95 {spawn_p95:7.2} ms");
+    println!("  until the loop runs          median {loop_med:7.2} ms   p95 {loop_p95:7.2} ms");
+    println!("spawn(), one at a time         median {settled_spawn_med:7.2} ms   p95 {settled_spawn_p95:7.2} ms");
+    println!("  until the loop runs          median {settled_loop_med:7.2} ms   p95 {settled_loop_p95:7.2} ms");
+    println!("spawn() with a worktree        median {wt_med:7.2} ms   p95 {wt_p95:7.2} ms");
     json.insert(
         "spawn_ms".into(),
         serde_json::json!({"median": spawn_med, "p95": spawn_p95}),
@@ -120,6 +145,14 @@ fn main() {
     json.insert(
         "spawn_until_loop_runs_ms".into(),
         serde_json::json!({"median": loop_med, "p95": loop_p95}),
+    );
+    json.insert(
+        "spawn_one_at_a_time_ms".into(),
+        serde_json::json!({"median": settled_spawn_med, "p95": settled_spawn_p95}),
+    );
+    json.insert(
+        "spawn_one_at_a_time_until_loop_runs_ms".into(),
+        serde_json::json!({"median": settled_loop_med, "p95": settled_loop_p95}),
     );
     json.insert(
         "spawn_worktree_ms".into(),

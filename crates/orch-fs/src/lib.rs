@@ -331,49 +331,9 @@ impl Dir {
     }
 }
 
-/// Below this many items a second thread costs more than it saves.
-pub const SPLIT_AT: usize = 64;
-
-/// `f` applied to `items` as one slice, or, from [`SPLIT_AT`] items on, to its two halves at
-/// once (the second on a scoped thread); the results are concatenated in order. Reading
-/// hundreds of small files is mostly system-call time, and a refresh does it while tmux
-/// answers its snapshot, which leaves a core idle for most of its wait: two readers finish
-/// in about half the time there.
-pub fn split_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&[T]) -> Vec<R> + Sync) -> Vec<R> {
-    if items.len() < SPLIT_AT {
-        return f(items);
-    }
-    let (first, second) = items.split_at(items.len() / 2);
-    std::thread::scope(|s| {
-        let other = s.spawn(|| f(second));
-        let mut out = f(first);
-        match other.join() {
-            Ok(rest) => out.extend(rest),
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
-        out
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn split_map_keeps_the_order_and_splits_only_large_inputs() {
-        use std::sync::atomic::AtomicUsize;
-        for n in [0, 1, SPLIT_AT - 1, SPLIT_AT, 1001] {
-            let items: Vec<usize> = (0..n).collect();
-            let calls = AtomicUsize::new(0);
-            let out = split_map(&items, |chunk| {
-                calls.fetch_add(1, Ordering::SeqCst);
-                chunk.iter().map(|i| i * 2).collect()
-            });
-            assert_eq!(out, items.iter().map(|i| i * 2).collect::<Vec<_>>(), "n = {n}");
-            let expected = if n < SPLIT_AT { 1 } else { 2 };
-            assert_eq!(calls.load(Ordering::SeqCst), expected, "n = {n}");
-        }
-    }
 
     fn mode(p: &Path) -> u32 {
         fs::metadata(p).expect("stat").permissions().mode() & 0o777

@@ -35,13 +35,6 @@ fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> St
     }
 }
 
-/// What one entry of the sessions directory held.
-enum Entry {
-    Record(Box<SessionRecord>),
-    Newer(LoadProblem),
-    Problem(LoadProblem),
-}
-
 /// What a record file turned out to be.
 enum Parsed {
     Record(Box<SessionRecord>),
@@ -125,34 +118,6 @@ impl FsStore {
         })?;
         bytes.push(b'\n');
         Ok((path, bytes))
-    }
-
-    /// What the directory entry `name` holds: a record, a record of a newer schema, a problem
-    /// (the file is then quarantined), or nothing of ours (`None`; a writer's temp file is
-    /// removed when its writer is gone).
-    fn load_entry(&self, dir: Option<&orch_fs::Dir>, name: &str, buf: &mut Vec<u8>) -> Option<Entry> {
-        let path = self.sessions.join(name);
-        if name.contains(orch_fs::TMP_MARK) {
-            self.clean_tmp(&path, name);
-            return None;
-        }
-        // Quarantined files and anything not ours.
-        let stem = name.strip_suffix(".json")?;
-        if let Err(e) = SessionId::parse(stem) {
-            return Some(Entry::Problem(
-                self.quarantine(&path, format!("file name is not a session id: {e}")),
-            ));
-        }
-        match dir.map_or(Ok(None), |d| d.read(name, buf, false)) {
-            Ok(Some(_)) => Some(match self.parse(&path, buf, stem) {
-                Parsed::Record(r) => Entry::Record(r),
-                Parsed::Newer(v) => Entry::Newer(self.newer(&path, v)),
-                Parsed::Corrupt(reason) => Entry::Problem(self.quarantine(&path, reason)),
-            }),
-            // Removed between listing and reading: not a problem.
-            Ok(None) => None,
-            Err(e) => Some(Entry::Problem(LoadProblem::new(path, None, format!("unreadable: {e}")))),
-        }
     }
 
     /// Moves a bad file aside to `<name>.corrupt-<timestamp>`.
@@ -264,23 +229,42 @@ impl Store for FsStore {
             .map(|e| e.map(|e| e.file_name()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(io("read directory", &self.sessions))?;
-        // Each record is read by name relative to the directory (a refresh reads them all);
-        // hundreds of them by two threads (see `orch_fs::split_map`).
-        let dir = orch_fs::Dir::open(&self.sessions).map_err(io("open directory", &self.sessions))?;
-        let found = orch_fs::split_map(&names, |names| {
-            let mut buf = Vec::with_capacity(8192);
-            names
-                .iter()
-                .filter_map(|name| self.load_entry(dir.as_ref(), name.to_str()?, &mut buf))
-                .collect()
-        });
         let mut report = LoadReport::default();
-        report.records.reserve_exact(found.len());
-        for entry in found {
-            match entry {
-                Entry::Record(r) => report.records.push(*r),
-                Entry::Newer(p) => report.newer.push(p),
-                Entry::Problem(p) => report.problems.push(p),
+        report.records.reserve_exact(names.len());
+        // Each record is read by name relative to the directory (a refresh reads them all).
+        let dir = orch_fs::Dir::open(&self.sessions).map_err(io("open directory", &self.sessions))?;
+        let mut buf = Vec::with_capacity(8192);
+        for name in names {
+            let Some(name) = name.to_str() else { continue };
+            let path = self.sessions.join(name);
+            if name.contains(orch_fs::TMP_MARK) {
+                self.clean_tmp(&path, name);
+                continue;
+            }
+            let Some(stem) = name.strip_suffix(".json") else {
+                continue; // quarantined files and anything not ours
+            };
+            if let Err(e) = SessionId::parse(stem) {
+                report
+                    .problems
+                    .push(self.quarantine(&path, format!("file name is not a session id: {e}")));
+                continue;
+            }
+            let read = match &dir {
+                Some(d) => d.read(name, &mut buf, false),
+                None => Ok(None),
+            };
+            match read {
+                Ok(Some(_)) => match self.parse(&path, &buf, stem) {
+                    Parsed::Record(r) => report.records.push(*r),
+                    Parsed::Newer(v) => report.newer.push(self.newer(&path, v)),
+                    Parsed::Corrupt(reason) => report.problems.push(self.quarantine(&path, reason)),
+                },
+                // Removed between listing and reading: not a problem.
+                Ok(None) => {}
+                Err(e) => report
+                    .problems
+                    .push(LoadProblem::new(path, None, format!("unreadable: {e}"))),
             }
         }
         report

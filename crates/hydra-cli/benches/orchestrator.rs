@@ -114,10 +114,7 @@ fn main() {
             ids.push(id);
         }
     }
-    let (spawn_med, spawn_p95) = stats(spawn);
-    let (loop_med, loop_p95) = stats(loop_up);
-    let (settled_spawn_med, settled_spawn_p95) = stats(settled_spawn);
-    let (settled_loop_med, settled_loop_p95) = stats(settled_loop);
+    // The worktree spawns are killed at once; their sessions are not kept.
     let mut wt = Vec::new();
     for _ in 0..(if quick { 3 } else { 10 }) {
         let config = SessionConfig {
@@ -132,32 +129,22 @@ fn main() {
             .kill_with(&id, "bench", hydra_orchestrator::KillOptions::forced())
             .expect("kill");
     }
-    let (wt_med, wt_p95) = stats(wt);
-    println!("\nspawn(), back to back          median {spawn_med:7.2} ms   p95 {spawn_p95:7.2} ms");
-    println!("  until the loop runs          median {loop_med:7.2} ms   p95 {loop_p95:7.2} ms");
-    println!("spawn(), one at a time         median {settled_spawn_med:7.2} ms   p95 {settled_spawn_p95:7.2} ms");
-    println!("  until the loop runs          median {settled_loop_med:7.2} ms   p95 {settled_loop_p95:7.2} ms");
-    println!("spawn() with a worktree        median {wt_med:7.2} ms   p95 {wt_p95:7.2} ms");
-    json.insert(
-        "spawn_ms".into(),
-        serde_json::json!({"median": spawn_med, "p95": spawn_p95}),
-    );
-    json.insert(
-        "spawn_until_loop_runs_ms".into(),
-        serde_json::json!({"median": loop_med, "p95": loop_p95}),
-    );
-    json.insert(
-        "spawn_one_at_a_time_ms".into(),
-        serde_json::json!({"median": settled_spawn_med, "p95": settled_spawn_p95}),
-    );
-    json.insert(
-        "spawn_one_at_a_time_until_loop_runs_ms".into(),
-        serde_json::json!({"median": settled_loop_med, "p95": settled_loop_p95}),
-    );
-    json.insert(
-        "spawn_worktree_ms".into(),
-        serde_json::json!({"median": wt_med, "p95": wt_p95}),
-    );
+    let rows = [
+        ("spawn(), back to back", "spawn_ms", stats(spawn)),
+        ("  until the loop runs", "spawn_until_loop_runs_ms", stats(loop_up)),
+        ("spawn(), one at a time", "spawn_one_at_a_time_ms", stats(settled_spawn)),
+        (
+            "  until the loop runs",
+            "spawn_one_at_a_time_until_loop_runs_ms",
+            stats(settled_loop),
+        ),
+        ("spawn() with a worktree", "spawn_worktree_ms", stats(wt)),
+    ];
+    println!();
+    for (label, key, (med, p95)) in rows {
+        println!("{label:<30} median {med:7.2} ms   p95 {p95:7.2} ms");
+        json.insert(key.into(), serde_json::json!({"median": med, "p95": p95}));
+    }
     for id in ids.drain(..) {
         b.orch.kill(&id, "bench").expect("kill");
     }

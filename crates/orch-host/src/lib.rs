@@ -220,24 +220,33 @@ mod tests {
         let line = |comm: &str, state: &str, tty: u32| {
             format!("4242 ({comm}) {state} 1 4242 4242 {tty} -1 4194560 100 0 0 0 3 1 0 0 20 0 1 0 987654 1000 200 18446744073709551615")
         };
-        assert_eq!(
-            parse_stat(&line("bash", "S", 34817)),
-            Some(ProcessInfo::new(987654, false, true))
-        );
-        assert_eq!(
-            parse_stat(&line("a b) (c", "R", 34817)),
-            Some(ProcessInfo::new(987654, false, true)),
-            "spaces and parentheses in the name"
-        );
-        assert_eq!(
-            parse_stat(&line("sh", "Z", 0)),
-            Some(ProcessInfo::new(987654, true, false))
-        );
-        assert_eq!(
-            parse_stat(&line("bash", "S", 0)),
-            Some(ProcessInfo::new(987654, false, false)),
-            "no controlling terminal (a hung-up pane's program)"
-        );
+        // (command name, state, tty_nr) -> (zombie, has a terminal), each as named.
+        let cases = [
+            ("bash", "S", 34817, (false, true), "a running pane program"),
+            (
+                "a b) (c",
+                "R",
+                34817,
+                (false, true),
+                "spaces and parentheses in the name",
+            ),
+            ("sh", "Z", 0, (true, false), "a zombie"),
+            ("sh", "X", 0, (true, false), "a dead process"),
+            (
+                "bash",
+                "S",
+                0,
+                (false, false),
+                "no controlling terminal (a hung-up pane's program)",
+            ),
+        ];
+        for (comm, state, tty, (zombie, terminal), what) in cases {
+            assert_eq!(
+                parse_stat(&line(comm, state, tty)),
+                Some(ProcessInfo::new(987654, zombie, terminal)),
+                "{what}"
+            );
+        }
         assert_eq!(parse_stat("4242 (sh) S 1 2"), None, "too short");
         assert_eq!(parse_stat("garbage"), None);
     }

@@ -1,7 +1,8 @@
 //! The orchestrator benchmark: on a private tmux server with a trivial long-running agent, it
 //! measures, at N live sessions, `hydra ls --json`, `hydra status ID`, `hydra pause ID` and
 //! `hydra resume ID` as whole processes beside the floor (one bare `tmux list-panes -a` with
-//! the snapshot's format, on the same server, in the same run), `list()` and
+//! the snapshot's format, on the same server, in the same run) and the same snapshot through a
+//! control-mode client already connected (the server's own share of the floor), `list()` and
 //! `health_check()` in the library against one tmux call per session (and the longest time
 //! one of those refreshes held the store's lock); spawn latency (back to back and one at a
 //! time on a settled machine, until the loop runs, and with a worktree), peak RSS of
@@ -13,7 +14,7 @@
 
 mod common;
 
-use common::{stats, status_kib, tmux_version, BenchProject};
+use common::{stats, status_kib, tmux_version, BenchProject, ControlClient};
 use hydra_orchestrator::adapters::MailBus;
 use hydra_orchestrator::{Channel, EventBus, LifecycleEvent, SessionConfig, SessionId, Timestamp};
 use orch_mail::test_daemon::TestDaemon;
@@ -152,9 +153,10 @@ fn main() {
 
     // 2. The commands as processes, beside the floor, and the library's refresh, at each N.
     println!(
-        "\n{:>5}  {:>15}  {:>15}  {:>6}  {:>15}  {:>15}  {:>15}  {:>8}  {:>8}  {:>12}  {:>5}  {:>8}",
+        "\n{:>5}  {:>15}  {:>15}  {:>15}  {:>6}  {:>15}  {:>15}  {:>15}  {:>8}  {:>8}  {:>12}  {:>5}  {:>8}",
         "N",
         "floor med/p95",
+        "tmux -C",
         "ls --json",
         "ratio",
         "status ID",
@@ -234,6 +236,20 @@ fn main() {
             d
         });
         let hold_max = holds.iter().max().map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+        // The floor's own server-side share: the same snapshot through a client that is
+        // already connected (what a resident process holding `tmux -C` would pay), checked to
+        // list every session.
+        let control = {
+            let mut ctl = ControlClient::attach(&b.socket, &ids[0].tmux_name());
+            let snapshot = format!("list-panes -a -F '{}'", orch_tmux::SNAPSHOT_FORMAT);
+            sample(reps, || {
+                let t = Instant::now();
+                let lines = ctl.run(&snapshot);
+                let d = t.elapsed();
+                assert!(lines.len() >= n, "{} panes through tmux -C, {n} sessions", lines.len());
+                d
+            })
+        };
         // One tmux call per session: the strategy the library does not use (slow; not at 1,000).
         let per = (n <= 500).then(|| {
             let names: Vec<String> = ids.iter().map(SessionId::tmux_name).collect();
@@ -247,12 +263,15 @@ fn main() {
             .0
         });
         println!(
-            "{n:>5}  {floor_med:>6.2} / {floor_p95:>6.2}  {ls_med:>6.2} / {ls_p95:>6.2}  {ratio:>5.2}x  {status_med:>6.2} / {status_p95:>6.2}  {pause_med:>6.2} / {pause_p95:>6.2}  {resume_med:>6.2} / {resume_p95:>6.2}  {list:>8.2}  {health:>8.2}  {:>12}  {calls:>5.0}  {hold_max:>8.2}",
+            "{n:>5}  {floor_med:>6.2} / {floor_p95:>6.2}  {:>6.2} / {:>6.2}  {ls_med:>6.2} / {ls_p95:>6.2}  {ratio:>5.2}x  {status_med:>6.2} / {status_p95:>6.2}  {pause_med:>6.2} / {pause_p95:>6.2}  {resume_med:>6.2} / {resume_p95:>6.2}  {list:>8.2}  {health:>8.2}  {:>12}  {calls:>5.0}  {hold_max:>8.2}",
+            control.0,
+            control.1,
             per.map_or("-".to_owned(), |p| format!("{p:.1}"))
         );
         rows.push(serde_json::json!({
             "n": n,
             "floor_tmux_list_panes_ms": {"median": floor_med, "p95": floor_p95},
+            "snapshot_through_control_mode_client_ms": {"median": control.0, "p95": control.1},
             "hydra_ls_json_ms": {"median": ls_med, "p95": ls_p95},
             "ls_to_floor_ratio": ratio,
             "hydra_status_ms": {"median": status_med, "p95": status_p95},

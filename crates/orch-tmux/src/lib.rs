@@ -6,9 +6,12 @@
 //! pure function; targets are always exact (`=name`), so `hydralph-ab` never hits
 //! `hydralph-abc`. A [`TmuxConfig`] picks the server (`-L`/`-S`), so tests and embedders can
 //! isolate one. Every session carries its project's tag in a user option read back in that
-//! same call, so a project only ever sees its own sessions.
+//! same call, so a project only ever sees its own sessions. A long-lived process can have its
+//! snapshots go through one persistent control-mode client instead of a tmux process each
+//! ([`TmuxConfig::control_tag`]).
 
 mod command;
+mod control;
 mod exits;
 mod parse;
 mod tmux;

@@ -1,6 +1,7 @@
 //! [`Tmux`], the [`Multiplexer`] adapter, and its configuration.
 
 use crate::command::{run, tmux_argv};
+use crate::control::{ControlClient, ControlError};
 use crate::parse::{parse_snapshot, SNAPSHOT_FORMAT, TAG_OPTION};
 use crate::watch::{TmuxWatch, WAKE_COMMAND};
 use orch_core::{AttachCommand, Multiplexer, MuxError, MuxServer, MuxSnapshot, MuxWatch, PaneInfo, SpawnSpec};
@@ -21,6 +22,11 @@ pub struct TmuxConfig {
     /// Whether the process runs inside a tmux client (`$TMUX` set): attach then switches the
     /// client instead of nesting one. The caller reads the environment, not this adapter.
     pub inside_tmux: bool,
+    /// A project tag: snapshots then go through one persistent control-mode client (`tmux -C`)
+    /// attached read-only to a live session carrying this tag, instead of a tmux process each
+    /// (about half the server's cost). For long-lived processes (a monitor, a dashboard, an
+    /// embedder); `None` (the default) keeps no client.
+    pub control_tag: Option<String>,
 }
 
 impl Default for TmuxConfig {
@@ -30,6 +36,7 @@ impl Default for TmuxConfig {
             server: MuxServer::Default,
             history_limit: 2000,
             inside_tmux: false,
+            control_tag: None,
         }
     }
 }
@@ -52,11 +59,16 @@ impl TmuxConfig {
     }
 }
 
-/// The tmux adapter. Cheap to share; it holds no connection.
+/// The tmux adapter. Cheap to share; it holds no connection, unless its configuration asks for
+/// a control-mode client ([`TmuxConfig::control_tag`]), which it ends when dropped.
 #[derive(Debug, Default)]
 pub struct Tmux {
     config: TmuxConfig,
     calls: AtomicU64,
+    /// Commands run through the control-mode client.
+    control_calls: AtomicU64,
+    /// The control-mode client, once attached (with a `control_tag` only).
+    control: std::sync::Mutex<Option<ControlClient>>,
     /// The panes' processes the latest snapshot saw, which this adapter's watches wait on
     /// (`None` until a snapshot is taken).
     panes: crate::watch::SeenPanes,
@@ -78,6 +90,8 @@ impl Tmux {
         Tmux {
             config,
             calls: AtomicU64::new(0),
+            control_calls: AtomicU64::new(0),
+            control: std::sync::Mutex::default(),
             panes: crate::watch::SeenPanes::default(),
             nudged: std::sync::Mutex::default(),
         }
@@ -91,6 +105,55 @@ impl Tmux {
     /// How many tmux processes this adapter has run (for benchmarks and call-count tests).
     pub fn calls(&self) -> u64 {
         self.calls.load(Ordering::Relaxed)
+    }
+
+    /// How many commands this adapter has run through its control-mode client.
+    pub fn control_calls(&self) -> u64 {
+        self.control_calls.load(Ordering::Relaxed)
+    }
+
+    /// Every pane of the server: through the control-mode client when one is attached, else
+    /// through a tmux process. A client that is gone (its session ended) or does not answer is
+    /// dropped; one that tmux answers with an error is kept, and a process asks instead.
+    fn list_all(&self) -> Result<MuxSnapshot, MuxError> {
+        if self.config.control_tag.is_some() {
+            let mut control = crate::watch::lock(&self.control);
+            if let Some(client) = control.as_mut() {
+                match client.run(&control_snapshot_command()) {
+                    Ok(lines) => {
+                        self.control_calls.fetch_add(1, Ordering::Relaxed);
+                        return Ok(parse_snapshot(&lines.join("\n")));
+                    }
+                    Err(ControlError::Refused) => {}
+                    Err(ControlError::Lost) => *control = None,
+                }
+            }
+        }
+        match self.run("list-panes", &["list-panes", "-a", "-F", SNAPSHOT_FORMAT]) {
+            Ok(out) => Ok(parse_snapshot(&String::from_utf8_lossy(&out.stdout))),
+            Err(MuxError::NoServer { .. }) => Ok(MuxSnapshot::default()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// With a control tag and no client yet: attaches one to the session of a live pane that
+    /// `snapshot` shows carrying the tag (none there: the next snapshot tries again).
+    fn keep_control(&self, snapshot: &MuxSnapshot) {
+        let Some(tag) = &self.config.control_tag else { return };
+        let mut control = crate::watch::lock(&self.control);
+        if control.is_some() {
+            return;
+        }
+        let live = snapshot
+            .sessions()
+            .iter()
+            .filter(|p| !p.dead && p.tag.as_deref() == Some(tag.as_str()));
+        for pane in live {
+            if let Some(client) = ControlClient::attach(&self.config, &pane.session) {
+                *control = Some(client);
+                return;
+            }
+        }
     }
 
     /// `first`, or, when it shows a dead pane without the way its program ended, `list`'s
@@ -167,6 +230,8 @@ impl Tmux {
             });
         }
         let socket = self.socket_path();
+        // Its client would only notice the server's end at its next command.
+        *crate::watch::lock(&self.control) = None;
         match self.run("kill-server", &["kill-server"]) {
             Ok(_) | Err(MuxError::NoServer { .. }) => {}
             Err(e) => return Err(e),
@@ -196,6 +261,12 @@ impl Tmux {
             Err(e) => Err(e),
         }
     }
+}
+
+/// The snapshot as a command line for the control-mode client: the format quoted for tmux's
+/// parser (it holds no quote or newline; a test checks).
+fn control_snapshot_command() -> String {
+    format!("list-panes -a -F '{SNAPSHOT_FORMAT}'")
 }
 
 /// Splits `text` into chunks of at most `max` bytes on character boundaries.
@@ -280,13 +351,10 @@ impl Multiplexer for Tmux {
     }
 
     fn snapshot(&self) -> Result<MuxSnapshot, MuxError> {
-        let list = || match self.run("list-panes", &["list-panes", "-a", "-F", SNAPSHOT_FORMAT]) {
-            Ok(out) => Ok(parse_snapshot(&String::from_utf8_lossy(&out.stdout))),
-            Err(MuxError::NoServer { .. }) => Ok(MuxSnapshot::default()),
-            Err(e) => Err(e),
-        };
+        let list = || self.list_all();
         let snapshot = self.settled(list()?, list)?;
         self.panes.remember(&snapshot);
+        self.keep_control(&snapshot);
         Ok(snapshot)
     }
 
@@ -358,6 +426,11 @@ impl Multiplexer for Tmux {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_snapshot_format_can_be_quoted_for_the_control_client() {
+        assert!(!SNAPSHOT_FORMAT.contains(['\'', '\n']));
+    }
 
     #[test]
     fn chunks_respect_char_boundaries() {

@@ -504,3 +504,113 @@ fn every_pane_killed_with_sigkill_wakes_the_watch() {
         });
     }
 }
+
+/// The tag `spec` gives every session.
+const TAG: &str = "0123456789abcdef";
+
+/// An adapter on `srv`'s server that keeps a control-mode client for sessions tagged `tag`.
+fn control_adapter(srv: &Server, tag: &str) -> Tmux {
+    Tmux::new(TmuxConfig {
+        control_tag: Some(tag.to_owned()),
+        ..TmuxConfig::with_socket_name(srv.name())
+    })
+}
+
+/// How many control-mode clients the server has.
+fn control_clients(srv: &Server) -> usize {
+    let out = std::process::Command::new("tmux")
+        .args(["-L", srv.name(), "list-clients", "-F", "#{client_control_mode}"])
+        .output()
+        .expect("list-clients");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| *l == "1")
+        .count()
+}
+
+#[test]
+fn snapshots_go_through_the_control_client_and_match_a_process() {
+    let srv = Server::new();
+    let tmux = control_adapter(&srv, TAG);
+    srv.spawn("hydralph-a", &["sleep", "30"]);
+    srv.spawn("hydralph-b", &["sleep", "30"]);
+    srv.spawn("hydralph-done", &["sh", "-c", "exit 3"]);
+    wait_for("the dead pane's status", || {
+        let snap = tmux.snapshot().ok()?;
+        snap.get("hydralph-done")
+            .filter(|p| p.dead && p.exit_status.is_some())
+            .map(|_| ())
+    });
+    assert_eq!(control_clients(&srv), 1, "the first snapshot attached one client");
+    let (calls, through) = (tmux.calls(), tmux.control_calls());
+    let snap = tmux.snapshot().expect("snapshot");
+    assert_eq!(tmux.calls(), calls, "no tmux process");
+    assert_eq!(tmux.control_calls(), through + 1);
+    assert_eq!(snap.sessions().len(), 3);
+    assert_eq!(snap.get("hydralph-done").and_then(|p| p.exit_status), Some(3));
+    // The same answer as a tmux process gives (the plain adapter of the test server).
+    assert_eq!(snap, srv.tmux.snapshot().expect("snapshot"));
+    assert_eq!(control_clients(&srv), 1, "one client, kept");
+}
+
+#[test]
+fn the_control_client_moves_on_when_its_session_ends() {
+    let srv = Server::new();
+    let tmux = control_adapter(&srv, TAG);
+    srv.spawn("hydralph-a", &["sleep", "30"]);
+    srv.spawn("hydralph-b", &["sleep", "30"]);
+    tmux.snapshot().expect("snapshot");
+    assert_eq!(control_clients(&srv), 1);
+    for name in ["hydralph-a", "hydralph-b"] {
+        // Whichever session the client is attached to, the snapshot stays right.
+        srv.tmux.kill(name).expect("kill");
+        let snap = tmux.snapshot().expect("snapshot after a session ended");
+        assert!(snap.get(name).is_none(), "{name} is gone");
+    }
+    srv.spawn("hydralph-c", &["sleep", "30"]);
+    let snap = tmux.snapshot().expect("snapshot");
+    assert_eq!(snap.sessions().len(), 1);
+    wait_for("a client attached to the one session left", || {
+        (control_clients(&srv) == 1).then_some(())
+    });
+    let calls = tmux.calls();
+    assert!(tmux.snapshot().expect("snapshot").get("hydralph-c").is_some());
+    assert_eq!(tmux.calls(), calls, "through the client again");
+    tmux.kill_server().expect("kill server");
+    assert!(tmux.snapshot().expect("no server is no sessions").sessions().is_empty());
+}
+
+#[test]
+fn no_client_is_kept_without_a_live_session_of_the_project() {
+    let srv = Server::new();
+    let tmux = control_adapter(&srv, "another-project");
+    srv.spawn("hydralph-theirs", &["sleep", "30"]);
+    let mut plain = spec("hydralph-plain", &["sleep", "30"], srv.dir.path());
+    plain.tag = None;
+    srv.tmux.create(&plain).expect("create");
+    for _ in 0..2 {
+        let calls = tmux.calls();
+        assert_eq!(tmux.snapshot().expect("snapshot").sessions().len(), 2);
+        assert_eq!(tmux.calls(), calls + 1, "a tmux process each time");
+    }
+    assert_eq!(control_clients(&srv), 0);
+}
+
+#[test]
+fn dropping_the_adapter_ends_its_client() {
+    let srv = Server::new();
+    srv.spawn("hydralph-a", &["sleep", "30"]);
+    let first = control_adapter(&srv, TAG);
+    first.snapshot().expect("snapshot");
+    {
+        let second = control_adapter(&srv, TAG);
+        second.snapshot().expect("snapshot");
+        assert_eq!(control_clients(&srv), 2);
+    }
+    wait_for("the dropped adapter's client to leave", || {
+        (control_clients(&srv) == 1).then_some(())
+    });
+    let calls = first.calls();
+    assert_eq!(first.snapshot().expect("snapshot").sessions().len(), 1);
+    assert_eq!(first.calls(), calls, "the other adapter's client still answers");
+}

@@ -286,3 +286,51 @@ fn the_config_says_where_each_value_comes_from() {
     assert!(ok(&p, &["config"]).contains("hydra.toml: trusted"));
     let _ = p.tmux().snapshot();
 }
+
+/// The server's control-mode clients: `readonly session` of each.
+fn control_clients(p: &Project) -> Vec<String> {
+    let out = std::process::Command::new("tmux")
+        .args(["-L", &p.socket, "list-clients", "-F"])
+        .arg("#{client_control_mode} #{client_readonly} #{session_name}")
+        .output()
+        .expect("list-clients");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("1 ").map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn the_monitor_looks_through_one_read_only_control_client_and_ends_it() {
+    let p = Project::new();
+    let agent = p.agent("sleeper.sh", "cat > /dev/null; exec sleep 600");
+    let a = spawn(&p, &agent);
+    let b = spawn(&p, &agent);
+    ok(&p, &["ls"]);
+    assert!(control_clients(&p).is_empty(), "a one-shot command keeps no client");
+    let monitor = Running::start(&p, &["monitor"]);
+    monitor.wait_line("a seen running", |l| l.contains(&a) && l.contains("running"));
+    let client = wait_for(20, "the monitor's control client", || control_clients(&p).pop());
+    let sessions = [format!("hydralph-{a}"), format!("hydralph-{b}")];
+    assert!(
+        sessions.iter().any(|s| client == format!("1 {s}")),
+        "read-only, on a session of the project: {client}"
+    );
+    assert_eq!(control_clients(&p).len(), 1);
+    // The session it is attached to ends: the monitor still tells, through a new client.
+    let attached = client.trim_start_matches("1 hydralph-").to_owned();
+    let other = if attached == a { &b } else { &a };
+    p.tmux().kill(&format!("hydralph-{attached}")).expect("kill by hand");
+    monitor.wait_line("the attached session failed", |l| {
+        l.contains(&attached) && l.contains("failed")
+    });
+    ok(&p, &["pause", other, "--now"]);
+    monitor.wait_line("the other paused", |l| {
+        l.contains(other.as_str()) && l.contains("paused")
+    });
+    let (_, err) = monitor.stop();
+    assert!(!err.contains("error"), "{err}");
+    wait_for(20, "no client left behind", || {
+        control_clients(&p).is_empty().then_some(())
+    });
+}

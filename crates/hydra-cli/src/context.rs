@@ -64,13 +64,25 @@ impl Ctx {
     ///
     /// Errors: not a project, an invalid `hydra.toml`, an unusable project directory.
     pub fn open(g: &Global) -> Result<Ctx> {
+        Ctx::open_with(g, false)
+    }
+
+    /// [`open`](Self::open) for a command that runs until stopped and looks again and again
+    /// (`monitor`, `top`, `ls --watch`): its snapshots go through one control-mode tmux
+    /// client instead of a tmux process each.
+    pub fn open_long_lived(g: &Global) -> Result<Ctx> {
+        Ctx::open_with(g, true)
+    }
+
+    fn open_with(g: &Global, long_lived: bool) -> Result<Ctx> {
         let root = project_root(g)?;
         let settings = Settings::load(&root)?;
         let mut b = Builder::from_env()
             .project(&root)
             .with_mail()
             .policy(HealthPolicy::default().with_stuck_after(settings.stuck_after(None).value))
-            .reconcile(false);
+            .reconcile(false)
+            .tmux_control_client(long_lived);
         if let Some(s) = &g.tmux_socket {
             b = b.tmux_socket(s.clone());
         }

@@ -446,7 +446,7 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Command::Config => show_config::run(&Ctx::open(&g)?),
         Command::Agents => agents::run(&g),
-        Command::Top => top::run(&Ctx::open(&g)?),
+        Command::Top => top::run(&Ctx::open_long_lived(&g)?),
         Command::Diff { id, patch } => {
             let ctx = Ctx::open(&g)?;
             let id = ctx.id(&id)?;
@@ -474,6 +474,7 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(ctx.outcome(&text, ok))
         }
         Command::Spawn(args) => spawn(&Ctx::open(&g)?, *args),
+        Command::Ls(args) if args.watch => ls(&Ctx::open_long_lived(&g)?, &args),
         Command::Ls(args) => ls(&Ctx::open(&g)?, &args),
         Command::Status { id } => {
             let ctx = Ctx::open(&g)?;
@@ -585,7 +586,11 @@ fn run(cli: Cli) -> Result<i32> {
             if args.stop {
                 return monitor::stop(&context::project_root(&g)?);
             }
-            let ctx = Ctx::open(&g)?;
+            let ctx = if args.once || args.detach {
+                Ctx::open(&g)?
+            } else {
+                Ctx::open_long_lived(&g)?
+            };
             if args.once {
                 monitor::once(&ctx)
             } else if args.detach {

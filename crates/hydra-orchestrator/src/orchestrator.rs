@@ -145,6 +145,7 @@ pub struct Builder {
     mux_factory: Option<MuxFactory>,
     tmux_socket: Option<String>,
     inside_tmux: bool,
+    tmux_control: bool,
     store: Option<Arc<dyn Store>>,
     bus: Option<Arc<dyn EventBus>>,
     mail: bool,
@@ -207,6 +208,15 @@ impl Builder {
     /// Whether this process runs inside a tmux client (then `attach` switches the client).
     pub fn inside_tmux(mut self, yes: bool) -> Self {
         self.inside_tmux = yes;
+        self
+    }
+    /// Whether the tmux adapter keeps one control-mode client (`tmux -C`, attached read-only
+    /// to a live session of this project) and takes its snapshots through it, at about half
+    /// the tmux server's cost of a tmux process each (see
+    /// [`TmuxConfig::control_tag`](crate::adapters::TmuxConfig::control_tag)). For long-lived
+    /// processes that refresh often (a monitor, a dashboard, an embedder); off by default.
+    pub fn tmux_control_client(mut self, yes: bool) -> Self {
+        self.tmux_control = yes;
         self
     }
     /// Use this store instead of the file store.
@@ -294,6 +304,11 @@ impl Builder {
                 "use a tmux socket with a custom multiplexer; configure the multiplexer itself".into(),
             ));
         }
+        if self.mux.is_some() && self.tmux_control {
+            return Err(Error::Builder(
+                "use a tmux control client with a custom multiplexer; configure the multiplexer itself".into(),
+            ));
+        }
         if self.bus.is_some() && self.mail {
             return Err(Error::Builder(
                 "connect to hydra-mail with a custom bus; pass one or the other".into(),
@@ -328,7 +343,12 @@ impl Builder {
                     };
                     Arc::new(orch_tmux::Tmux::new(config))
                 };
-                let primary = make(&server);
+                // The control client serves this project's own server only.
+                let primary: Arc<dyn Multiplexer> = Arc::new(orch_tmux::Tmux::new(orch_tmux::TmuxConfig {
+                    inside_tmux,
+                    control_tag: self.tmux_control.then(|| orch_core::project_tag(&project)),
+                    ..orch_tmux::TmuxConfig::for_server(server.clone())
+                }));
                 let factory: MuxFactory = self
                     .mux_factory
                     .unwrap_or_else(|| Arc::new(move |s: &MuxServer| Some(make(s))));

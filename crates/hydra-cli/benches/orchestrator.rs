@@ -153,7 +153,7 @@ fn main() {
 
     // 2. The commands as processes, beside the floor, and the library's refresh, at each N.
     println!(
-        "\n{:>5}  {:>15}  {:>15}  {:>15}  {:>6}  {:>15}  {:>15}  {:>15}  {:>8}  {:>8}  {:>12}  {:>5}  {:>8}",
+        "\n{:>5}  {:>15}  {:>15}  {:>15}  {:>6}  {:>15}  {:>15}  {:>15}  {:>8}  {:>8}  {:>8}  {:>12}  {:>5}  {:>8}",
         "N",
         "floor med/p95",
         "tmux -C",
@@ -163,6 +163,7 @@ fn main() {
         "pause ID",
         "resume ID",
         "list()",
+        "list() -C",
         "health",
         "per-session",
         "calls",
@@ -236,6 +237,18 @@ fn main() {
             d
         });
         let hold_max = holds.iter().max().map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+        // The same refresh in a long-lived process: snapshots through a control-mode client
+        // (attached by the first, untimed refresh).
+        let list_control = {
+            let orch = b.control_orchestrator();
+            assert_eq!(orch.list().len(), n);
+            sample(lib_reps, || {
+                let t = Instant::now();
+                assert_eq!(orch.list().len(), n);
+                t.elapsed()
+            })
+            .0
+        };
         // The floor's own server-side share: the same snapshot through a client that is
         // already connected (what a resident process holding `tmux -C` would pay), checked to
         // list every session.
@@ -263,7 +276,7 @@ fn main() {
             .0
         });
         println!(
-            "{n:>5}  {floor_med:>6.2} / {floor_p95:>6.2}  {:>6.2} / {:>6.2}  {ls_med:>6.2} / {ls_p95:>6.2}  {ratio:>5.2}x  {status_med:>6.2} / {status_p95:>6.2}  {pause_med:>6.2} / {pause_p95:>6.2}  {resume_med:>6.2} / {resume_p95:>6.2}  {list:>8.2}  {health:>8.2}  {:>12}  {calls:>5.0}  {hold_max:>8.2}",
+            "{n:>5}  {floor_med:>6.2} / {floor_p95:>6.2}  {:>6.2} / {:>6.2}  {ls_med:>6.2} / {ls_p95:>6.2}  {ratio:>5.2}x  {status_med:>6.2} / {status_p95:>6.2}  {pause_med:>6.2} / {pause_p95:>6.2}  {resume_med:>6.2} / {resume_p95:>6.2}  {list:>8.2}  {list_control:>8.2}  {health:>8.2}  {:>12}  {calls:>5.0}  {hold_max:>8.2}",
             control.0,
             control.1,
             per.map_or("-".to_owned(), |p| format!("{p:.1}"))
@@ -277,7 +290,7 @@ fn main() {
             "hydra_status_ms": {"median": status_med, "p95": status_p95},
             "hydra_pause_ms": {"median": pause_med, "p95": pause_p95},
             "hydra_resume_ms": {"median": resume_med, "p95": resume_p95},
-            "list_ms": list, "health_check_ms": health,
+            "list_ms": list, "list_through_control_client_ms": list_control, "health_check_ms": health,
             "per_session_strategy_ms": per,
             "tmux_calls_per_list": calls,
             "longest_lock_hold_of_a_refresh_ms": hold_max,

@@ -143,6 +143,20 @@ impl BenchProject {
         }
     }
 
+    /// A second orchestrator on the same project and server whose tmux adapter takes its
+    /// snapshots through a control-mode client (as a long-lived process's does).
+    pub fn control_orchestrator(&self) -> Orchestrator {
+        let tmux = Tmux::new(TmuxConfig {
+            control_tag: Some(self.orch.project_tag().to_owned()),
+            ..TmuxConfig::with_socket_name(&self.socket)
+        });
+        hydra_orchestrator::Builder::from_env()
+            .project(&self.root)
+            .multiplexer(Arc::new(tmux))
+            .build()
+            .expect("orchestrator")
+    }
+
     /// A PRD of its own for one session (sessions of one PRD split its stories).
     pub fn prd(&self) -> PathBuf {
         use std::sync::atomic::{AtomicUsize, Ordering};

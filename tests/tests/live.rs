@@ -334,3 +334,110 @@ fn the_monitor_looks_through_one_read_only_control_client_and_ends_it() {
         control_clients(&p).is_empty().then_some(())
     });
 }
+
+/// `hydra ls --json -v` with `env`: its sessions (without their age, which moves) and stderr.
+fn ls_json(p: &Project, env: &[(&str, &str)]) -> (Vec<serde_json::Value>, String) {
+    let mut cmd = p.hydra_cmd(HYDRA, &["ls", "--json", "-v"]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("hydra ls");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    let mut list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("ls --json");
+    for s in &mut list {
+        s.as_object_mut().expect("an object").remove("age_secs");
+    }
+    (list, err)
+}
+
+#[test]
+fn ls_is_answered_by_the_running_monitor_with_a_new_look() {
+    let p = Project::new();
+    let agent = p.agent("sleeper.sh", "cat > /dev/null; exec sleep 600");
+    let a = spawn(&p, &agent);
+    let b = spawn(&p, &agent);
+    let socket = p.root.join(".hydra/orchestrator/monitor.sock");
+    let monitor = Running::start(&p, &["monitor"]);
+    monitor.wait_line("a seen running", |l| l.contains(&a) && l.contains("running"));
+    wait_for(20, "the monitor's socket", || socket.exists().then_some(()));
+    let pid = monitor.child.id();
+    let (served, err) = ls_json(&p, &[]);
+    assert!(
+        err.contains(&format!("answered by the project's monitor (pid {pid})")),
+        "{err}"
+    );
+    let (local, err) = ls_json(&p, &[("HYDRA_NO_MONITOR", "1")]);
+    assert!(!err.contains("answered by"), "{err}");
+    assert_eq!(served, local, "the monitor's answer is what ls finds itself");
+    assert_eq!(served.len(), 2);
+    // A change made by another process is in the next answer: each answer is a new look.
+    ok(&p, &["pause", &a, "--now"]);
+    let (served, err) = ls_json(&p, &[]);
+    assert!(err.contains("answered by the project's monitor"), "{err}");
+    let state = |id: &str| {
+        served
+            .iter()
+            .find(|s| s["id"] == id)
+            .map(|s| s["state"].as_str().unwrap_or_default().to_owned())
+    };
+    assert_eq!(state(&a).as_deref(), Some("paused"));
+    assert_eq!(state(&b).as_deref(), Some("running"));
+    // The text form comes from the same answer.
+    let text = ok(&p, &["ls"]);
+    assert!(text.contains(&a) && text.contains(&b), "{text}");
+    let (_, err) = monitor.stop();
+    assert!(!err.contains("cannot ask"), "{err}");
+    assert!(!socket.exists(), "the socket goes with the monitor");
+}
+
+#[test]
+fn ls_looks_itself_when_no_monitor_can_answer() {
+    use std::io::{BufRead, Write};
+    use std::os::unix::net::UnixListener;
+    let p = Project::new();
+    let agent = p.agent("sleeper.sh", "cat > /dev/null; exec sleep 600");
+    let a = spawn(&p, &agent);
+    let socket = p.root.join(".hydra/orchestrator/monitor.sock");
+    let listed = |list: &[serde_json::Value]| list.len() == 1 && list[0]["id"] == a.as_str();
+    // A socket nobody listens on (what a monitor killed with SIGKILL leaves).
+    drop(UnixListener::bind(&socket).expect("bind"));
+    let (list, err) = ls_json(&p, &[]);
+    assert!(listed(&list) && !err.contains("answered by"), "{err}");
+    std::fs::remove_file(&socket).expect("rm");
+    // Something that answers what is not an answer.
+    let listener = UnixListener::bind(&socket).expect("bind");
+    let server = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().expect("accept");
+        let mut line = String::new();
+        std::io::BufReader::new(&conn).read_line(&mut line).expect("request");
+        (&conn).write_all(b"not an answer\n").expect("reply");
+        line
+    });
+    let (list, err) = ls_json(&p, &[]);
+    let request = server.join().expect("the fake monitor");
+    assert!(request.contains("\"protocol\":1"), "{request}");
+    assert!(listed(&list), "{list:?}");
+    assert!(err.contains("no answer from the project's monitor"), "{err}");
+    std::fs::remove_file(&socket).expect("rm");
+    // A real monitor refuses a look at another tmux server than its own.
+    let monitor = Running::start(&p, &["monitor"]);
+    monitor.wait_line("a seen running", |l| l.contains(&a) && l.contains("running"));
+    wait_for(20, "the monitor's socket", || socket.exists().then_some(()));
+    let out = std::process::Command::new(HYDRA)
+        .args(["ls", "--json", "-v", "--project"])
+        .arg(&p.root)
+        .args(["--tmux-socket", "hydra-e2e-another-server"])
+        .env_remove("HYDRA_TMUX_SOCKET")
+        .env_remove("HYDRA_TRUST_ALL")
+        .env("XDG_STATE_HOME", p.dir.path().join("state"))
+        .output()
+        .expect("hydra ls");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("did not answer (this monitor watches tmux server -L"),
+        "{err}"
+    );
+    let _ = monitor.stop();
+}

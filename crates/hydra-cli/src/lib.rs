@@ -18,6 +18,7 @@ mod notify;
 mod output;
 mod report;
 mod review;
+mod served;
 mod settings;
 mod show_config;
 pub mod top;
@@ -832,12 +833,20 @@ fn ls(ctx: &Ctx, args: &LsArgs) -> Result<i32> {
         }
         return Ok(0);
     }
-    let statuses = ctx.orch.refresh()?;
-    let orphans = ctx.orch.last_orphans();
-    for name in &orphans.tmux_sessions {
+    // The project's monitor looks when it runs (cheaper: its tmux client is connected and its
+    // process started); else this process does.
+    let (statuses, orphans, untagged, served_notices) = match served::ask(&ctx.root, &ctx.orch) {
+        Some(a) => (a.statuses, a.orphans, a.untagged, a.notices),
+        None => {
+            let statuses = ctx.orch.refresh()?;
+            let o = ctx.orch.last_orphans();
+            (statuses, o.tmux_sessions, o.untagged_sessions, Vec::new())
+        }
+    };
+    for name in &orphans {
         eprintln!("hydra: tmux session {name} is this project's but has no record; `hydra prune` ends it");
     }
-    for name in &orphans.untagged_sessions {
+    for name in &untagged {
         eprintln!("hydra: tmux session {name} is not tagged as this project's (another tool's?); `hydra prune --force` ends it");
     }
     if ctx.g.json {
@@ -862,6 +871,9 @@ fn ls(ctx: &Ctx, args: &LsArgs) -> Result<i32> {
         write_stdout(ls_text(statuses, args, ctx.color, &ctx.root).as_bytes())?;
     }
     let _ = ctx.orch.flush_events(Duration::from_secs(1));
+    for n in served_notices {
+        eprintln!("hydra: {n}");
+    }
     ctx.notices(false);
     Ok(0)
 }

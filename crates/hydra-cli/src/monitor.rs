@@ -18,6 +18,8 @@ pub struct Files {
     pub pid: PathBuf,
     pub log: PathBuf,
     pub cursor: PathBuf,
+    /// Where it answers `hydra ls` (see `served`).
+    pub socket: PathBuf,
 }
 
 impl Files {
@@ -28,6 +30,7 @@ impl Files {
             pid: dir.join("monitor.pid"),
             log: dir.join("monitor.log"),
             cursor: dir.join("monitor.seen"),
+            socket: crate::served::socket_path(root),
         }
     }
 }
@@ -238,6 +241,17 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
     ctx.notices(true);
     let notifier = Notifier::start(notify, ctx.root.clone());
     follow_pulses(Arc::clone(&ctx.orch));
+    // `hydra ls` asks this monitor to look; without the socket it looks itself.
+    let serving = match crate::served::serve(Arc::clone(&ctx.orch), &files.socket) {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!(
+                "hydra: `hydra ls` cannot ask this monitor ({}: {e}); it looks itself",
+                files.socket.display()
+            );
+            false
+        }
+    };
     let mut watcher = ctx.orch.watch(WatchOptions {
         tick: ctx.settings.monitor_tick().value,
         cursor: Some(files.cursor.clone()),
@@ -296,6 +310,9 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
     watcher.stop();
     notifier.finish();
     let _ = ctx.orch.flush_events(Duration::from_secs(1));
+    if serving {
+        let _ = std::fs::remove_file(&files.socket);
+    }
     let _ = std::fs::remove_file(&files.pid);
     Ok(code)
 }

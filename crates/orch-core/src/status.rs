@@ -8,8 +8,9 @@ use crate::time::Timestamp;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// A session as shown to users.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A session as shown to users. Serializable, so a process that looked (a monitor) can hand
+/// its look to another that shows it (`hydra ls`); the form is private to one hydra build.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct SessionStatus {
     /// The session's id.

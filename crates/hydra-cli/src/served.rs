@@ -1,0 +1,166 @@
+//! `hydra ls` answered by the project's running monitor. The monitor runs the refresh itself
+//! (the same one transaction under the store's lock, its snapshot through its control-mode
+//! tmux client) and sends the statuses back over a Unix socket beside its lock
+//! (`.hydra/orchestrator/monitor.sock`, in the project's private directory); `ls` shows them as
+//! if it had looked itself. Nothing is answered from memory: every answer is a new look.
+//!
+//! `ls` looks itself when no monitor listens, when the monitor is another hydra build or
+//! watches another tmux server, when its answer does not come within [`ANSWER_WITHIN`] or does
+//! not parse, and always with `HYDRA_NO_MONITOR=1`.
+
+use hydra_orchestrator::{NoticeKind, Orchestrator, SessionStatus};
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The form of requests and answers; a monitor of another form or build refuses.
+const PROTOCOL: u32 = 1;
+
+/// This build: the statuses' form is private to it.
+const BUILD: &str = env!("CARGO_PKG_VERSION");
+
+/// How long `ls` waits for the monitor's answer before it looks itself.
+pub const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+
+/// The largest request the monitor reads.
+const MAX_REQUEST: u64 = 64 * 1024;
+
+/// What `ls` asks.
+#[derive(Debug, Serialize, Deserialize)]
+struct Request {
+    protocol: u32,
+    hydra: String,
+    /// The tmux server `ls` would look at (its `Display`).
+    server: String,
+}
+
+/// The monitor's look, as `ls` shows it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Answer {
+    /// Every session's status, refreshed.
+    pub statuses: Vec<SessionStatus>,
+    /// This project's tmux sessions without a record.
+    pub orphans: Vec<String>,
+    /// `hydralph-*` tmux sessions without a tag or a record.
+    pub untagged: Vec<String>,
+    /// What the look noticed (a record moved aside, a read-only project).
+    pub notices: Vec<String>,
+    /// The monitor's pid.
+    pub monitor: u32,
+}
+
+/// The monitor's reply.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Reply {
+    Answer(Answer),
+    Refused(String),
+}
+
+/// The socket of the monitor of the project at `root`.
+pub fn socket_path(root: &Path) -> PathBuf {
+    root.join(".hydra").join("orchestrator").join("monitor.sock")
+}
+
+/// Listens on `path` and answers each request with a look of `orch`, one at a time, on a
+/// thread of its own, for as long as the process runs. A socket left at `path` is replaced
+/// (the caller holds the monitor's lock, so no other monitor listens there).
+///
+/// Errors: the socket cannot be made (a path longer than a socket's, about 100 bytes).
+pub fn serve(orch: Arc<Orchestrator>, path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::remove_file(path);
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    std::thread::Builder::new().name("hydra-serve".into()).spawn(move || {
+        for conn in listener.incoming().map_while(Result::ok) {
+            let _ = answer(&orch, &conn);
+        }
+    })?;
+    Ok(())
+}
+
+/// Reads one request from `conn` and writes the reply.
+fn answer(orch: &Orchestrator, conn: &UnixStream) -> std::io::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(2)))?;
+    conn.set_write_timeout(Some(ANSWER_WITHIN))?;
+    let mut line = String::new();
+    BufReader::new(conn.take(MAX_REQUEST)).read_line(&mut line)?;
+    let reply = match serde_json::from_str::<Request>(&line) {
+        Err(e) => Reply::Refused(format!("not a request: {e}")),
+        Ok(r) if r.protocol != PROTOCOL || r.hydra != BUILD => {
+            Reply::Refused(format!("this monitor is hydra {BUILD}, protocol {PROTOCOL}"))
+        }
+        Ok(r) if r.server != orch.server().to_string() => {
+            Reply::Refused(format!("this monitor watches {}", orch.server()))
+        }
+        Ok(_) => match orch.refresh() {
+            Ok(statuses) => {
+                let orphans = orch.last_orphans();
+                Reply::Answer(Answer {
+                    statuses,
+                    orphans: orphans.tmux_sessions,
+                    untagged: orphans.untagged_sessions,
+                    // Events the monitor could not deliver are its own log's concern.
+                    notices: orch
+                        .take_notices()
+                        .into_iter()
+                        .filter(|n| n.kind != NoticeKind::EventsNotDelivered)
+                        .map(|n| n.to_string())
+                        .collect(),
+                    monitor: std::process::id(),
+                })
+            }
+            Err(e) => Reply::Refused(format!("its look failed: {e}")),
+        },
+    };
+    let mut out = std::io::BufWriter::new(conn);
+    serde_json::to_writer(&mut out, &reply)?;
+    out.write_all(b"\n")?;
+    out.flush()
+}
+
+/// The look of the monitor of the project at `root` (see the module documentation), or `None`
+/// when `ls` must look itself; why is logged at `-v`.
+pub fn ask(root: &Path, orch: &Orchestrator) -> Option<Answer> {
+    if std::env::var_os("HYDRA_NO_MONITOR").is_some_and(|v| !v.is_empty()) {
+        return None;
+    }
+    let path = socket_path(root);
+    // No socket, or one whose monitor is gone (refused): no monitor.
+    let conn = UnixStream::connect(&path).ok()?;
+    match request(&conn, orch) {
+        Ok(Reply::Answer(a)) => {
+            tracing::info!("answered by the project's monitor (pid {})", a.monitor);
+            Some(a)
+        }
+        Ok(Reply::Refused(why)) => {
+            tracing::info!("the project's monitor did not answer ({why}); looking here");
+            None
+        }
+        Err(e) => {
+            tracing::info!("no answer from the project's monitor ({e}); looking here");
+            None
+        }
+    }
+}
+
+fn request(conn: &UnixStream, orch: &Orchestrator) -> std::io::Result<Reply> {
+    conn.set_read_timeout(Some(ANSWER_WITHIN))?;
+    conn.set_write_timeout(Some(Duration::from_secs(2)))?;
+    let req = Request {
+        protocol: PROTOCOL,
+        hydra: BUILD.to_owned(),
+        server: orch.server().to_string(),
+    };
+    let mut line = serde_json::to_vec(&req)?;
+    line.push(b'\n');
+    let mut w: &UnixStream = conn;
+    w.write_all(&line)?;
+    let mut text = String::new();
+    BufReader::with_capacity(64 * 1024, conn).read_line(&mut text)?;
+    Ok(serde_json::from_str(&text)?)
+}

@@ -10,6 +10,9 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+mod cache;
+pub use cache::{FileKey, ReadCache, ReadPass};
+
 /// The marker in the names of temp files [`write_atomic`] makes: `.<name>.tmp-<pid>-<seq>`.
 pub const TMP_MARK: &str = ".tmp-";
 
@@ -248,8 +251,8 @@ pub struct Dir {
 pub struct FileRead {
     /// How many bytes were read (the file's whole content).
     pub len: usize,
-    /// When the file last changed, when asked for.
-    pub modified: Option<std::time::SystemTime>,
+    /// The version of the file that was read (its `modified()` is when it last changed).
+    pub key: FileKey,
 }
 
 impl Dir {
@@ -268,8 +271,8 @@ impl Dir {
     }
 
     /// Reads the whole file `rel` (relative to this directory) into `buf`, replacing what it
-    /// held, and with `modified` its change time; `None` when the file does not exist.
-    pub fn read(&self, rel: &str, buf: &mut Vec<u8>, modified: bool) -> io::Result<Option<FileRead>> {
+    /// held; `None` when the file does not exist.
+    pub fn read(&self, rel: &str, buf: &mut Vec<u8>) -> io::Result<Option<FileRead>> {
         use rustix::fs::{Mode, OFlags};
         let fd = match rustix::fs::openat(&self.fd, rel, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) {
             Ok(fd) => fd,
@@ -280,11 +283,6 @@ impl Dir {
         // end (files here are replaced by rename, so the open file does not change).
         let st = rustix::fs::fstat(&fd)?;
         let size = usize::try_from(st.st_size).unwrap_or(0);
-        let modified = modified.then(|| {
-            let secs = u64::try_from(st.st_mtime).unwrap_or(0);
-            let nanos = u32::try_from(st.st_mtime_nsec).unwrap_or(0);
-            std::time::UNIX_EPOCH + std::time::Duration::new(secs, nanos)
-        });
         buf.clear();
         buf.reserve(size + 1);
         loop {
@@ -301,8 +299,18 @@ impl Dir {
         }
         Ok(Some(FileRead {
             len: buf.len(),
-            modified,
+            key: FileKey::of(&st),
         }))
+    }
+
+    /// The version of the file `rel` now (without opening it, so without telling watchers of
+    /// the directory); `None` when it does not exist.
+    pub fn key(&self, rel: &str) -> io::Result<Option<FileKey>> {
+        match rustix::fs::statat(&self.fd, rel, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Some(FileKey::of(&st))),
+            Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// How many entries of the directory `rel` (relative to this one; `.` and `..` aside)
@@ -447,15 +455,19 @@ mod tests {
         std::fs::write(sub.join("inbox/.tmp"), "b").expect("write");
         let dir = Dir::open(tmp.path()).expect("open").expect("exists");
         let mut buf = Vec::new();
-        let r = dir
-            .read("s1/status.json", &mut buf, true)
-            .expect("read")
-            .expect("found");
+        let r = dir.read("s1/status.json", &mut buf).expect("read").expect("found");
         assert_eq!(r.len, 20_000);
         assert_eq!(buf, big.as_bytes(), "a file larger than the first buffer is read whole");
-        assert!(r.modified.is_some());
-        assert_eq!(dir.read("s1/none.json", &mut buf, false).expect("read"), None);
-        assert_eq!(dir.read("nope/status.json", &mut buf, false).expect("read"), None);
+        let meta = std::fs::metadata(sub.join("status.json")).expect("stat");
+        assert_eq!(r.key.modified(), meta.modified().expect("mtime"));
+        // Its key, without opening it: the same until the file is replaced.
+        assert_eq!(dir.key("s1/status.json").expect("key"), Some(r.key));
+        std::fs::write(sub.join("next.json"), &big).expect("write");
+        std::fs::rename(sub.join("next.json"), sub.join("status.json")).expect("rename");
+        assert_ne!(dir.key("s1/status.json").expect("key"), Some(r.key), "another inode");
+        assert_eq!(dir.key("s1/none.json").expect("key"), None);
+        assert_eq!(dir.read("s1/none.json", &mut buf).expect("read"), None);
+        assert_eq!(dir.read("nope/status.json", &mut buf).expect("read"), None);
         assert_eq!(dir.count("s1/inbox", |n| n.ends_with(".md")).expect("count"), Some(1));
         assert_eq!(dir.count("s1/none", |_| true).expect("count"), None);
         assert!(Dir::open(&tmp.path().join("absent")).expect("open").is_none());

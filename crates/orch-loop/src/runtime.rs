@@ -25,10 +25,15 @@ pub const MAX_PRD_BYTES: u64 = 10 * 1024 * 1024;
 /// The largest operator message accepted, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 2 * 1024 * 1024;
 
+/// A loop's report as read: the report (absent when unreadable) and when it last changed.
+type Reading = (Option<LoopReport>, Option<Timestamp>);
+
 /// The runtime directories of one project.
 #[derive(Debug, Clone)]
 pub struct FsLoopRuntime {
     project: PathBuf,
+    /// Reports as parsed, beside their files' keys (a long-lived process's choice).
+    cache: Option<std::sync::Arc<orch_fs::ReadCache<Reading>>>,
 }
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> RuntimeError + 'a {
@@ -44,16 +49,19 @@ fn millis(t: std::time::SystemTime) -> Option<Timestamp> {
     Some(Timestamp(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
 }
 
-/// The `status.json` at `rel` in `dir`, and when it last changed (one open serves both;
-/// this runs per session per refresh); what cannot be read is absent.
-fn read_report(dir: &orch_fs::Dir, rel: &str, buf: &mut Vec<u8>) -> (Option<LoopReport>, Option<Timestamp>) {
-    match dir.read(rel, buf, true) {
+/// The `status.json` at `rel` in `dir`, when it last changed, and the version read (one open
+/// serves all; this runs per session per refresh); what cannot be read is absent.
+fn read_report(dir: &orch_fs::Dir, rel: &str, buf: &mut Vec<u8>) -> (Reading, Option<orch_fs::FileKey>) {
+    match dir.read(rel, buf) {
         // A reason cut inside a multi-byte character must not hide the whole report.
         Ok(Some(r)) => (
-            LoopReport::parse(String::from_utf8_lossy(buf).as_bytes()).ok(),
-            r.modified.and_then(millis),
+            (
+                LoopReport::parse(String::from_utf8_lossy(buf).as_bytes()).ok(),
+                millis(r.key.modified()),
+            ),
+            Some(r.key),
         ),
-        _ => (None, None),
+        _ => ((None, None), None),
     }
 }
 
@@ -62,12 +70,63 @@ impl FsLoopRuntime {
     pub fn new(project: impl Into<PathBuf>) -> Self {
         FsLoopRuntime {
             project: project.into(),
+            cache: None,
         }
+    }
+
+    /// This runtime, keeping each loop report it parses for a refresh beside its file's key,
+    /// so that a later refresh stats an unchanged `status.json` instead of opening and parsing
+    /// it (and does not wake watchers of the directory); reports that changed less than
+    /// `margin` before they were read are read again each time (see [`orch_fs::ReadCache`]).
+    /// For long-lived processes.
+    pub fn with_read_cache(mut self, margin: std::time::Duration) -> Self {
+        self.cache = Some(std::sync::Arc::new(orch_fs::ReadCache::new(margin)));
+        self
+    }
+
+    /// How many reads the report cache saved (0 without one).
+    pub fn cache_hits(&self) -> u64 {
+        self.cache.as_ref().map_or(0, |c| c.hits())
     }
 
     /// The layout of session `id`'s directory.
     pub fn layout(&self, id: &SessionId) -> RuntimeLayout {
         RuntimeLayout::new(&self.project, id)
+    }
+
+    /// The readings of `ids`' loops, through `cached` when given (one pass over every live loop).
+    fn read_ids(&self, ids: &[&SessionId], cached: Option<&orch_fs::ReadPass<'_, Reading>>) -> Vec<LoopReading> {
+        // Every session's files by name relative to the one directory of directories.
+        let root = RuntimeLayout::root(&self.project);
+        let Ok(Some(dir)) = orch_fs::Dir::open(&root) else {
+            return vec![LoopReading::default(); ids.len()];
+        };
+        let mut buf = Vec::with_capacity(4096);
+        ids.iter()
+            .map(|id| {
+                if id.validate().is_err() {
+                    return LoopReading::default();
+                }
+                let rel = format!("{id}/{}", RuntimeLayout::REPORT_FILE);
+                let kept = cached.and_then(|pass| pass.fresh(&rel, dir.key(&rel).ok().flatten()));
+                let (report, changed) = match kept {
+                    Some(reading) => reading,
+                    None => {
+                        let (reading, key) = read_report(&dir, &rel, &mut buf);
+                        if let (Some(pass), Some(key)) = (cached, key) {
+                            pass.keep(&rel, key, &reading);
+                        }
+                        reading
+                    }
+                };
+                let queued = dir
+                    .count(&format!("{id}/{}", RuntimeLayout::INBOX), is_message_name)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0);
+                LoopReading::new(report, changed, queued)
+            })
+            .collect()
     }
 
     /// The existing directory of `id`, or `Missing`.
@@ -206,38 +265,21 @@ impl LoopRuntime for FsLoopRuntime {
     }
 
     fn read(&self, id: &SessionId) -> LoopReading {
-        self.read_many(&[id]).pop().unwrap_or_default()
+        // Read anew (a loop seen ended), and not a pass over every report.
+        self.read_ids(&[id], None).pop().unwrap_or_default()
     }
 
     fn read_many(&self, ids: &[&SessionId]) -> Vec<LoopReading> {
-        // Every session's files by name relative to the one directory of directories.
-        let root = RuntimeLayout::root(&self.project);
-        let Ok(Some(dir)) = orch_fs::Dir::open(&root) else {
-            return vec![LoopReading::default(); ids.len()];
-        };
-        let mut buf = Vec::with_capacity(4096);
-        ids.iter()
-            .map(|id| {
-                if id.validate().is_err() {
-                    return LoopReading::default();
-                }
-                let (report, changed) = read_report(&dir, &format!("{id}/{}", RuntimeLayout::REPORT_FILE), &mut buf);
-                let queued = dir
-                    .count(&format!("{id}/{}", RuntimeLayout::INBOX), is_message_name)
-                    .ok()
-                    .flatten()
-                    .unwrap_or(0);
-                LoopReading::new(report, changed, queued)
-            })
-            .collect()
+        // A refresh reads every live loop's report: one pass of the cache.
+        let pass = self.cache.as_ref().map(|c| c.pass());
+        self.read_ids(ids, pass.as_ref())
     }
-
     fn read_foreign(&self, agent_dir: &Path) -> LoopReading {
         let layout = RuntimeLayout::shared(agent_dir);
         let Ok(Some(dir)) = orch_fs::Dir::open(layout.dir()) else {
             return LoopReading::default();
         };
-        let (report, changed) = read_report(&dir, RuntimeLayout::REPORT_FILE, &mut Vec::new());
+        let ((report, changed), _) = read_report(&dir, RuntimeLayout::REPORT_FILE, &mut Vec::new());
         let paused = layout.pause_marker().exists();
         LoopReading::new(report, changed, 0).with_paused(Some(paused))
     }

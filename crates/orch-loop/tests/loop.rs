@@ -399,3 +399,45 @@ fn the_loop_finds_its_directory_and_counts_stories_from_either_kind_of_path() {
         );
     }
 }
+
+#[test]
+fn a_cached_reading_serves_only_reports_that_settled() {
+    // Iterations of 50 ms: the loop replaces its report many times a second, then ends.
+    let l = start("cat > /dev/null; sleep 0.05", 12);
+    let id = SessionId("loop1".into());
+    let cached = FsLoopRuntime::new(l.dir.path()).with_read_cache(Duration::from_secs(1));
+    let fresh = FsLoopRuntime::new(l.dir.path());
+    let mut iterations = Vec::new();
+    loop {
+        let r = cached.read_many(&[&id]).pop().expect("one reading");
+        if let Some(rep) = &r.report {
+            iterations.push(rep.iteration);
+            if rep.phase == LoopPhase::MaxIterations {
+                break;
+            }
+        }
+        assert_eq!(cached.cache_hits(), 0, "a report younger than a second is read again");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(iterations.windows(2).all(|w| w[0] <= w[1]), "{iterations:?}");
+    assert!(iterations.len() > 3, "{iterations:?}");
+    // Settled: the next readings come from the cache, and equal a reading of the file.
+    std::thread::sleep(Duration::from_millis(1100));
+    let first = cached.read_many(&[&id]);
+    assert_eq!(cached.cache_hits(), 0, "kept now, not yet served");
+    // A single reading (a loop seen ended is read anew) leaves the kept reports alone.
+    assert_eq!(cached.read(&id), fresh.read(&id));
+    let second = cached.read_many(&[&id]);
+    assert_eq!(cached.cache_hits(), 1);
+    assert_eq!(first, second);
+    assert_eq!(second, fresh.read_many(&[&id]));
+    // Replaced (a new file by rename): read again.
+    let path = l.layout.report_file();
+    let text = std::fs::read_to_string(&path).expect("report");
+    let next = text.replace("\"max-iterations\"", "\"blocked\"");
+    std::fs::write(path.with_extension("new"), &next).expect("write");
+    std::fs::rename(path.with_extension("new"), &path).expect("rename");
+    let third = cached.read_many(&[&id]).pop().expect("one reading");
+    assert_eq!(third.report.map(|r| r.phase), Some(LoopPhase::Blocked));
+    assert_eq!(cached.cache_hits(), 1);
+}

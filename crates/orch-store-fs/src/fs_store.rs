@@ -14,6 +14,8 @@ pub struct FsStore {
     orchestrator: PathBuf,
     sessions: PathBuf,
     stats: Arc<Mutex<LockStats>>,
+    /// Records as parsed, beside their files' keys (a long-lived process's choice).
+    cache: Option<Arc<orch_fs::ReadCache<SessionRecord>>>,
 }
 
 /// A temp file older than this is a crash's leftover even if its pid was reused.
@@ -53,7 +55,24 @@ impl FsStore {
             orchestrator,
             sessions,
             stats: Arc::default(),
+            cache: None,
         }
+    }
+
+    /// This store, keeping each record it parses beside its file's key so that a later
+    /// `load_all` stats an unchanged file instead of opening and parsing it (and does not
+    /// wake watchers of the directory). Records whose file changed less than `margin` before
+    /// they were read are read again each time (see [`orch_fs::ReadCache`]); one second suits
+    /// every local file system. For long-lived processes: the cache holds a copy of every
+    /// record.
+    pub fn with_read_cache(mut self, margin: Duration) -> Self {
+        self.cache = Some(Arc::new(orch_fs::ReadCache::new(margin)));
+        self
+    }
+
+    /// How many reads the record cache saved (0 without one).
+    pub fn cache_hits(&self) -> u64 {
+        self.cache.as_ref().map_or(0, |c| c.hits())
     }
 
     /// The directory holding the records.
@@ -234,6 +253,7 @@ impl Store for FsStore {
         // Each record is read by name relative to the directory (a refresh reads them all).
         let dir = orch_fs::Dir::open(&self.sessions).map_err(io("open directory", &self.sessions))?;
         let mut buf = Vec::with_capacity(8192);
+        let cached = self.cache.as_ref().map(|c| c.pass());
         for name in names {
             let Some(name) = name.to_str() else { continue };
             let path = self.sessions.join(name);
@@ -250,13 +270,24 @@ impl Store for FsStore {
                     .push(self.quarantine(&path, format!("file name is not a session id: {e}")));
                 continue;
             }
+            if let (Some(pass), Some(d)) = (&cached, &dir) {
+                if let Some(r) = pass.fresh(name, d.key(name).ok().flatten()) {
+                    report.records.push(r);
+                    continue;
+                }
+            }
             let read = match &dir {
-                Some(d) => d.read(name, &mut buf, false),
+                Some(d) => d.read(name, &mut buf),
                 None => Ok(None),
             };
             match read {
-                Ok(Some(_)) => match self.parse(&path, &buf, stem) {
-                    Parsed::Record(r) => report.records.push(*r),
+                Ok(Some(file)) => match self.parse(&path, &buf, stem) {
+                    Parsed::Record(r) => {
+                        if let Some(pass) = &cached {
+                            pass.keep(name, file.key, &r);
+                        }
+                        report.records.push(*r)
+                    }
                     Parsed::Newer(v) => report.newer.push(self.newer(&path, v)),
                     Parsed::Corrupt(reason) => report.problems.push(self.quarantine(&path, reason)),
                 },

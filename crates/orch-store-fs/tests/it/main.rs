@@ -446,3 +446,44 @@ fn a_large_store_loads_every_record_once_in_order_with_its_bad_files_reported() 
     }
     assert_eq!(report.newer.len(), 1, "{:?}", report.newer);
 }
+
+#[test]
+fn a_cached_store_serves_unchanged_records_and_reads_every_new_version() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = FsStore::new(dir.path()).with_read_cache(Duration::from_secs(1));
+    let plain = FsStore::new(dir.path());
+    save(&store, &record("aa11", 2)).expect("save");
+    save(&store, &record("bb22", 2)).expect("save");
+    let first = store.load_all().expect("load").records;
+    assert_eq!(first.len(), 2);
+    assert_eq!(store.cache_hits(), 0, "younger than the margin: not kept");
+    std::thread::sleep(Duration::from_millis(1100));
+    store.load_all().expect("load");
+    let kept = store.load_all().expect("load").records;
+    assert_eq!(store.cache_hits(), 2);
+    assert_eq!(kept, first);
+    // A save (a new file, renamed into place): read, not served.
+    save(&store, &record("aa11", 3)).expect("save");
+    let after = store.load_all().expect("load").records;
+    assert_eq!(after, plain.load_all().expect("load").records);
+    assert!(after.iter().any(|r| r.id.as_str() == "aa11" && r.revision == 3));
+    assert_eq!(store.cache_hits(), 3, "only bb22 served");
+    // Rewritten in place with the same size (an editor's save): read too.
+    let path = sessions(dir.path()).join("bb22.json");
+    let text = std::fs::read_to_string(&path).expect("read");
+    let edited = text.replace("\"revision\": 2", "\"revision\": 7");
+    assert_eq!(edited.len(), text.len());
+    std::fs::write(&path, &edited).expect("write in place");
+    let after = store.load_all().expect("load").records;
+    assert!(
+        after.iter().any(|r| r.id.as_str() == "bb22" && r.revision == 7),
+        "{after:?}"
+    );
+    // Removed: gone.
+    let guard = store.lock().expect("lock");
+    store.remove(&guard, &SessionId("aa11".into())).expect("remove");
+    drop(guard);
+    let after = store.load_all().expect("load").records;
+    assert_eq!(after.len(), 1);
+    assert_eq!(after, plain.load_all().expect("load").records);
+}

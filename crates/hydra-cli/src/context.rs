@@ -69,7 +69,8 @@ impl Ctx {
 
     /// [`open`](Self::open) for a command that runs until stopped and looks again and again
     /// (`monitor`, `top`, `ls --watch`): its snapshots go through one control-mode tmux
-    /// client instead of a tmux process each.
+    /// client instead of a tmux process each, and unchanged records and reports are not read
+    /// again (see `Builder::long_lived`).
     pub fn open_long_lived(g: &Global) -> Result<Ctx> {
         Ctx::open_with(g, true)
     }
@@ -82,7 +83,7 @@ impl Ctx {
             .with_mail()
             .policy(HealthPolicy::default().with_stuck_after(settings.stuck_after(None).value))
             .reconcile(false)
-            .tmux_control_client(long_lived);
+            .long_lived(long_lived);
         if let Some(s) = &g.tmux_socket {
             b = b.tmux_socket(s.clone());
         }

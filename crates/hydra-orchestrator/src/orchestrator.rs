@@ -145,7 +145,7 @@ pub struct Builder {
     mux_factory: Option<MuxFactory>,
     tmux_socket: Option<String>,
     inside_tmux: bool,
-    tmux_control: bool,
+    long_lived: bool,
     store: Option<Arc<dyn Store>>,
     bus: Option<Arc<dyn EventBus>>,
     mail: bool,
@@ -210,13 +210,17 @@ impl Builder {
         self.inside_tmux = yes;
         self
     }
-    /// Whether the tmux adapter keeps one control-mode client (`tmux -C`, attached read-only
-    /// to a live session of this project) and takes its snapshots through it, at about half
-    /// the tmux server's cost of a tmux process each (see
-    /// [`TmuxConfig::control_tag`](crate::adapters::TmuxConfig::control_tag)). For long-lived
-    /// processes that refresh often (a monitor, a dashboard, an embedder); off by default.
-    pub fn tmux_control_client(mut self, yes: bool) -> Self {
-        self.tmux_control = yes;
+    /// Whether this orchestrator serves a long-lived process that refreshes again and again
+    /// (a monitor, a dashboard, an embedder's loop); off by default. Then the default adapters
+    /// keep what makes a refresh cheaper: the tmux adapter one control-mode client (`tmux -C`,
+    /// attached read-only to a live session of this project) for its snapshots (see
+    /// [`TmuxConfig::control_tag`](crate::adapters::TmuxConfig::control_tag)), and the file
+    /// store and loop runtime the records and reports they parsed, each beside its file's key
+    /// (an unchanged file is then stat'ed, not read; see
+    /// [`FsStore::with_read_cache`](crate::adapters::FsStore::with_read_cache)). Adapters
+    /// passed in are as their maker configured them.
+    pub fn long_lived(mut self, yes: bool) -> Self {
+        self.long_lived = yes;
         self
     }
     /// Use this store instead of the file store.
@@ -304,11 +308,6 @@ impl Builder {
                 "use a tmux socket with a custom multiplexer; configure the multiplexer itself".into(),
             ));
         }
-        if self.mux.is_some() && self.tmux_control {
-            return Err(Error::Builder(
-                "use a tmux control client with a custom multiplexer; configure the multiplexer itself".into(),
-            ));
-        }
         if self.bus.is_some() && self.mail {
             return Err(Error::Builder(
                 "connect to hydra-mail with a custom bus; pass one or the other".into(),
@@ -346,7 +345,7 @@ impl Builder {
                 // The control client serves this project's own server only.
                 let primary: Arc<dyn Multiplexer> = Arc::new(orch_tmux::Tmux::new(orch_tmux::TmuxConfig {
                     inside_tmux,
-                    control_tag: self.tmux_control.then(|| orch_core::project_tag(&project)),
+                    control_tag: self.long_lived.then(|| orch_core::project_tag(&project)),
                     ..orch_tmux::TmuxConfig::for_server(server.clone())
                 }));
                 let factory: MuxFactory = self
@@ -355,9 +354,17 @@ impl Builder {
                 (primary, Some(factory))
             }
         };
-        let store = self
-            .store
-            .unwrap_or_else(|| Arc::new(orch_store_fs::FsStore::new(&project)));
+        // Files whose status changed within this margin are read again each time.
+        let settle = Duration::from_secs(1);
+        let long_lived = self.long_lived;
+        let store = self.store.unwrap_or_else(|| {
+            let store = orch_store_fs::FsStore::new(&project);
+            Arc::new(if long_lived {
+                store.with_read_cache(settle)
+            } else {
+                store
+            })
+        });
         let bus: Arc<dyn EventBus> = match self.bus {
             Some(b) => b,
             None if self.mail => match orch_mail::discover(&project) {
@@ -389,9 +396,14 @@ impl Builder {
             worktrees: self.worktrees.unwrap_or_else(|| default_worktrees(Arc::clone(&trust))),
             trust,
             files: self.files.unwrap_or_else(|| Arc::new(orch_fswatch::NotifyEvents)),
-            runtime: self
-                .runtime
-                .unwrap_or_else(|| Arc::new(orch_loop::FsLoopRuntime::new(&project))),
+            runtime: self.runtime.unwrap_or_else(|| {
+                let runtime = orch_loop::FsLoopRuntime::new(&project);
+                Arc::new(if long_lived {
+                    runtime.with_read_cache(settle)
+                } else {
+                    runtime
+                })
+            }),
             host,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             policy: self.policy,

@@ -153,17 +153,19 @@ fn main() {
 
     // 2. The commands as processes, beside the floor, and the library's refresh, at each N.
     println!(
-        "\n{:>5}  {:>15}  {:>15}  {:>15}  {:>6}  {:>15}  {:>15}  {:>15}  {:>8}  {:>8}  {:>8}  {:>12}  {:>5}  {:>8}",
+        "\n{:>5}  {:>15}  {:>15}  {:>15}  {:>6}  {:>15}  {:>6}  {:>15}  {:>15}  {:>15}  {:>8}  {:>8}  {:>8}  {:>12}  {:>5}  {:>8}",
         "N",
         "floor med/p95",
         "tmux -C",
         "ls --json",
         "ratio",
+        "ls, monitor up",
+        "ratio",
         "status ID",
         "pause ID",
         "resume ID",
         "list()",
-        "list() -C",
+        "list() LL",
         "health",
         "per-session",
         "calls",
@@ -206,6 +208,22 @@ fn main() {
         let (floor_med, floor_p95) = stats(floor);
         let (ls_med, ls_p95) = stats(ls);
         let ratio = ls_med / floor_med;
+        // Again with the project's monitor running, which then answers `ls` (checked), beside
+        // a floor of its own (the monitor is stopped after).
+        b.start_monitor();
+        let (_, err) = timed(b.hydra(&["ls", "--json", "-v"]));
+        assert!(err.contains("answered by the project's monitor"), "{err}");
+        timed(floor_cmd());
+        let mut floor_m = Vec::new();
+        let mut served = Vec::new();
+        for _ in 0..reps {
+            floor_m.push(timed(floor_cmd()).0);
+            served.push(timed(b.hydra(&["ls", "--json"])).0);
+        }
+        b.stop_monitor();
+        let (floor_m_med, _) = stats(floor_m);
+        let (served_med, served_p95) = stats(served);
+        let served_ratio = served_med / floor_m_med;
         let target = ids[n / 2].to_string();
         let (status_med, status_p95) = sample(reps, || timed(b.hydra(&["status", &target])).0);
         let mut pause = Vec::new();
@@ -238,9 +256,9 @@ fn main() {
         });
         let hold_max = holds.iter().max().map_or(0.0, |d| d.as_secs_f64() * 1000.0);
         // The same refresh in a long-lived process: snapshots through a control-mode client
-        // (attached by the first, untimed refresh).
+        // (attached by the first, untimed refresh), unchanged files not read again.
         let list_control = {
-            let orch = b.control_orchestrator();
+            let orch = b.long_lived_orchestrator();
             assert_eq!(orch.list().len(), n);
             sample(lib_reps, || {
                 let t = Instant::now();
@@ -276,7 +294,7 @@ fn main() {
             .0
         });
         println!(
-            "{n:>5}  {floor_med:>6.2} / {floor_p95:>6.2}  {:>6.2} / {:>6.2}  {ls_med:>6.2} / {ls_p95:>6.2}  {ratio:>5.2}x  {status_med:>6.2} / {status_p95:>6.2}  {pause_med:>6.2} / {pause_p95:>6.2}  {resume_med:>6.2} / {resume_p95:>6.2}  {list:>8.2}  {list_control:>8.2}  {health:>8.2}  {:>12}  {calls:>5.0}  {hold_max:>8.2}",
+            "{n:>5}  {floor_med:>6.2} / {floor_p95:>6.2}  {:>6.2} / {:>6.2}  {ls_med:>6.2} / {ls_p95:>6.2}  {ratio:>5.2}x  {served_med:>6.2} / {served_p95:>6.2}  {served_ratio:>5.2}x  {status_med:>6.2} / {status_p95:>6.2}  {pause_med:>6.2} / {pause_p95:>6.2}  {resume_med:>6.2} / {resume_p95:>6.2}  {list:>8.2}  {list_control:>8.2}  {health:>8.2}  {:>12}  {calls:>5.0}  {hold_max:>8.2}",
             control.0,
             control.1,
             per.map_or("-".to_owned(), |p| format!("{p:.1}"))
@@ -287,10 +305,13 @@ fn main() {
             "snapshot_through_control_mode_client_ms": {"median": control.0, "p95": control.1},
             "hydra_ls_json_ms": {"median": ls_med, "p95": ls_p95},
             "ls_to_floor_ratio": ratio,
+            "hydra_ls_json_monitor_running_ms": {"median": served_med, "p95": served_p95},
+            "ls_monitor_running_to_floor_ratio": served_ratio,
+            "floor_beside_monitor_running_ms": floor_m_med,
             "hydra_status_ms": {"median": status_med, "p95": status_p95},
             "hydra_pause_ms": {"median": pause_med, "p95": pause_p95},
             "hydra_resume_ms": {"median": resume_med, "p95": resume_p95},
-            "list_ms": list, "list_through_control_client_ms": list_control, "health_check_ms": health,
+            "list_ms": list, "list_long_lived_ms": list_control, "health_check_ms": health,
             "per_session_strategy_ms": per,
             "tmux_calls_per_list": calls,
             "longest_lock_hold_of_a_refresh_ms": hold_max,

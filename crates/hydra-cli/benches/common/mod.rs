@@ -143,9 +143,10 @@ impl BenchProject {
         }
     }
 
-    /// A second orchestrator on the same project and server whose tmux adapter takes its
-    /// snapshots through a control-mode client (as a long-lived process's does).
-    pub fn control_orchestrator(&self) -> Orchestrator {
+    /// A second orchestrator on the same project and server, set up as a long-lived process's
+    /// (`Builder::long_lived`): its snapshots through a control-mode client, its unchanged
+    /// records and reports not read again.
+    pub fn long_lived_orchestrator(&self) -> Orchestrator {
         let tmux = Tmux::new(TmuxConfig {
             control_tag: Some(self.orch.project_tag().to_owned()),
             ..TmuxConfig::with_socket_name(&self.socket)
@@ -153,6 +154,7 @@ impl BenchProject {
         hydra_orchestrator::Builder::from_env()
             .project(&self.root)
             .multiplexer(Arc::new(tmux))
+            .long_lived(true)
             .build()
             .expect("orchestrator")
     }
@@ -187,6 +189,27 @@ impl BenchProject {
             .env("XDG_STATE_HOME", self.base.join("state"))
             .env_remove("HYDRA_TRUST_ALL");
         c
+    }
+
+    /// Starts `hydra monitor` in the background and waits until it answers `hydra ls`.
+    pub fn start_monitor(&self) {
+        let out = self.hydra(&["monitor", "--detach"]).output().expect("hydra monitor");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let socket = self.root.join(".hydra/orchestrator/monitor.sock");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !socket.exists() {
+            assert!(std::time::Instant::now() < deadline, "the monitor's socket");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Stops the background monitor.
+    pub fn stop_monitor(&self) {
+        let out = self
+            .hydra(&["monitor", "--stop"])
+            .output()
+            .expect("hydra monitor --stop");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
 
     /// What the loop does when its agent blocks: its report, replaced in one rename.

@@ -335,9 +335,11 @@ fn the_monitor_looks_through_one_read_only_control_client_and_ends_it() {
     });
 }
 
-/// `hydra ls --json -v` with `env`: its sessions (without their age, which moves) and stderr.
-fn ls_json(p: &Project, env: &[(&str, &str)]) -> (Vec<serde_json::Value>, String) {
-    let mut cmd = p.hydra_cmd(HYDRA, &["ls", "--json", "-v"]);
+/// `hydra ls --json -v EXTRA` with `env`: its sessions (without their age, which moves) and
+/// stderr.
+fn ls_json(p: &Project, extra: &[&str], env: &[(&str, &str)]) -> (Vec<serde_json::Value>, String) {
+    let args: Vec<&str> = ["ls", "--json", "-v"].iter().chain(extra).copied().collect();
+    let mut cmd = p.hydra_cmd(HYDRA, &args);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -362,18 +364,31 @@ fn ls_is_answered_by_the_running_monitor_with_a_new_look() {
     monitor.wait_line("a seen running", |l| l.contains(&a) && l.contains("running"));
     wait_for(20, "the monitor's socket", || socket.exists().then_some(()));
     let pid = monitor.child.id();
-    let (served, err) = ls_json(&p, &[]);
+    let (served, err) = ls_json(&p, &[], &[]);
     assert!(
         err.contains(&format!("answered by the project's monitor (pid {pid})")),
         "{err}"
     );
-    let (local, err) = ls_json(&p, &[("HYDRA_NO_MONITOR", "1")]);
+    let (local, err) = ls_json(&p, &[], &[("HYDRA_NO_MONITOR", "1")]);
     assert!(!err.contains("answered by"), "{err}");
     assert_eq!(served, local, "the monitor's answer is what ls finds itself");
     assert_eq!(served.len(), 2);
     // A change made by another process is in the next answer: each answer is a new look.
     ok(&p, &["pause", &a, "--now"]);
-    let (served, err) = ls_json(&p, &[]);
+    ok(&p, &["kill", &b]);
+    // Which sessions are shown is chosen as ls chooses them.
+    for extra in [
+        &[][..],
+        &["--all"],
+        &["--state", "paused"],
+        &["--state", "running,failed"],
+    ] {
+        let (served, err) = ls_json(&p, extra, &[]);
+        assert!(err.contains("answered by the project's monitor"), "{err}");
+        let (local, _) = ls_json(&p, extra, &[("HYDRA_NO_MONITOR", "1")]);
+        assert_eq!(served, local, "ls --json {extra:?}");
+    }
+    let (served, err) = ls_json(&p, &["--all"], &[]);
     assert!(err.contains("answered by the project's monitor"), "{err}");
     let state = |id: &str| {
         served
@@ -382,10 +397,13 @@ fn ls_is_answered_by_the_running_monitor_with_a_new_look() {
             .map(|s| s["state"].as_str().unwrap_or_default().to_owned())
     };
     assert_eq!(state(&a).as_deref(), Some("paused"));
-    assert_eq!(state(&b).as_deref(), Some("running"));
+    assert_eq!(state(&b).as_deref(), Some("failed"));
     // The text form comes from the same answer.
     let text = ok(&p, &["ls"]);
-    assert!(text.contains(&a) && text.contains(&b), "{text}");
+    assert!(
+        text.contains(&a) && !text.contains(&b) && text.contains("1 ended session not shown"),
+        "{text}"
+    );
     let (_, err) = monitor.stop();
     assert!(!err.contains("cannot ask"), "{err}");
     assert!(!socket.exists(), "the socket goes with the monitor");
@@ -402,7 +420,7 @@ fn ls_looks_itself_when_no_monitor_can_answer() {
     let listed = |list: &[serde_json::Value]| list.len() == 1 && list[0]["id"] == a.as_str();
     // A socket nobody listens on (what a monitor killed with SIGKILL leaves).
     drop(UnixListener::bind(&socket).expect("bind"));
-    let (list, err) = ls_json(&p, &[]);
+    let (list, err) = ls_json(&p, &[], &[]);
     assert!(listed(&list) && !err.contains("answered by"), "{err}");
     std::fs::remove_file(&socket).expect("rm");
     // Something that answers what is not an answer.
@@ -414,9 +432,9 @@ fn ls_looks_itself_when_no_monitor_can_answer() {
         (&conn).write_all(b"not an answer\n").expect("reply");
         line
     });
-    let (list, err) = ls_json(&p, &[]);
+    let (list, err) = ls_json(&p, &[], &[]);
     let request = server.join().expect("the fake monitor");
-    assert!(request.contains("\"protocol\":1"), "{request}");
+    assert!(request.contains("\"protocol\":2"), "{request}");
     assert!(listed(&list), "{list:?}");
     assert!(err.contains("no answer from the project's monitor"), "{err}");
     std::fs::remove_file(&socket).expect("rm");

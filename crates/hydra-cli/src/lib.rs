@@ -757,19 +757,27 @@ fn spawn(ctx: &Ctx, args: SpawnArgs) -> Result<i32> {
 
 /// The sessions `args` asks for, and how many ended ones were left out.
 fn select(statuses: Vec<SessionStatus>, args: &LsArgs) -> (Vec<SessionStatus>, usize) {
+    let view = args.view();
     let mut hidden = 0;
     let shown = statuses
         .into_iter()
         .filter(|s| {
-            if !args.state.is_empty() {
-                return args.state.iter().any(|w| w == s.state_word());
-            }
-            let keep = args.all || !s.state.is_terminal();
-            hidden += usize::from(!keep);
+            let keep = view.shows(s);
+            hidden += usize::from(!keep && view.states.is_empty());
             keep
         })
         .collect();
     (shown, hidden)
+}
+
+impl LsArgs {
+    /// The sessions these arguments show.
+    fn view(&self) -> served::JsonView {
+        served::JsonView {
+            all: self.all,
+            states: self.state.clone(),
+        }
+    }
 }
 
 /// The time now, from the library's system clock.
@@ -835,12 +843,14 @@ fn ls(ctx: &Ctx, args: &LsArgs) -> Result<i32> {
     }
     // The project's monitor looks when it runs (cheaper: its tmux client is connected and its
     // process started); else this process does.
-    let (statuses, orphans, untagged, served_notices) = match served::ask(&ctx.root, &ctx.orch) {
-        Some(a) => (a.statuses, a.orphans, a.untagged, a.notices),
+    // For --json the monitor writes the answer too.
+    let view = ctx.g.json.then(|| args.view());
+    let (statuses, served_json, orphans, untagged, served_notices) = match served::ask(&ctx.root, &ctx.orch, view) {
+        Some(a) => (a.statuses, a.json, a.orphans, a.untagged, a.notices),
         None => {
             let statuses = ctx.orch.refresh()?;
             let o = ctx.orch.last_orphans();
-            (statuses, o.tmux_sessions, o.untagged_sessions, Vec::new())
+            (statuses, None, o.tmux_sessions, o.untagged_sessions, Vec::new())
         }
     };
     for name in &orphans {
@@ -849,7 +859,10 @@ fn ls(ctx: &Ctx, args: &LsArgs) -> Result<i32> {
     for name in &untagged {
         eprintln!("hydra: tmux session {name} is not tagged as this project's (another tool's?); `hydra prune --force` ends it");
     }
-    if ctx.g.json {
+    if let (true, Some(mut bytes)) = (ctx.g.json, served_json) {
+        bytes.push(b'\n');
+        write_stdout(&bytes)?;
+    } else if ctx.g.json {
         let (shown, _) = select(statuses, args);
         // Serialized straight to stdout through one buffer of a fixed size: at a thousand
         // sessions the detour through `serde_json::Value` cost more than reading them, and a

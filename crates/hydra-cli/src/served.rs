@@ -4,6 +4,10 @@
 //! (`.hydra/orchestrator/monitor.sock`, in the project's private directory); `ls` shows them as
 //! if it had looked itself. Nothing is answered from memory: every answer is a new look.
 //!
+//! For `ls --json` the monitor also writes the answer itself (the sessions `ls` would show, as
+//! `ls` would print them), sent as raw bytes after the reply's line: `ls` copies them to its
+//! output without parsing a status.
+//!
 //! `ls` looks itself when no monitor listens, when the monitor is another hydra build or
 //! watches another tmux server, when its answer does not come within [`ANSWER_WITHIN`] or does
 //! not parse, and always with `HYDRA_NO_MONITOR=1`.
@@ -17,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The form of requests and answers; a monitor of another form or build refuses.
-const PROTOCOL: u32 = 1;
+const PROTOCOL: u32 = 2;
 
 /// This build: the statuses' form is private to it.
 const BUILD: &str = env!("CARGO_PKG_VERSION");
@@ -35,13 +39,43 @@ struct Request {
     hydra: String,
     /// The tmux server `ls` would look at (its `Display`).
     server: String,
+    /// For `ls --json`: which sessions to write.
+    json: Option<JsonView>,
+}
+
+/// The sessions `ls --json` shows: every live one (with `all`, the ended ones too), or those
+/// in `states`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct JsonView {
+    /// Ended sessions too.
+    pub all: bool,
+    /// Only these state words (none: by `all`).
+    pub states: Vec<String>,
+}
+
+impl JsonView {
+    /// Whether `s` is shown.
+    pub fn shows(&self, s: &SessionStatus) -> bool {
+        if self.states.is_empty() {
+            self.all || !s.state.is_terminal()
+        } else {
+            self.states.iter().any(|w| w == s.state_word())
+        }
+    }
 }
 
 /// The monitor's look, as `ls` shows it.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Answer {
-    /// Every session's status, refreshed.
+    /// Every session's status, refreshed (none when the answer is `json`).
     pub statuses: Vec<SessionStatus>,
+    /// For a request with a [`JsonView`]: the length of the JSON array that follows the
+    /// reply's line, `ls --json`'s output without its final newline.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub json_len: Option<usize>,
+    /// Those bytes, once read.
+    #[serde(skip)]
+    pub json: Option<Vec<u8>>,
     /// This project's tmux sessions without a record.
     pub orphans: Vec<String>,
     /// `hydralph-*` tmux sessions without a tag or a record.
@@ -89,6 +123,7 @@ fn answer(orch: &Orchestrator, conn: &UnixStream) -> std::io::Result<()> {
     conn.set_write_timeout(Some(ANSWER_WITHIN))?;
     let mut line = String::new();
     BufReader::new(conn.take(MAX_REQUEST)).read_line(&mut line)?;
+    let mut payload = None;
     let reply = match serde_json::from_str::<Request>(&line) {
         Err(e) => Reply::Refused(format!("not a request: {e}")),
         Ok(r) if r.protocol != PROTOCOL || r.hydra != BUILD => {
@@ -97,11 +132,18 @@ fn answer(orch: &Orchestrator, conn: &UnixStream) -> std::io::Result<()> {
         Ok(r) if r.server != orch.server().to_string() => {
             Reply::Refused(format!("this monitor watches {}", orch.server()))
         }
-        Ok(_) => match orch.refresh() {
-            Ok(statuses) => {
+        Ok(request) => match orch.refresh() {
+            Ok(mut statuses) => {
                 let orphans = orch.last_orphans();
+                if let Some(view) = &request.json {
+                    let bytes = json_array(statuses.iter().filter(|s| view.shows(s)))?;
+                    payload = Some(bytes);
+                    statuses = Vec::new();
+                }
                 Reply::Answer(Answer {
                     statuses,
+                    json_len: payload.as_ref().map(Vec::len),
+                    json: None,
                     orphans: orphans.tmux_sessions,
                     untagged: orphans.untagged_sessions,
                     // Events the monitor could not deliver are its own log's concern.
@@ -120,19 +162,32 @@ fn answer(orch: &Orchestrator, conn: &UnixStream) -> std::io::Result<()> {
     let mut out = std::io::BufWriter::new(conn);
     serde_json::to_writer(&mut out, &reply)?;
     out.write_all(b"\n")?;
+    if let Some(bytes) = payload {
+        out.write_all(&bytes)?;
+    }
     out.flush()
 }
 
-/// The look of the monitor of the project at `root` (see the module documentation), or `None`
-/// when `ls` must look itself; why is logged at `-v`.
-pub fn ask(root: &Path, orch: &Orchestrator) -> Option<Answer> {
+/// The statuses as `ls --json` writes them (without the final newline).
+pub fn json_array<'a>(statuses: impl Iterator<Item = &'a SessionStatus>) -> std::io::Result<Vec<u8>> {
+    use serde::Serializer;
+    let mut out = Vec::new();
+    serde_json::Serializer::new(&mut out)
+        .collect_seq(statuses.map(SessionStatus::json))
+        .map_err(std::io::Error::from)?;
+    Ok(out)
+}
+
+/// The look of the monitor of the project at `root` (see the module documentation), with the
+/// written answer for `json`, or `None` when `ls` must look itself; why is logged at `-v`.
+pub fn ask(root: &Path, orch: &Orchestrator, json: Option<JsonView>) -> Option<Answer> {
     if std::env::var_os("HYDRA_NO_MONITOR").is_some_and(|v| !v.is_empty()) {
         return None;
     }
     let path = socket_path(root);
     // No socket, or one whose monitor is gone (refused): no monitor.
     let conn = UnixStream::connect(&path).ok()?;
-    match request(&conn, orch) {
+    match request(&conn, orch, json) {
         Ok(Reply::Answer(a)) => {
             tracing::info!("answered by the project's monitor (pid {})", a.monitor);
             Some(a)
@@ -148,19 +203,29 @@ pub fn ask(root: &Path, orch: &Orchestrator) -> Option<Answer> {
     }
 }
 
-fn request(conn: &UnixStream, orch: &Orchestrator) -> std::io::Result<Reply> {
+fn request(conn: &UnixStream, orch: &Orchestrator, json: Option<JsonView>) -> std::io::Result<Reply> {
     conn.set_read_timeout(Some(ANSWER_WITHIN))?;
     conn.set_write_timeout(Some(Duration::from_secs(2)))?;
     let req = Request {
         protocol: PROTOCOL,
         hydra: BUILD.to_owned(),
         server: orch.server().to_string(),
+        json,
     };
     let mut line = serde_json::to_vec(&req)?;
     line.push(b'\n');
     let mut w: &UnixStream = conn;
     w.write_all(&line)?;
+    let mut input = BufReader::with_capacity(64 * 1024, conn);
     let mut text = String::new();
-    BufReader::with_capacity(64 * 1024, conn).read_line(&mut text)?;
-    Ok(serde_json::from_str(&text)?)
+    input.read_line(&mut text)?;
+    let mut reply: Reply = serde_json::from_str(&text)?;
+    if let Reply::Answer(a) = &mut reply {
+        if let Some(len) = a.json_len {
+            let mut bytes = vec![0; len];
+            input.read_exact(&mut bytes)?;
+            a.json = Some(bytes);
+        }
+    }
+    Ok(reply)
 }

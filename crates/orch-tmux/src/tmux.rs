@@ -69,6 +69,9 @@ pub struct Tmux {
     control_calls: AtomicU64,
     /// The control-mode client, once attached (with a `control_tag` only).
     control: std::sync::Mutex<Option<ControlClient>>,
+    /// No attach is tried before this time, after one failed (a tmux before 3.2 refuses
+    /// every attach with flags, and each try costs a tmux process).
+    attach_after: std::sync::Mutex<Option<std::time::Instant>>,
     /// The panes' processes the latest snapshot saw, which this adapter's watches wait on
     /// (`None` until a snapshot is taken).
     panes: crate::watch::SeenPanes,
@@ -77,6 +80,9 @@ pub struct Tmux {
     /// signal's end on tmux before 3.3, which has no `pane_dead_signal`) costs one try.
     nudged: std::sync::Mutex<std::collections::HashSet<u32>>,
 }
+
+/// How long an adapter waits after a refused control-mode attach before it tries again.
+const ATTACH_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Reads of a snapshot after the server was made to reap its children, at most.
 const REAP_READS: usize = 5;
@@ -92,6 +98,7 @@ impl Tmux {
             calls: AtomicU64::new(0),
             control_calls: AtomicU64::new(0),
             control: std::sync::Mutex::default(),
+            attach_after: std::sync::Mutex::default(),
             panes: crate::watch::SeenPanes::default(),
             nudged: std::sync::Mutex::default(),
         }
@@ -136,24 +143,29 @@ impl Tmux {
         }
     }
 
-    /// With a control tag and no client yet: attaches one to the session of a live pane that
-    /// `snapshot` shows carrying the tag (none there: the next snapshot tries again).
+    /// With a control tag and no client yet: attaches one to the session of the first live
+    /// pane that `snapshot` shows carrying the tag (none there: the next snapshot tries
+    /// again). After a refused attach, none is tried for [`ATTACH_RETRY`].
     fn keep_control(&self, snapshot: &MuxSnapshot) {
         let Some(tag) = &self.config.control_tag else { return };
         let mut control = crate::watch::lock(&self.control);
         if control.is_some() {
             return;
         }
-        let live = snapshot
+        let mut after = crate::watch::lock(&self.attach_after);
+        let now = std::time::Instant::now();
+        if after.is_some_and(|t| now < t) {
+            return;
+        }
+        let Some(pane) = snapshot
             .sessions()
             .iter()
-            .filter(|p| !p.dead && p.tag.as_deref() == Some(tag.as_str()));
-        for pane in live {
-            if let Some(client) = ControlClient::attach(&self.config, &pane.session) {
-                *control = Some(client);
-                return;
-            }
-        }
+            .find(|p| !p.dead && p.tag.as_deref() == Some(tag.as_str()))
+        else {
+            return;
+        };
+        *control = ControlClient::attach(&self.config, &pane.session);
+        *after = control.is_none().then(|| now + ATTACH_RETRY);
     }
 
     /// `first`, or, when it shows a dead pane without the way its program ended, `list`'s

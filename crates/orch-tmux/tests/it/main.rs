@@ -614,3 +614,32 @@ fn dropping_the_adapter_ends_its_client() {
     assert_eq!(first.snapshot().expect("snapshot").sessions().len(), 1);
     assert_eq!(first.calls(), calls, "the other adapter's client still answers");
 }
+
+#[test]
+fn a_refused_attach_is_not_tried_again_at_once() {
+    let srv = Server::new();
+    srv.spawn("hydralph-a", &["sleep", "30"]);
+    srv.spawn("hydralph-b", &["sleep", "30"]);
+    // A tmux that refuses control mode, as one before 3.2 refuses `attach-session -f`; each
+    // try is noted.
+    let tries = srv.path("tries");
+    let wrapper = srv.path("tmux-without-control");
+    write_script(
+        &wrapper,
+        &format!(
+            "#!/bin/sh\nfor a in \"$@\"; do\n  if [ \"$a\" = -C ]; then echo try >> '{}'; exit 1; fi\ndone\nexec tmux \"$@\"\n",
+            tries.display()
+        ),
+    );
+    let tmux = Tmux::new(TmuxConfig {
+        program: wrapper,
+        control_tag: Some(TAG.to_owned()),
+        ..TmuxConfig::with_socket_name(srv.name())
+    });
+    for _ in 0..3 {
+        assert_eq!(tmux.snapshot().expect("snapshot").sessions().len(), 2);
+    }
+    let tried = std::fs::read_to_string(&tries).unwrap_or_default().lines().count();
+    assert_eq!(tried, 1, "one try for two sessions and three snapshots");
+    assert_eq!(control_clients(&srv), 0);
+}

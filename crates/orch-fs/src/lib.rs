@@ -303,6 +303,34 @@ impl Dir {
         }))
     }
 
+    /// Whether the directory is on a local file system whose status-change times a stat can be
+    /// trusted for (on Linux: ext2 to ext4, XFS, Btrfs, tmpfs, ramfs, F2FS, ZFS, overlayfs,
+    /// bcachefs). A network file system can answer a stat from its cache of attributes while
+    /// the file has changed, so [`ReadCache`] is not used there. Elsewhere than Linux: `false`.
+    pub fn is_local(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        {
+            const LOCAL: [u64; 10] = [
+                0xEF53,      // ext2, ext3, ext4
+                0x5846_5342, // XFS
+                0x9123_683E, // Btrfs
+                0x0102_1994, // tmpfs
+                0x8584_58F6, // ramfs
+                0xF2F5_2010, // F2FS
+                0x2FC1_2FC1, // ZFS
+                0x794C_7630, // overlayfs
+                0xCA45_1A4E, // bcachefs
+                0x0000_EF51, // ext2 (old)
+            ];
+            #[allow(clippy::unnecessary_cast)] // the word's type differs across targets
+            rustix::fs::fstatfs(&self.fd).is_ok_and(|st| LOCAL.contains(&((st.f_type as u64) & 0xFFFF_FFFF)))
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            false
+        }
+    }
+
     /// The version of the file `rel` now (without opening it, so without telling watchers of
     /// the directory); `None` when it does not exist.
     pub fn key(&self, rel: &str) -> io::Result<Option<FileKey>> {
@@ -470,6 +498,13 @@ mod tests {
         assert_eq!(dir.read("nope/status.json", &mut buf).expect("read"), None);
         assert_eq!(dir.count("s1/inbox", |n| n.ends_with(".md")).expect("count"), Some(1));
         assert_eq!(dir.count("s1/none", |_| true).expect("count"), None);
+        // The test machines' temp directories are on ext4 or tmpfs; /proc is no file system
+        // whose times a cache could trust.
+        #[cfg(target_os = "linux")]
+        {
+            assert!(dir.is_local());
+            assert!(!Dir::open(Path::new("/proc")).expect("open").expect("exists").is_local());
+        }
         assert!(Dir::open(&tmp.path().join("absent")).expect("open").is_none());
     }
 }

@@ -270,8 +270,11 @@ impl LoopRuntime for FsLoopRuntime {
     }
 
     fn read_many(&self, ids: &[&SessionId]) -> Vec<LoopReading> {
-        // A refresh reads every live loop's report: one pass of the cache.
-        let pass = self.cache.as_ref().map(|c| c.pass());
+        // A refresh reads every live loop's report: one pass of the cache, where a stat can be
+        // trusted to show every new version.
+        let local =
+            || orch_fs::Dir::open(&RuntimeLayout::root(&self.project)).is_ok_and(|d| d.is_some_and(|d| d.is_local()));
+        let pass = self.cache.as_ref().filter(|_| local()).map(|c| c.pass());
         self.read_ids(ids, pass.as_ref())
     }
     fn read_foreign(&self, agent_dir: &Path) -> LoopReading {

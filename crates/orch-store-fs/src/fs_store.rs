@@ -253,7 +253,12 @@ impl Store for FsStore {
         // Each record is read by name relative to the directory (a refresh reads them all).
         let dir = orch_fs::Dir::open(&self.sessions).map_err(io("open directory", &self.sessions))?;
         let mut buf = Vec::with_capacity(8192);
-        let cached = self.cache.as_ref().map(|c| c.pass());
+        // Only where a stat can be trusted to show every new version.
+        let cached = self
+            .cache
+            .as_ref()
+            .filter(|_| dir.as_ref().is_some_and(orch_fs::Dir::is_local))
+            .map(|c| c.pass());
         for name in names {
             let Some(name) = name.to_str() else { continue };
             let path = self.sessions.join(name);

@@ -28,6 +28,14 @@ fn spawn(p: &Project, agent: &std::path::Path) -> String {
     p.spawn_agent(HYDRA, agent, &[])
 }
 
+/// A project with `n` sessions of an agent that sleeps once it has read its prompt: their ids.
+fn sleepers(n: usize) -> (Project, Vec<String>) {
+    let p = Project::new();
+    let agent = p.agent("sleeper.sh", "cat > /dev/null; echo working; exec sleep 600");
+    let ids = (0..n).map(|_| spawn(&p, &agent)).collect();
+    (p, ids)
+}
+
 /// A process whose stdout lines are gathered as they come.
 struct Running {
     child: Child,
@@ -139,10 +147,8 @@ fn a_blocking_agent_is_told_on_the_bus_and_to_the_notification_command_at_once()
 
 #[test]
 fn a_pane_killed_by_hand_is_told_failed() {
-    let p = Project::new();
-    let agent = p.agent("sleeper.sh", "cat > /dev/null; echo working; exec sleep 600");
-    let a = spawn(&p, &agent);
-    let b = spawn(&p, &agent);
+    let (p, ids) = sleepers(2);
+    let (a, b) = (ids[0].clone(), ids[1].clone());
     let monitor = Running::start(&p, &["monitor"]);
     monitor.wait_line("a seen running", |l| l.contains(&a) && l.contains("running"));
     p.tmux().kill(&format!("hydralph-{a}")).expect("kill by hand");
@@ -153,10 +159,8 @@ fn a_pane_killed_by_hand_is_told_failed() {
 
 #[test]
 fn a_restarted_monitor_misses_nothing_and_repeats_nothing() {
-    let p = Project::new();
-    let agent = p.agent("sleeper.sh", "cat > /dev/null; echo working; exec sleep 600");
-    let a = spawn(&p, &agent);
-    let b = spawn(&p, &agent);
+    let (p, ids) = sleepers(2);
+    let (a, b) = (ids[0].clone(), ids[1].clone());
     let first = Running::start(&p, &["monitor"]);
     first.wait_line("a running", |l| l.contains(&a) && l.contains("running"));
     first.wait_line("b running", |l| l.contains(&b) && l.contains("running"));
@@ -302,10 +306,8 @@ fn control_clients(p: &Project) -> Vec<String> {
 
 #[test]
 fn the_monitor_looks_through_one_read_only_control_client_and_ends_it() {
-    let p = Project::new();
-    let agent = p.agent("sleeper.sh", "cat > /dev/null; exec sleep 600");
-    let a = spawn(&p, &agent);
-    let b = spawn(&p, &agent);
+    let (p, ids) = sleepers(2);
+    let (a, b) = (ids[0].clone(), ids[1].clone());
     ok(&p, &["ls"]);
     assert!(control_clients(&p).is_empty(), "a one-shot command keeps no client");
     let monitor = Running::start(&p, &["monitor"]);
@@ -355,10 +357,8 @@ fn ls_json(p: &Project, extra: &[&str], env: &[(&str, &str)]) -> (Vec<serde_json
 
 #[test]
 fn ls_is_answered_by_the_running_monitor_with_a_new_look() {
-    let p = Project::new();
-    let agent = p.agent("sleeper.sh", "cat > /dev/null; exec sleep 600");
-    let a = spawn(&p, &agent);
-    let b = spawn(&p, &agent);
+    let (p, ids) = sleepers(2);
+    let (a, b) = (ids[0].clone(), ids[1].clone());
     let socket = p.root.join(".hydra/orchestrator/monitor.sock");
     let monitor = Running::start(&p, &["monitor"]);
     monitor.wait_line("a seen running", |l| l.contains(&a) && l.contains("running"));
@@ -413,9 +413,8 @@ fn ls_is_answered_by_the_running_monitor_with_a_new_look() {
 fn ls_looks_itself_when_no_monitor_can_answer() {
     use std::io::{BufRead, Write};
     use std::os::unix::net::UnixListener;
-    let p = Project::new();
-    let agent = p.agent("sleeper.sh", "cat > /dev/null; exec sleep 600");
-    let a = spawn(&p, &agent);
+    let (p, ids) = sleepers(1);
+    let a = ids[0].clone();
     let socket = p.root.join(".hydra/orchestrator/monitor.sock");
     let listed = |list: &[serde_json::Value]| list.len() == 1 && list[0]["id"] == a.as_str();
     // A socket nobody listens on (what a monitor killed with SIGKILL leaves).

@@ -528,12 +528,19 @@ fn control_clients(srv: &Server) -> usize {
         .count()
 }
 
-#[test]
-fn snapshots_go_through_the_control_client_and_match_a_process() {
+/// A server with the sleeping sessions `hydralph-a` and `hydralph-b`, and an adapter on it
+/// that keeps a control-mode client for their tag.
+fn two_sessions_and_a_control_adapter() -> (Server, Tmux) {
     let srv = Server::new();
     let tmux = control_adapter(&srv, TAG);
     srv.spawn("hydralph-a", &["sleep", "30"]);
     srv.spawn("hydralph-b", &["sleep", "30"]);
+    (srv, tmux)
+}
+
+#[test]
+fn snapshots_go_through_the_control_client_and_match_a_process() {
+    let (srv, tmux) = two_sessions_and_a_control_adapter();
     srv.spawn("hydralph-done", &["sh", "-c", "exit 3"]);
     wait_for("the dead pane's status", || {
         let snap = tmux.snapshot().ok()?;
@@ -555,10 +562,7 @@ fn snapshots_go_through_the_control_client_and_match_a_process() {
 
 #[test]
 fn the_control_client_moves_on_when_its_session_ends() {
-    let srv = Server::new();
-    let tmux = control_adapter(&srv, TAG);
-    srv.spawn("hydralph-a", &["sleep", "30"]);
-    srv.spawn("hydralph-b", &["sleep", "30"]);
+    let (srv, tmux) = two_sessions_and_a_control_adapter();
     tmux.snapshot().expect("snapshot");
     assert_eq!(control_clients(&srv), 1);
     for name in ["hydralph-a", "hydralph-b"] {

@@ -44,8 +44,12 @@ struct Running {
 
 impl Running {
     fn start(p: &Project, args: &[&str]) -> Running {
+        Running::start_bin(p, HYDRA, args)
+    }
+    /// [`start`](Self::start) with the hydra executable at `bin`.
+    fn start_bin(p: &Project, bin: &str, args: &[&str]) -> Running {
         let mut child = p
-            .hydra_cmd(HYDRA, args)
+            .hydra_cmd(bin, args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -454,6 +458,26 @@ fn ls_looks_itself_when_no_monitor_can_answer() {
     assert!(out.status.success(), "{err}");
     assert!(
         err.contains("did not answer (this monitor watches tmux server -L"),
+        "{err}"
+    );
+    let _ = monitor.stop();
+    // A monitor of another build: the same program at another path, as after an upgrade
+    // replaced the executable under a running monitor (copied by `cp`, never opened for
+    // writing here, which a parallel test's fork could inherit: "Text file busy").
+    let old = p.dir.path().join("hydra-before-the-upgrade");
+    assert!(std::process::Command::new("cp")
+        .arg(HYDRA)
+        .arg(&old)
+        .status()
+        .expect("cp")
+        .success());
+    assert!(!socket.exists(), "the stopped monitor's socket is gone");
+    let monitor = Running::start_bin(&p, old.to_str().expect("utf-8 path"), &["monitor"]);
+    wait_for(20, "the other build's socket", || socket.exists().then_some(()));
+    let (list, err) = ls_json(&p, &[], &[]);
+    assert!(listed(&list), "{list:?}");
+    assert!(
+        err.contains("did not answer (this monitor is another hydra build"),
         "{err}"
     );
     let _ = monitor.stop();

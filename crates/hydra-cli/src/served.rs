@@ -23,8 +23,17 @@ use std::time::Duration;
 /// The form of requests and answers; a monitor of another form or build refuses.
 const PROTOCOL: u32 = 2;
 
-/// This build: the statuses' form is private to it.
-const BUILD: &str = env!("CARGO_PKG_VERSION");
+/// This build: its version and the identity of its executable (inode and modification time),
+/// so a monitor started before hydra was rebuilt or upgraded (its executable replaced) answers
+/// no `ls` of the new one: the statuses' form is private to one build.
+fn build() -> String {
+    use std::os::unix::fs::MetadataExt;
+    let exe = std::fs::metadata("/proc/self/exe")
+        .or_else(|_| std::env::current_exe().and_then(std::fs::metadata))
+        .map(|m| format!("{}:{}.{}", m.ino(), m.mtime(), m.mtime_nsec()))
+        .unwrap_or_default();
+    format!("{} {exe}", env!("CARGO_PKG_VERSION"))
+}
 
 /// How long `ls` waits for the monitor's answer before it looks itself.
 pub const ANSWER_WITHIN: Duration = Duration::from_secs(10);
@@ -126,9 +135,10 @@ fn answer(orch: &Orchestrator, conn: &UnixStream) -> std::io::Result<()> {
     let mut payload = None;
     let reply = match serde_json::from_str::<Request>(&line) {
         Err(e) => Reply::Refused(format!("not a request: {e}")),
-        Ok(r) if r.protocol != PROTOCOL || r.hydra != BUILD => {
-            Reply::Refused(format!("this monitor is hydra {BUILD}, protocol {PROTOCOL}"))
-        }
+        Ok(r) if r.protocol != PROTOCOL || r.hydra != build() => Reply::Refused(format!(
+            "this monitor is another hydra build ({}, protocol {PROTOCOL})",
+            build()
+        )),
         Ok(r) if r.server != orch.server().to_string() => {
             Reply::Refused(format!("this monitor watches {}", orch.server()))
         }
@@ -208,7 +218,7 @@ fn request(conn: &UnixStream, orch: &Orchestrator, json: Option<JsonView>) -> st
     conn.set_write_timeout(Some(Duration::from_secs(2)))?;
     let req = Request {
         protocol: PROTOCOL,
-        hydra: BUILD.to_owned(),
+        hydra: build(),
         server: orch.server().to_string(),
         json,
     };

@@ -2,7 +2,8 @@
 //! measures, at N live sessions, `hydra ls --json`, `hydra status ID`, `hydra pause ID` and
 //! `hydra resume ID` as whole processes beside the floor (one bare `tmux list-panes -a` with
 //! the snapshot's format, on the same server, in the same run) and the same snapshot through a
-//! control-mode client already connected (the server's own share of the floor), `list()` and
+//! control-mode client already connected (the tmux adapter of a long-lived process: the
+//! server's own share of the floor), `list()` and
 //! `health_check()` in the library against one tmux call per session (and the longest time
 //! one of those refreshes held the store's lock); spawn latency (back to back and one at a
 //! time on a settled machine, until the loop runs, and with a worktree), peak RSS of
@@ -14,8 +15,9 @@
 
 mod common;
 
-use common::{stats, status_kib, tmux_version, BenchProject, ControlClient};
+use common::{stats, status_kib, tmux_version, BenchProject};
 use hydra_orchestrator::adapters::MailBus;
+use hydra_orchestrator::Multiplexer;
 use hydra_orchestrator::{Channel, EventBus, LifecycleEvent, SessionConfig, SessionId, Timestamp};
 use orch_mail::test_daemon::TestDaemon;
 use std::process::Command;
@@ -268,16 +270,18 @@ fn main() {
             .0
         };
         // The floor's own server-side share: the same snapshot through a client that is
-        // already connected (what a resident process holding `tmux -C` would pay), checked to
-        // list every session.
+        // already connected (the adapter of a long-lived process, attached by a first, untimed
+        // snapshot), checked to go through it and to list every session.
         let control = {
-            let mut ctl = ControlClient::attach(&b.socket, &ids[0].tmux_name());
-            let snapshot = format!("list-panes -a -F '{}'", orch_tmux::SNAPSHOT_FORMAT);
+            let tmux = b.control_tmux();
+            tmux.snapshot().expect("snapshot");
             sample(reps, || {
+                let through = tmux.control_calls();
                 let t = Instant::now();
-                let lines = ctl.run(&snapshot);
+                let snap = tmux.snapshot().expect("snapshot");
                 let d = t.elapsed();
-                assert!(lines.len() >= n, "{} panes through tmux -C, {n} sessions", lines.len());
+                assert_eq!(tmux.control_calls(), through + 1, "through the control-mode client");
+                assert!(snap.sessions().len() >= n, "{} sessions of {n}", snap.sessions().len());
                 d
             })
         };

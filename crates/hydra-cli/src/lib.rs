@@ -772,8 +772,8 @@ fn select(statuses: Vec<SessionStatus>, args: &LsArgs) -> (Vec<SessionStatus>, u
 
 impl LsArgs {
     /// The sessions these arguments show.
-    fn view(&self) -> served::JsonView {
-        served::JsonView {
+    fn view(&self) -> served::Selection {
+        served::Selection {
             all: self.all,
             states: self.state.clone(),
         }
@@ -859,7 +859,8 @@ fn ls(ctx: &Ctx, args: &LsArgs) -> Result<i32> {
     for name in &untagged {
         eprintln!("hydra: tmux session {name} is not tagged as this project's (another tool's?); `hydra prune --force` ends it");
     }
-    if let (true, Some(mut bytes)) = (ctx.g.json, served_json) {
+    // Only asked for, so only given, with --json.
+    if let Some(mut bytes) = served_json {
         bytes.push(b'\n');
         write_stdout(&bytes)?;
     } else if ctx.g.json {
@@ -909,14 +910,23 @@ fn reader_gone_is_ok(written: std::io::Result<()>) -> std::io::Result<()> {
 /// Writes the items as one JSON array and a newline to stdout, through a fixed buffer. A
 /// reader that went away is not an error, as for [`write_stdout`].
 fn write_json_array<T: serde::Serialize>(items: impl Iterator<Item = T>) -> std::io::Result<()> {
-    use serde::Serializer;
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
-    let written = serde_json::Serializer::new(&mut out)
-        .collect_seq(items)
-        .map_err(std::io::Error::from)
+    let written = json_seq(&mut out, items)
         .and_then(|()| std::io::Write::write_all(&mut out, b"\n"))
         .and_then(|()| std::io::Write::flush(&mut out));
     reader_gone_is_ok(written)
+}
+
+/// Writes the items to `out` as one JSON array (no newline), as `ls --json` does whichever
+/// process looked.
+pub(crate) fn json_seq<T: serde::Serialize>(
+    out: &mut impl std::io::Write,
+    items: impl Iterator<Item = T>,
+) -> std::io::Result<()> {
+    use serde::Serializer;
+    serde_json::Serializer::new(out)
+        .collect_seq(items)
+        .map_err(std::io::Error::from)
 }
 
 /// Makes `print!` into a closed pipe end the process quietly, as other Unix tools do when

@@ -25,14 +25,17 @@ const PROTOCOL: u32 = 2;
 
 /// This build: its version and the identity of its executable (inode and modification time),
 /// so a monitor started before hydra was rebuilt or upgraded (its executable replaced) answers
-/// no `ls` of the new one: the statuses' form is private to one build.
-fn build() -> String {
+/// no `ls` of the new one: the statuses' form is private to one build. Read once per process.
+fn build() -> &'static str {
     use std::os::unix::fs::MetadataExt;
-    let exe = std::fs::metadata("/proc/self/exe")
-        .or_else(|_| std::env::current_exe().and_then(std::fs::metadata))
-        .map(|m| format!("{}:{}.{}", m.ino(), m.mtime(), m.mtime_nsec()))
-        .unwrap_or_default();
-    format!("{} {exe}", env!("CARGO_PKG_VERSION"))
+    static BUILD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BUILD.get_or_init(|| {
+        let exe = std::fs::metadata("/proc/self/exe")
+            .or_else(|_| std::env::current_exe().and_then(std::fs::metadata))
+            .map(|m| format!("{}:{}.{}", m.ino(), m.mtime(), m.mtime_nsec()))
+            .unwrap_or_default();
+        format!("{} {exe}", env!("CARGO_PKG_VERSION"))
+    })
 }
 
 /// How long `ls` waits for the monitor's answer before it looks itself.
@@ -48,21 +51,21 @@ struct Request {
     hydra: String,
     /// The tmux server `ls` would look at (its `Display`).
     server: String,
-    /// For `ls --json`: which sessions to write.
-    json: Option<JsonView>,
+    /// For `ls --json`: which sessions the monitor writes.
+    json: Option<Selection>,
 }
 
-/// The sessions `ls --json` shows: every live one (with `all`, the ended ones too), or those
-/// in `states`.
+/// The sessions `ls` shows: every live one (with `all`, the ended ones too), or those in
+/// `states`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct JsonView {
+pub struct Selection {
     /// Ended sessions too.
     pub all: bool,
     /// Only these state words (none: by `all`).
     pub states: Vec<String>,
 }
 
-impl JsonView {
+impl Selection {
     /// Whether `s` is shown.
     pub fn shows(&self, s: &SessionStatus) -> bool {
         if self.states.is_empty() {
@@ -78,7 +81,7 @@ impl JsonView {
 pub struct Answer {
     /// Every session's status, refreshed (none when the answer is `json`).
     pub statuses: Vec<SessionStatus>,
-    /// For a request with a [`JsonView`]: the length of the JSON array that follows the
+    /// For `ls --json` (a request with a [`Selection`]): the length of the JSON array that follows the
     /// reply's line, `ls --json`'s output without its final newline.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub json_len: Option<usize>,
@@ -146,7 +149,11 @@ fn answer(orch: &Orchestrator, conn: &UnixStream) -> std::io::Result<()> {
             Ok(mut statuses) => {
                 let orphans = orch.last_orphans();
                 if let Some(view) = &request.json {
-                    let bytes = json_array(statuses.iter().filter(|s| view.shows(s)))?;
+                    let mut bytes = Vec::new();
+                    crate::json_seq(
+                        &mut bytes,
+                        statuses.iter().filter(|s| view.shows(s)).map(SessionStatus::json),
+                    )?;
                     payload = Some(bytes);
                     statuses = Vec::new();
                 }
@@ -178,19 +185,9 @@ fn answer(orch: &Orchestrator, conn: &UnixStream) -> std::io::Result<()> {
     out.flush()
 }
 
-/// The statuses as `ls --json` writes them (without the final newline).
-pub fn json_array<'a>(statuses: impl Iterator<Item = &'a SessionStatus>) -> std::io::Result<Vec<u8>> {
-    use serde::Serializer;
-    let mut out = Vec::new();
-    serde_json::Serializer::new(&mut out)
-        .collect_seq(statuses.map(SessionStatus::json))
-        .map_err(std::io::Error::from)?;
-    Ok(out)
-}
-
 /// The look of the monitor of the project at `root` (see the module documentation), with the
 /// written answer for `json`, or `None` when `ls` must look itself; why is logged at `-v`.
-pub fn ask(root: &Path, orch: &Orchestrator, json: Option<JsonView>) -> Option<Answer> {
+pub fn ask(root: &Path, orch: &Orchestrator, json: Option<Selection>) -> Option<Answer> {
     if std::env::var_os("HYDRA_NO_MONITOR").is_some_and(|v| !v.is_empty()) {
         return None;
     }
@@ -213,12 +210,12 @@ pub fn ask(root: &Path, orch: &Orchestrator, json: Option<JsonView>) -> Option<A
     }
 }
 
-fn request(conn: &UnixStream, orch: &Orchestrator, json: Option<JsonView>) -> std::io::Result<Reply> {
+fn request(conn: &UnixStream, orch: &Orchestrator, json: Option<Selection>) -> std::io::Result<Reply> {
     conn.set_read_timeout(Some(ANSWER_WITHIN))?;
     conn.set_write_timeout(Some(Duration::from_secs(2)))?;
     let req = Request {
         protocol: PROTOCOL,
-        hydra: build(),
+        hydra: build().to_owned(),
         server: orch.server().to_string(),
         json,
     };

@@ -335,27 +335,24 @@ impl Builder {
                     Some(name) => MuxServer::Name(name),
                     None => MuxServer::Default,
                 };
-                let make = move |server: &MuxServer| -> Arc<dyn Multiplexer> {
+                let make = move |server: &MuxServer, control_tag: Option<String>| -> Arc<dyn Multiplexer> {
                     let config = orch_tmux::TmuxConfig {
                         inside_tmux,
+                        control_tag,
                         ..orch_tmux::TmuxConfig::for_server(server.clone())
                     };
                     Arc::new(orch_tmux::Tmux::new(config))
                 };
                 // The control client serves this project's own server only.
-                let primary: Arc<dyn Multiplexer> = Arc::new(orch_tmux::Tmux::new(orch_tmux::TmuxConfig {
-                    inside_tmux,
-                    control_tag: self.long_lived.then(|| orch_core::project_tag(&project)),
-                    ..orch_tmux::TmuxConfig::for_server(server.clone())
-                }));
+                let primary = make(&server, self.long_lived.then(|| orch_core::project_tag(&project)));
                 let factory: MuxFactory = self
                     .mux_factory
-                    .unwrap_or_else(|| Arc::new(move |s: &MuxServer| Some(make(s))));
+                    .unwrap_or_else(|| Arc::new(move |s: &MuxServer| Some(make(s, None))));
                 (primary, Some(factory))
             }
         };
         // Files whose status changed within this margin are read again each time.
-        let settle = Duration::from_secs(1);
+        let settle = orch_fs::SETTLE_MARGIN;
         let long_lived = self.long_lived;
         let store = self.store.unwrap_or_else(|| {
             let store = orch_store_fs::FsStore::new(&project);

@@ -14,6 +14,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The margin that suits every local file system: their clocks tick in nanoseconds to
+/// milliseconds (ext4, XFS, Btrfs, tmpfs; FAT's two seconds are not among those allowed).
+pub const SETTLE_MARGIN: Duration = Duration::from_secs(1);
+
 /// One version of a file: replaced or rewritten, its key changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FileKey {
@@ -79,7 +83,7 @@ struct Entry<T> {
 
 impl<T: Clone> ReadCache<T> {
     /// A cache that keeps values of files whose status changed at least `margin` before they
-    /// were read (one second covers the clocks of the file systems Linux and macOS use).
+    /// were read ([`SETTLE_MARGIN`] suits every local file system).
     pub fn new(margin: Duration) -> Self {
         ReadCache {
             margin,
@@ -96,9 +100,16 @@ impl<T: Clone> ReadCache<T> {
         self.hits.load(Ordering::Relaxed)
     }
 
+    /// Starts one pass over the files of `dir` the caller keeps values of (one refresh), when
+    /// `dir` is on a file system whose stat shows every new version ([`crate::Dir::is_local`]);
+    /// `None` elsewhere (the caller then reads every file).
+    pub fn pass_in(&self, dir: &crate::Dir) -> Option<ReadPass<'_, T>> {
+        dir.is_local().then(|| self.pass())
+    }
+
     /// Starts one pass over every file the caller keeps values of (one refresh): what the
     /// pass does not read is forgotten at its end (its file is gone, or no longer asked for).
-    /// Passes may overlap.
+    /// Passes may overlap. [`pass_in`](Self::pass_in) is the one that checks the file system.
     pub fn pass(&self) -> ReadPass<'_, T> {
         let mut inner = self.lock();
         inner.pass += 1;

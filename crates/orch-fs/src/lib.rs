@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 mod cache;
-pub use cache::{FileKey, ReadCache, ReadPass};
+pub use cache::{FileKey, ReadCache, ReadPass, SETTLE_MARGIN};
 
 /// The marker in the names of temp files [`write_atomic`] makes: `.<name>.tmp-<pid>-<seq>`.
 pub const TMP_MARK: &str = ".tmp-";

@@ -77,8 +77,9 @@ impl FsLoopRuntime {
     /// This runtime, keeping each loop report it parses for a refresh beside its file's key,
     /// so that a later refresh stats an unchanged `status.json` instead of opening and parsing
     /// it (and does not wake watchers of the directory); reports that changed less than
-    /// `margin` before they were read are read again each time (see [`orch_fs::ReadCache`]).
-    /// For long-lived processes.
+    /// `margin` before they were read are read again each time, and on a file system whose
+    /// stat may be stale every report is (see [`orch_fs::ReadCache`]). For long-lived
+    /// processes.
     pub fn with_read_cache(mut self, margin: std::time::Duration) -> Self {
         self.cache = Some(std::sync::Arc::new(orch_fs::ReadCache::new(margin)));
         self
@@ -94,13 +95,16 @@ impl FsLoopRuntime {
         RuntimeLayout::new(&self.project, id)
     }
 
-    /// The readings of `ids`' loops, through `cached` when given (one pass over every live loop).
-    fn read_ids(&self, ids: &[&SessionId], cached: Option<&orch_fs::ReadPass<'_, Reading>>) -> Vec<LoopReading> {
+    /// The readings of `ids`' loops; with `every_live`, through the cache (one pass, over
+    /// every live loop: what it does not read is forgotten).
+    fn read_ids(&self, ids: &[&SessionId], every_live: bool) -> Vec<LoopReading> {
         // Every session's files by name relative to the one directory of directories.
         let root = RuntimeLayout::root(&self.project);
         let Ok(Some(dir)) = orch_fs::Dir::open(&root) else {
             return vec![LoopReading::default(); ids.len()];
         };
+        let pass = self.cache.as_ref().filter(|_| every_live).and_then(|c| c.pass_in(&dir));
+        let cached = pass.as_ref();
         let mut buf = Vec::with_capacity(4096);
         ids.iter()
             .map(|id| {
@@ -266,16 +270,12 @@ impl LoopRuntime for FsLoopRuntime {
 
     fn read(&self, id: &SessionId) -> LoopReading {
         // Read anew (a loop seen ended), and not a pass over every report.
-        self.read_ids(&[id], None).pop().unwrap_or_default()
+        self.read_ids(&[id], false).pop().unwrap_or_default()
     }
 
     fn read_many(&self, ids: &[&SessionId]) -> Vec<LoopReading> {
-        // A refresh reads every live loop's report: one pass of the cache, where a stat can be
-        // trusted to show every new version.
-        let local =
-            || orch_fs::Dir::open(&RuntimeLayout::root(&self.project)).is_ok_and(|d| d.is_some_and(|d| d.is_local()));
-        let pass = self.cache.as_ref().filter(|_| local()).map(|c| c.pass());
-        self.read_ids(ids, pass.as_ref())
+        // A refresh reads every live loop's report.
+        self.read_ids(ids, true)
     }
     fn read_foreign(&self, agent_dir: &Path) -> LoopReading {
         let layout = RuntimeLayout::shared(agent_dir);

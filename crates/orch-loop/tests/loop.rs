@@ -94,6 +94,18 @@ fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// Waits (at most 20 s) until the file at `path` is settled by the read cache's own rule.
+fn wait_settled(path: &Path, margin: Duration) {
+    let dir = orch_fs::Dir::open(path.parent().expect("a directory"))
+        .expect("open")
+        .expect("exists");
+    let name = path.file_name().and_then(|n| n.to_str()).expect("a name");
+    wait_for("the file to settle", || {
+        let key = dir.key(name).expect("stat").expect("the file");
+        key.settled(std::time::SystemTime::now(), margin).then_some(())
+    });
+}
+
 fn report(l: &Loop) -> Option<LoopReport> {
     LoopReport::parse(&std::fs::read(l.layout.report_file()).ok()?).ok()
 }
@@ -408,21 +420,17 @@ fn a_cached_reading_serves_only_reports_that_settled() {
     let cached = FsLoopRuntime::new(l.dir.path()).with_read_cache(Duration::from_secs(1));
     let fresh = FsLoopRuntime::new(l.dir.path());
     let mut iterations = Vec::new();
-    loop {
+    wait_for("the loop's last report", || {
         let r = cached.read_many(&[&id]).pop().expect("one reading");
-        if let Some(rep) = &r.report {
-            iterations.push(rep.iteration);
-            if rep.phase == LoopPhase::MaxIterations {
-                break;
-            }
-        }
         assert_eq!(cached.cache_hits(), 0, "a report younger than a second is read again");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+        let rep = r.report?;
+        iterations.push(rep.iteration);
+        (rep.phase == LoopPhase::MaxIterations).then_some(())
+    });
     assert!(iterations.windows(2).all(|w| w[0] <= w[1]), "{iterations:?}");
     assert!(iterations.len() > 3, "{iterations:?}");
     // Settled: the next readings come from the cache, and equal a reading of the file.
-    std::thread::sleep(Duration::from_millis(1100));
+    wait_settled(&l.layout.report_file(), Duration::from_secs(1));
     let first = cached.read_many(&[&id]);
     assert_eq!(cached.cache_hits(), 0, "kept now, not yet served");
     // A single reading (a loop seen ended is read anew) leaves the kept reports alone.

@@ -62,8 +62,8 @@ impl FsStore {
     /// This store, keeping each record it parses beside its file's key so that a later
     /// `load_all` stats an unchanged file instead of opening and parsing it (and does not
     /// wake watchers of the directory). Records whose file changed less than `margin` before
-    /// they were read are read again each time (see [`orch_fs::ReadCache`]); one second suits
-    /// every local file system. For long-lived processes: the cache holds a copy of every
+    /// they were read are read again each time (see [`orch_fs::ReadCache`]);
+    /// [`orch_fs::SETTLE_MARGIN`] suits every local file system. For long-lived processes: the cache holds a copy of every
     /// record.
     pub fn with_read_cache(mut self, margin: Duration) -> Self {
         self.cache = Some(Arc::new(orch_fs::ReadCache::new(margin)));
@@ -253,12 +253,10 @@ impl Store for FsStore {
         // Each record is read by name relative to the directory (a refresh reads them all).
         let dir = orch_fs::Dir::open(&self.sessions).map_err(io("open directory", &self.sessions))?;
         let mut buf = Vec::with_capacity(8192);
-        // Only where a stat can be trusted to show every new version.
-        let cached = self
-            .cache
-            .as_ref()
-            .filter(|_| dir.as_ref().is_some_and(orch_fs::Dir::is_local))
-            .map(|c| c.pass());
+        let cached = match (&self.cache, &dir) {
+            (Some(c), Some(d)) => c.pass_in(d),
+            _ => None,
+        };
         for name in names {
             let Some(name) = name.to_str() else { continue };
             let path = self.sessions.join(name);

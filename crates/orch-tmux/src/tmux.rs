@@ -67,11 +67,8 @@ pub struct Tmux {
     calls: AtomicU64,
     /// Commands run through the control-mode client.
     control_calls: AtomicU64,
-    /// The control-mode client, once attached (with a `control_tag` only).
-    control: std::sync::Mutex<Option<ControlClient>>,
-    /// No attach is tried before this time, after one failed (a tmux before 3.2 refuses
-    /// every attach with flags, and each try costs a tmux process).
-    attach_after: std::sync::Mutex<Option<std::time::Instant>>,
+    /// The control-mode client (with a `control_tag` only).
+    control: std::sync::Mutex<Control>,
     /// The panes' processes the latest snapshot saw, which this adapter's watches wait on
     /// (`None` until a snapshot is taken).
     panes: crate::watch::SeenPanes,
@@ -79,6 +76,16 @@ pub struct Tmux {
     /// look for (see `settled`): once each, so a pane tmux never gives a status for (a
     /// signal's end on tmux before 3.3, which has no `pane_dead_signal`) costs one try.
     nudged: std::sync::Mutex<std::collections::HashSet<u32>>,
+}
+
+/// The adapter's control-mode client, and when it may try to attach one.
+#[derive(Debug, Default)]
+struct Control {
+    /// The client, once attached.
+    client: Option<ControlClient>,
+    /// No attach is tried before this time, after one was refused (a tmux before 3.2 refuses
+    /// every attach with flags, and each try costs a tmux process).
+    retry_after: Option<std::time::Instant>,
 }
 
 /// How long an adapter waits after a refused control-mode attach before it tries again.
@@ -98,7 +105,6 @@ impl Tmux {
             calls: AtomicU64::new(0),
             control_calls: AtomicU64::new(0),
             control: std::sync::Mutex::default(),
-            attach_after: std::sync::Mutex::default(),
             panes: crate::watch::SeenPanes::default(),
             nudged: std::sync::Mutex::default(),
         }
@@ -125,14 +131,14 @@ impl Tmux {
     fn list_all(&self) -> Result<MuxSnapshot, MuxError> {
         if self.config.control_tag.is_some() {
             let mut control = crate::watch::lock(&self.control);
-            if let Some(client) = control.as_mut() {
+            if let Some(client) = control.client.as_mut() {
                 match client.run(&control_snapshot_command()) {
                     Ok(lines) => {
                         self.control_calls.fetch_add(1, Ordering::Relaxed);
                         return Ok(parse_snapshot(&lines.join("\n")));
                     }
                     Err(ControlError::Refused) => {}
-                    Err(ControlError::Lost) => *control = None,
+                    Err(ControlError::Lost) => control.client = None,
                 }
             }
         }
@@ -149,12 +155,8 @@ impl Tmux {
     fn keep_control(&self, snapshot: &MuxSnapshot) {
         let Some(tag) = &self.config.control_tag else { return };
         let mut control = crate::watch::lock(&self.control);
-        if control.is_some() {
-            return;
-        }
-        let mut after = crate::watch::lock(&self.attach_after);
         let now = std::time::Instant::now();
-        if after.is_some_and(|t| now < t) {
+        if control.client.is_some() || control.retry_after.is_some_and(|t| now < t) {
             return;
         }
         let Some(pane) = snapshot
@@ -164,8 +166,8 @@ impl Tmux {
         else {
             return;
         };
-        *control = ControlClient::attach(&self.config, &pane.session);
-        *after = control.is_none().then(|| now + ATTACH_RETRY);
+        control.client = ControlClient::attach(&self.config, &pane.session);
+        control.retry_after = control.client.is_none().then(|| now + ATTACH_RETRY);
     }
 
     /// `first`, or, when it shows a dead pane without the way its program ended, `list`'s
@@ -243,7 +245,7 @@ impl Tmux {
         }
         let socket = self.socket_path();
         // Its client would only notice the server's end at its next command.
-        *crate::watch::lock(&self.control) = None;
+        crate::watch::lock(&self.control).client = None;
         match self.run("kill-server", &["kill-server"]) {
             Ok(_) | Err(MuxError::NoServer { .. }) => {}
             Err(e) => return Err(e),

@@ -147,13 +147,9 @@ impl BenchProject {
     /// (`Builder::long_lived`): its snapshots through a control-mode client, its unchanged
     /// records and reports not read again.
     pub fn long_lived_orchestrator(&self) -> Orchestrator {
-        let tmux = Tmux::new(TmuxConfig {
-            control_tag: Some(self.orch.project_tag().to_owned()),
-            ..TmuxConfig::with_socket_name(&self.socket)
-        });
         hydra_orchestrator::Builder::from_env()
             .project(&self.root)
-            .multiplexer(Arc::new(tmux))
+            .tmux_socket(&self.socket)
             .long_lived(true)
             .build()
             .expect("orchestrator")
@@ -203,6 +199,15 @@ impl BenchProject {
         }
     }
 
+    /// A tmux adapter on this project's server that takes its snapshots through a control-mode
+    /// client (as a long-lived process's does).
+    pub fn control_tmux(&self) -> Tmux {
+        Tmux::new(TmuxConfig {
+            control_tag: Some(self.orch.project_tag().to_owned()),
+            ..TmuxConfig::with_socket_name(&self.socket)
+        })
+    }
+
     /// Stops the background monitor.
     pub fn stop_monitor(&self) {
         let out = self
@@ -237,72 +242,5 @@ impl Drop for BenchProject {
     fn drop(&mut self) {
         let _ = self.tmux.kill_server();
         let _ = std::fs::remove_dir_all(&self.base);
-    }
-}
-
-/// A tmux control-mode client (`tmux -C`) attached read-only to one session, for timing what
-/// the tmux server itself spends on a command: through a client that is already connected, a
-/// command costs the server one turn of its loop, where a new client (the floor, and every
-/// tmux call of hydra's) costs it several, each polling every pane's terminal.
-pub struct ControlClient {
-    child: std::process::Child,
-    stdin: std::process::ChildStdin,
-    out: std::io::BufReader<std::process::ChildStdout>,
-}
-
-impl ControlClient {
-    /// Attaches to `session` (read-only, without pane output) on the server `socket`.
-    pub fn attach(socket: &str, session: &str) -> ControlClient {
-        use std::process::Stdio;
-        let mut child = Command::new("tmux")
-            .args(["-L", socket, "-C", "attach-session", "-r", "-t"])
-            .arg(format!("={session}"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("tmux -C");
-        let stdin = child.stdin.take().expect("stdin");
-        let out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
-        let mut c = ControlClient { child, stdin, out };
-        // The attach answers with a block of its own; then the panes' output is turned off.
-        c.block();
-        c.run("refresh-client -f no-output");
-        c
-    }
-
-    /// Runs one tmux command line (fixed text, never user input) and returns its output lines.
-    pub fn run(&mut self, command: &str) -> Vec<String> {
-        use std::io::Write;
-        writeln!(self.stdin, "{command}").expect("write to tmux -C");
-        self.block()
-    }
-
-    /// The lines of the next `%begin` .. `%end` block (notifications before it skipped).
-    fn block(&mut self) -> Vec<String> {
-        use std::io::BufRead;
-        let mut lines = Vec::new();
-        let mut inside = false;
-        loop {
-            let mut line = String::new();
-            let n = self.out.read_line(&mut line).expect("read from tmux -C");
-            assert!(n > 0, "tmux -C ended");
-            let line = line.trim_end_matches('\n');
-            if line.starts_with("%begin ") {
-                inside = true;
-            } else if line.starts_with("%end ") || line.starts_with("%error ") {
-                assert!(line.starts_with("%end "), "tmux -C: {}", lines.join("\n"));
-                return lines;
-            } else if inside {
-                lines.push(line.to_owned());
-            }
-        }
-    }
-}
-
-impl Drop for ControlClient {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

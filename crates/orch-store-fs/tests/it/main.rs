@@ -447,6 +447,28 @@ fn a_large_store_loads_every_record_once_in_order_with_its_bad_files_reported() 
     assert_eq!(report.newer.len(), 1, "{:?}", report.newer);
 }
 
+/// Waits (at most 10 s) until the file at `path` is settled by the read cache's own rule.
+fn wait_settled(path: &Path, margin: Duration) {
+    let dir = orch_fs::Dir::open(path.parent().expect("a directory"))
+        .expect("open")
+        .expect("exists");
+    let name = path.file_name().and_then(|n| n.to_str()).expect("a name");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !dir
+        .key(name)
+        .expect("stat")
+        .expect("the file")
+        .settled(std::time::SystemTime::now(), margin)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} did not settle",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn a_cached_store_serves_unchanged_records_and_reads_every_new_version() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -457,7 +479,9 @@ fn a_cached_store_serves_unchanged_records_and_reads_every_new_version() {
     let first = store.load_all().expect("load").records;
     assert_eq!(first.len(), 2);
     assert_eq!(store.cache_hits(), 0, "younger than the margin: not kept");
-    std::thread::sleep(Duration::from_millis(1100));
+    for id in ["aa11", "bb22"] {
+        wait_settled(&sessions(dir.path()).join(format!("{id}.json")), Duration::from_secs(1));
+    }
     store.load_all().expect("load");
     let kept = store.load_all().expect("load").records;
     assert_eq!(store.cache_hits(), 2);

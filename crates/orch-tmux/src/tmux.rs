@@ -310,7 +310,9 @@ impl Multiplexer for Tmux {
                 why: "no program to run".into(),
             });
         }
-        let cwd = spec.cwd.to_string_lossy().into_owned();
+        // tmux expands formats in `-c` (`#S`, `#{...}`, and `#(...)`, which runs a command);
+        // `##` is its literal `#`. Nothing else in this command line is expanded.
+        let cwd = spec.cwd.to_string_lossy().replace('#', "##");
         let env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let window = format!("={}:", spec.name);
         let history = self.config.history_limit.to_string();

@@ -113,6 +113,32 @@ fn create_runs_the_program_with_env_and_cwd() {
     assert!(!srv.path("pwned").exists() && !srv.path("pwned2").exists());
 }
 
+/// tmux expands formats in `new-session -c`: `#S` became the session's name and `#(...)` ran
+/// a shell command, so a directory named so started its agent elsewhere (or ran the command).
+#[test]
+fn regression_a_working_directory_with_format_characters_is_taken_literally() {
+    let srv = Server::new();
+    let marker = srv.path("pwned");
+    let job = format!("x#(touch {})", marker.display());
+    for (i, name) in ["C#S-project", "##D", job.as_str()].into_iter().enumerate() {
+        let dir = srv.path(name);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let out = srv.path(&format!("cwd-{i}.txt"));
+        let script = format!("pwd > '{}'; sleep 30", out.display());
+        let session = format!("hydralph-fmt{i}");
+        srv.tmux
+            .create(&spec(&session, &["sh", "-c", &script], &dir))
+            .expect("create");
+        let got = wait_for("cwd", || std::fs::read_to_string(&out).ok().filter(|s| !s.is_empty()));
+        assert_eq!(
+            Path::new(got.trim()).canonicalize().ok(),
+            dir.canonicalize().ok(),
+            "{name:?}"
+        );
+    }
+    assert!(!marker.exists(), "tmux ran a command from the directory's name");
+}
+
 #[test]
 fn a_lone_program_with_spaces_in_its_path_runs_without_a_shell() {
     let srv = Server::new();

@@ -175,7 +175,10 @@ fn main() {
     );
     let mut rows = Vec::new();
     let mut quick_ratio = None;
-    let mut ls_peak = None;
+    // Every run's peak RSS at the largest N (kB, as the kernel counts them): it moves by a
+    // few hundred kB from run to run (which pages of the executable the kernel maps around
+    // the code that runs).
+    let mut ls_peaks: Vec<u64> = Vec::new();
     for &n in &sizes {
         while ids.len() < n {
             ids.push(b.spawn());
@@ -202,9 +205,10 @@ fn main() {
             let (d, err) = timed(ls_cmd());
             ls.push(d);
             if n == *sizes.last().expect("a size") {
-                ls_peak = err
-                    .lines()
-                    .find_map(|l| l.strip_prefix("hydra: peak rss ").map(str::to_owned));
+                ls_peaks.extend(err.lines().find_map(|l| {
+                    l.strip_prefix("hydra: peak rss ")
+                        .and_then(|v| v.trim_end_matches(" kB").trim().parse::<u64>().ok())
+                }));
             }
         }
         let (floor_med, floor_p95) = stats(floor);
@@ -333,15 +337,27 @@ fn main() {
         .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<u32>().ok());
     let server_rss = server_pid.and_then(|p| status_kib(p, "VmRSS:"));
     let own = status_kib(std::process::id(), "VmHWM:");
+    ls_peaks.sort_unstable();
+    let ls_median = ls_peaks.get(ls_peaks.len() / 2).copied();
+    let ls_max = ls_peaks.last().copied();
+    let ls_text = match (ls_median, ls_max) {
+        (Some(m), Some(x)) => format!("median {m} kB, max {x} kB of {} runs", ls_peaks.len()),
+        _ => "n/a".into(),
+    };
     println!(
-        "\npeak RSS at N = {largest}: `hydra ls --json` {}, this benchmark (an orchestrator) {} KiB, tmux server {} KiB",
-        ls_peak.clone().unwrap_or_else(|| "n/a".into()),
+        "\npeak RSS at N = {largest}: `hydra ls --json` {ls_text}; this benchmark (an orchestrator) {} KiB, tmux server {} KiB",
         own.map_or("n/a".into(), |v| v.to_string()),
         server_rss.map_or("n/a".into(), |v| v.to_string())
     );
     json.insert(
         "rss".into(),
-        serde_json::json!({"n": largest, "hydra_ls_peak": ls_peak, "bench_process_kib": own, "tmux_server_kib": server_rss}),
+        serde_json::json!({
+            "n": largest,
+            "hydra_ls_peak_kb_median": ls_median,
+            "hydra_ls_peak_kb_max": ls_max,
+            "bench_process_kib": own,
+            "tmux_server_kib": server_rss,
+        }),
     );
 
     // 3. hydra-mail publish cost as the caller sees it, daemon up and down.

@@ -757,13 +757,13 @@ fn spawn(ctx: &Ctx, args: SpawnArgs) -> Result<i32> {
 
 /// The sessions `args` asks for, and how many ended ones were left out.
 fn select(statuses: Vec<SessionStatus>, args: &LsArgs) -> (Vec<SessionStatus>, usize) {
-    let view = args.view();
+    let selection = args.selection();
     let mut hidden = 0;
     let shown = statuses
         .into_iter()
         .filter(|s| {
-            let keep = view.shows(s);
-            hidden += usize::from(!keep && view.states.is_empty());
+            let keep = selection.shows(s);
+            hidden += usize::from(!keep && selection.states.is_empty());
             keep
         })
         .collect();
@@ -772,7 +772,7 @@ fn select(statuses: Vec<SessionStatus>, args: &LsArgs) -> (Vec<SessionStatus>, u
 
 impl LsArgs {
     /// The sessions these arguments show.
-    fn view(&self) -> served::Selection {
+    fn selection(&self) -> served::Selection {
         served::Selection {
             all: self.all,
             states: self.state.clone(),
@@ -844,8 +844,9 @@ fn ls(ctx: &Ctx, args: &LsArgs) -> Result<i32> {
     // The project's monitor looks when it runs (cheaper: its tmux client is connected and its
     // process started); else this process does.
     // For --json the monitor writes the answer too.
-    let view = ctx.g.json.then(|| args.view());
-    let (statuses, served_json, orphans, untagged, served_notices) = match served::ask(&ctx.root, &ctx.orch, view) {
+    let selection = ctx.g.json.then(|| args.selection());
+    let (statuses, served_json, orphans, untagged, served_notices) = match served::ask(&ctx.root, &ctx.orch, selection)
+    {
         Some(a) => (a.statuses, a.json, a.orphans, a.untagged, a.notices),
         None => {
             let statuses = ctx.orch.refresh()?;

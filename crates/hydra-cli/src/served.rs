@@ -148,11 +148,11 @@ fn answer(orch: &Orchestrator, conn: &UnixStream) -> std::io::Result<()> {
         Ok(request) => match orch.refresh() {
             Ok(mut statuses) => {
                 let orphans = orch.last_orphans();
-                if let Some(view) = &request.json {
+                if let Some(selection) = &request.json {
                     let mut bytes = Vec::new();
                     crate::json_seq(
                         &mut bytes,
-                        statuses.iter().filter(|s| view.shows(s)).map(SessionStatus::json),
+                        statuses.iter().filter(|s| selection.shows(s)).map(SessionStatus::json),
                     )?;
                     payload = Some(bytes);
                     statuses = Vec::new();

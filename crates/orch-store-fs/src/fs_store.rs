@@ -63,8 +63,8 @@ impl FsStore {
     /// `load_all` stats an unchanged file instead of opening and parsing it (and does not
     /// wake watchers of the directory). Records whose file changed less than `margin` before
     /// they were read are read again each time (see [`orch_fs::ReadCache`]);
-    /// [`orch_fs::SETTLE_MARGIN`] suits every local file system. For long-lived processes: the cache holds a copy of every
-    /// record.
+    /// [`orch_fs::SETTLE_MARGIN`] suits every local file system. For long-lived processes:
+    /// the cache holds a copy of every record.
     pub fn with_read_cache(mut self, margin: Duration) -> Self {
         self.cache = Some(Arc::new(orch_fs::ReadCache::new(margin)));
         self

@@ -23,8 +23,9 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(10);
 
 /// What the client's reader passes on.
 enum Answer {
-    /// One command's output lines (`%end`), or its error text (`%error`).
-    Block { ok: bool, lines: Vec<String> },
+    /// One command's output (`%end`), or its error text (`%error`): its lines, each ended by
+    /// a newline, in one string (a snapshot of a thousand panes is a thousand lines).
+    Block { ok: bool, text: String },
     /// The client ended (`%exit`, or its output closed).
     Gone,
 }
@@ -86,17 +87,17 @@ impl ControlClient {
         }
     }
 
-    /// Runs one fixed tmux command line and returns its output lines.
-    pub(crate) fn run(&mut self, command: &str) -> Result<Vec<String>, ControlError> {
+    /// Runs one fixed tmux command line and returns its output, each line ended by a newline.
+    pub(crate) fn run(&mut self, command: &str) -> Result<String, ControlError> {
         writeln!(self.stdin, "{command}")
             .and_then(|()| self.stdin.flush())
             .map_err(|_| ControlError::Lost)?;
         self.answer()
     }
 
-    fn answer(&mut self) -> Result<Vec<String>, ControlError> {
+    fn answer(&mut self) -> Result<String, ControlError> {
         match self.answers.recv_timeout(ANSWER_WITHIN) {
-            Ok(Answer::Block { ok: true, lines }) => Ok(lines),
+            Ok(Answer::Block { ok: true, text }) => Ok(text),
             Ok(Answer::Block { ok: false, .. }) => Err(ControlError::Refused),
             Ok(Answer::Gone) | Err(_) => Err(ControlError::Lost),
         }
@@ -125,26 +126,29 @@ fn reap(child: &mut Child) {
 /// `%begin T N F` and the `%end T N F` (or `%error T N F`) with the same time and number;
 /// notifications between blocks are skipped.
 fn read_answers(out: impl BufRead, tx: &mpsc::Sender<Answer>) {
-    let mut open: Option<(String, Vec<String>)> = None;
+    let mut open: Option<(String, String)> = None;
     for line in out.lines() {
         let Ok(line) = line else { break };
-        if let Some((key, lines)) = open.as_mut() {
+        if let Some((key, text)) = open.as_mut() {
             let end = line
                 .strip_prefix("%end ")
                 .map(|rest| (true, rest))
                 .or_else(|| line.strip_prefix("%error ").map(|rest| (false, rest)));
             match end {
                 Some((ok, rest)) if block_key(rest) == Some(key.as_str()) => {
-                    let lines = std::mem::take(lines);
+                    let text = std::mem::take(text);
                     open = None;
-                    if tx.send(Answer::Block { ok, lines }).is_err() {
+                    if tx.send(Answer::Block { ok, text }).is_err() {
                         return;
                     }
                 }
-                _ => lines.push(line),
+                _ => {
+                    text.push_str(&line);
+                    text.push('\n');
+                }
             }
         } else if let Some(rest) = line.strip_prefix("%begin ") {
-            open = block_key(rest).map(|k| (k.to_owned(), Vec::new()));
+            open = block_key(rest).map(|k| (k.to_owned(), String::new()));
         } else if line.starts_with("%exit") {
             break;
         }
@@ -170,7 +174,7 @@ mod tests {
         let mut out = Vec::new();
         while let Ok(a) = rx.try_recv() {
             match a {
-                Answer::Block { ok, lines } => out.push((ok, lines)),
+                Answer::Block { ok, text } => out.push((ok, text.lines().map(str::to_owned).collect())),
                 Answer::Gone => out.push((false, vec!["gone".to_owned()])),
             }
         }

@@ -133,9 +133,9 @@ impl Tmux {
             let mut control = crate::watch::lock(&self.control);
             if let Some(client) = control.client.as_mut() {
                 match client.run(&control_snapshot_command()) {
-                    Ok(lines) => {
+                    Ok(text) => {
                         self.control_calls.fetch_add(1, Ordering::Relaxed);
-                        return Ok(parse_snapshot(&lines.join("\n")));
+                        return Ok(parse_snapshot(&text));
                     }
                     Err(ControlError::Refused) => {}
                     Err(ControlError::Lost) => control.client = None,

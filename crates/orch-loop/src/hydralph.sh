@@ -88,6 +88,14 @@ stories() { # done/total, printed
   printf '%s' "$STORIES"
 }
 
+# NOW = the UTC time as ISO 8601; bash 4.2 and later print it themselves (no date process,
+# no subshell); bash 3.2 (macOS's) asks date.
+if [ "${BASH_VERSINFO[0]}" -gt 4 ] || { [ "${BASH_VERSINFO[0]}" -eq 4 ] && [ "${BASH_VERSINFO[1]}" -ge 2 ]; }; then
+  utc_now() { TZ=UTC0 printf -v NOW '%(%Y-%m-%dT%H:%M:%SZ)T' -1; }
+else
+  utc_now() { NOW="$(date -u +%Y-%m-%dT%H:%M:%SZ)"; }
+fi
+
 json_text() { # text -> a JSON string body: quotes and backslashes escaped, controls as spaces
   local t="$1"
   t="${t//\\/\\\\}"
@@ -139,7 +147,8 @@ log_output() { # copies stdin to agent.log as it comes, up to LOG_MAX bytes, the
   # call for the whole stream); its cost is bounded by LOG_MAX, and wc drains what is left fast.
   local rest
   dd bs=1 count="$LOG_MAX" 2>/dev/null >> "$LOG"
-  rest=$(wc -c | tr -d ' ')
+  rest=$(wc -c)
+  rest="${rest//[!0-9]/}"
   if [ "${rest:-0}" -gt 0 ]; then
     printf '\n[hydralph: %s more bytes of output not logged (HYDRALPH_LOG_MAX_BYTES=%s)]\n' "$rest" "$LOG_MAX" >> "$LOG"
   fi
@@ -149,8 +158,9 @@ run_agent() { # iteration: runs the agent once; the pane shows everything, agent
   # it is printed (the first LOG_MAX bytes of one iteration), and the last OUT_MAX bytes are kept
   # in $out to find the promise. A FIFO rather than process substitution: bash 3.2 can wait on it.
   local fifo="$DIR/.logpipe" logger cmd from=/dev/null
-  printf '\n===== iteration %s (%s) =====\n' "$1" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$LOG"
-  rm -f -- "$fifo"
+  utc_now
+  printf '\n===== iteration %s (%s) =====\n' "$1" "$NOW" >> "$LOG"
+  if [ -e "$fifo" ] || [ -L "$fifo" ]; then rm -f -- "$fifo"; fi
   mkfifo -m 600 -- "$fifo"
   log_output < "$fifo" &
   logger=$!
@@ -227,10 +237,18 @@ wait_for_reset() { # iteration line: waits until the reset the line names (or a 
 }
 
 fingerprint() { # what counts as progress: the commit, the PRD's passes, the working tree
+  # Two git processes, neither of which writes the index (so takes no index.lock that the
+  # agent's own git could meet): status without optional locks names the commit and the
+  # staged and untracked files (porcelain v2 with the staged content's object), and the
+  # plumbing diff-files the unstaged changes' content (the porcelain `git diff` rewrites the
+  # index whatever the option says, and would run a configured external diff).
   {
-    git rev-parse HEAD 2>/dev/null || echo no-commit
     stories
-    git status --porcelain 2>/dev/null && git diff 2>/dev/null
+    if git --no-optional-locks status --porcelain=v2 --branch --no-ahead-behind 2>/dev/null; then
+      git diff-files -p 2>/dev/null
+    else
+      echo no-repository
+    fi
   } | cksum
 }
 
@@ -240,6 +258,7 @@ changed_files_since() { # marker -> whether a file outside .git and .hydra chang
 
 add_usage() { # output file: the cost and tokens the agent reported, added to the totals
   local text c
+  [ -n "$COST_RE$TOKENS_RE" ] || return 0
   text="$(tail -c 65536 -- "$1" 2>/dev/null)"
   if [ -n "$COST_RE" ] && [[ $text =~ $COST_RE ]]; then
     c="${BASH_REMATCH[1]}"
@@ -297,8 +316,9 @@ while [ "$i" -le "$MAX" ]; do
   fi
   BACKOFF="${HYDRALPH_LIMIT_BACKOFF:-60}"
   add_usage "$out"
-  printf '%s iteration %d done\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$i" >> "$PROGRESS.log"
-  result="$(cat -- "$out" 2>/dev/null)"
+  utc_now
+  printf '%s iteration %d done\n' "$NOW" "$i" >> "$PROGRESS.log"
+  { result="$(< "$out")"; } 2>/dev/null
   if [[ $result == *"<promise>COMPLETE</promise>"* ]]; then
     write_status complete "$i"
     echo "hydralph: complete after $i iteration(s)"

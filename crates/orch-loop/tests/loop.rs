@@ -304,6 +304,62 @@ fn no_progress_blocks_after_k_iterations_and_commits_are_progress() {
     assert_eq!(status_json(&busy)["status"], "max-iterations");
 }
 
+/// The progress check only reads the repository: `git status` refreshes and rewrites the index
+/// when a tracked file's stat data changed (its `index.lock` is one the agent's own git could
+/// meet). A further edit of a file that was already changed, and a staged edit, are progress.
+#[test]
+fn the_progress_check_never_writes_the_index_and_sees_edits_of_changed_files() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().expect("tmp");
+    let git = |args: &[&str]| {
+        assert!(Command::new("git")
+            .arg("-C")
+            .arg(dir.path())
+            .args(["-c", "user.name=t", "-c", "user.email=t@e.invalid"])
+            .args(args)
+            .status()
+            .expect("git")
+            .success());
+    };
+    std::fs::write(dir.path().join("edited"), "0\n").expect("edited");
+    std::fs::write(dir.path().join("staged"), "0\n").expect("staged");
+    std::fs::write(dir.path().join("touched"), "same\n").expect("touched");
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "init"]);
+    // Both files differ from HEAD before the first iteration: only their content moves.
+    std::fs::write(dir.path().join("edited"), "1\n").expect("edited");
+    std::fs::write(dir.path().join("staged"), "1\n").expect("staged");
+    git(&["add", "staged"]);
+    // Odd iterations edit the changed file, even ones stage an edit; every one touches a
+    // tracked file without changing it (stale stat data: what makes git status rewrite).
+    let body = "cat > /dev/null; n=$(wc -l < edited); echo $n >> edited; \
+                if [ $((n % 2)) -eq 0 ]; then echo $n >> staged; git add staged; fi; \
+                sleep 0.01; touch touched";
+    let mut l = start_in(dir.path(), body, 4, &[("HYDRALPH_NO_PROGRESS_LIMIT", "1")]);
+    let status = wait_for("the loop to end", || l.child.try_wait().expect("wait"));
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "max-iterations, never blocked: {}",
+        status_json(&l)
+    );
+    // That agent's own `git add` rewrites the index; one that only edits and touches does not,
+    // so after its run the index is the file it was.
+    let index = dir.path().join(".git/index");
+    let stamp = |m: std::fs::Metadata| (m.ino(), m.mtime(), m.mtime_nsec(), m.len());
+    let only_edits = "cat > /dev/null; n=$(wc -l < edited); echo $n >> edited; sleep 0.01; touch touched";
+    let before = stamp(std::fs::metadata(&index).expect("index"));
+    let mut l = start_in(dir.path(), only_edits, 3, &[("HYDRALPH_NO_PROGRESS_LIMIT", "1")]);
+    let status = wait_for("the loop to end", || l.child.try_wait().expect("wait"));
+    assert_eq!(status.code(), Some(1), "{}", status_json(&l));
+    assert_eq!(
+        stamp(std::fs::metadata(&index).expect("index")),
+        before,
+        "the loop's git calls left the index as it was"
+    );
+}
+
 #[test]
 fn profile_arguments_and_each_prompt_mode_reach_the_agent() {
     // The agent writes its argv, NUL-separated, and what it read on stdin.

@@ -195,54 +195,59 @@ impl Txn<'_> {
     fn load_all(&mut self) -> Result<()> {
         let orch = self.orch;
         let primary = orch.muxes.primary();
-        // The snapshots run as child processes; meanwhile read the records, then the loops'
-        // reports of the live ones (used as they are for sessions a snapshot shows alive; a
-        // loop seen ended is read again after, see `observe`). Other servers' snapshots start
-        // as soon as the records name them.
+        // The snapshots run as child processes. This thread starts the primary server's at
+        // once (a new thread can wait milliseconds for a CPU, and the snapshot is the longer
+        // part); a second one reads the records, then the loops' reports of the live ones
+        // (used as they are for sessions a snapshot shows alive; a loop seen ended is read
+        // again after, see `observe`). Other servers' snapshots start as soon as the records
+        // name them.
+        fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+            h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+        }
         let (views, report, readings) = std::thread::scope(|s| {
-            let first = s.spawn(|| primary.snapshot());
-            let report = orch.store.load_all();
-            let mut others: Vec<MuxServer> = report
-                .as_ref()
-                .map(|r| {
-                    r.records
-                        .iter()
-                        .filter(|r| !r.state.is_terminal() || r.cleanup.is_some())
-                        .map(|r| orch.server_of(r))
-                        .filter(|s| *s != orch.muxes.primary_server())
-                        .collect()
-                })
-                .unwrap_or_default();
-            others.sort();
-            others.dedup();
-            let rest: Vec<_> = others
-                .into_iter()
-                .map(|server| {
-                    let mux = orch.muxes.get(&server);
-                    (server, s.spawn(move || mux.and_then(|m| m.snapshot().ok())))
-                })
-                .collect();
-            let readings: BTreeMap<SessionId, LoopReading> = match &report {
-                Ok(r) => {
-                    let live: Vec<&SessionId> = r
-                        .records
-                        .iter()
-                        .filter(|r| !r.state.is_terminal() && !r.is_foreign())
-                        .map(|r| &r.id)
-                        .collect();
-                    live.iter()
-                        .map(|id| (*id).clone())
-                        .zip(orch.runtime.read_many(&live))
-                        .collect()
-                }
-                Err(_) => BTreeMap::new(),
-            };
-            fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
-                h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
-            }
-            let first = join(first);
-            let rest: Vec<(MuxServer, Option<MuxSnapshot>)> =
-                rest.into_iter().map(|(server, h)| (server, join(h))).collect();
+            let reads = s.spawn(|| {
+                let report = orch.store.load_all();
+                let mut others: Vec<MuxServer> = report
+                    .as_ref()
+                    .map(|r| {
+                        r.records
+                            .iter()
+                            .filter(|r| !r.state.is_terminal() || r.cleanup.is_some())
+                            .map(|r| orch.server_of(r))
+                            .filter(|s| *s != orch.muxes.primary_server())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                others.sort();
+                others.dedup();
+                let rest: Vec<_> = others
+                    .into_iter()
+                    .map(|server| {
+                        let mux = orch.muxes.get(&server);
+                        (server, s.spawn(move || mux.and_then(|m| m.snapshot().ok())))
+                    })
+                    .collect();
+                let readings: BTreeMap<SessionId, LoopReading> = match &report {
+                    Ok(r) => {
+                        let live: Vec<&SessionId> = r
+                            .records
+                            .iter()
+                            .filter(|r| !r.state.is_terminal() && !r.is_foreign())
+                            .map(|r| &r.id)
+                            .collect();
+                        live.iter()
+                            .map(|id| (*id).clone())
+                            .zip(orch.runtime.read_many(&live))
+                            .collect()
+                    }
+                    Err(_) => BTreeMap::new(),
+                };
+                let rest: Vec<(MuxServer, Option<MuxSnapshot>)> =
+                    rest.into_iter().map(|(server, h)| (server, join(h))).collect();
+                (report, readings, rest)
+            });
+            let first = primary.snapshot();
+            let (report, readings, rest) = join(reads);
             ((first, rest), report, readings)
         });
         let (first, rest) = views;

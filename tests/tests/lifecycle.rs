@@ -84,6 +84,39 @@ if [[ $input == *"use the staging key"* ]]; then echo done; echo "<promise>COMPL
 }
 
 #[test]
+fn queued_messages_are_counted_from_the_first_until_the_loop_takes_them() {
+    // A refresh of every session counts an inbox only while its record says it may hold
+    // messages: queueing one must say so, and the count must follow the inbox both ways.
+    let p = Project::new();
+    let agent = p.agent("sleeper.sh", "cat > /dev/null; sleep 60");
+    let orch = p.orch();
+    let id = orch.spawn(p.config(&agent)).expect("spawn");
+    wait_state(&orch, &id, 20, "running", |s| matches!(s, SessionState::Running { .. }));
+    let queued = || {
+        orch.try_list()
+            .expect("list")
+            .into_iter()
+            .find(|s| s.id == id)
+            .expect("listed")
+            .queued
+    };
+    assert_eq!(queued(), 0);
+    orch.inject(&id, "first").expect("inject");
+    assert_eq!(queued(), 1, "the first message is counted");
+    orch.inject(&id, "second").expect("inject");
+    assert_eq!(queued(), 2);
+    // The loop takes them into its next prompt; here they are removed as it would.
+    let inbox = orch.runtime_layout(&id).inbox();
+    for entry in std::fs::read_dir(&inbox).expect("inbox") {
+        std::fs::remove_file(entry.expect("entry").path()).expect("remove");
+    }
+    assert_eq!(queued(), 0, "taken: none left");
+    orch.inject(&id, "third").expect("inject");
+    assert_eq!(queued(), 1, "counted again after the inbox was seen empty");
+    orch.kill(&id, "test over").expect("kill");
+}
+
+#[test]
 fn checkpoint_pause_holds_the_loop_and_resume_continues() {
     let p = Project::new();
     let agent = p.agent("ticker.sh", "cat > /dev/null; echo tick");

@@ -15,7 +15,7 @@ use crate::ops::cleanup::CleanupOutcome;
 use crate::orchestrator::{NoticeKind, Orchestrator, Orphans};
 use orch_core::{
     LifecycleEvent, LockGuard, LoopReading, MuxObservation, MuxServer, MuxSnapshot, Observation, PaneInfo, PaneProcess,
-    Prd, SessionId, SessionRecord, StoreError, Timestamp,
+    Prd, ReadAsk, SessionId, SessionRecord, StoreError, Timestamp,
 };
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -229,14 +229,21 @@ impl Txn<'_> {
                     .collect();
                 let readings: BTreeMap<SessionId, LoopReading> = match &report {
                     Ok(r) => {
-                        let live: Vec<&SessionId> = r
+                        // An inbox is counted only while the record says it may hold
+                        // messages: each message is queued under the lock and raises the
+                        // record's count, and a count that has gone back to 0 stays there
+                        // until the next one.
+                        let live: Vec<ReadAsk> = r
                             .records
                             .iter()
                             .filter(|r| !r.state.is_terminal() && !r.is_foreign())
-                            .map(|r| &r.id)
+                            .map(|r| ReadAsk {
+                                id: &r.id,
+                                inbox: r.queued > 0,
+                            })
                             .collect();
                         live.iter()
-                            .map(|id| (*id).clone())
+                            .map(|a| a.id.clone())
                             .zip(orch.runtime.read_many(&live))
                             .collect()
                     }

@@ -140,7 +140,9 @@ pub struct SessionRecord {
     /// The tokens the agent reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens: Option<u64>,
-    /// Messages queued for the agent and not taken into a prompt yet, as last seen.
+    /// Messages queued for the agent and not taken into a prompt yet, as last seen; raised by
+    /// each message the orchestrator queues. A refresh of every session counts the inbox only
+    /// while this is over 0.
     #[serde(default)]
     pub queued: usize,
     /// When the session reached a terminal state.

@@ -1,7 +1,7 @@
 //! [`FsLoopRuntime`]: the runtime directories under `<project>/.hydra/ralph/`.
 
 use orch_core::{
-    LogDisposal, LoopReading, LoopReport, LoopRuntime, RuntimeError, RuntimeLayout, RuntimeRequest, SessionId,
+    LogDisposal, LoopReading, LoopReport, LoopRuntime, ReadAsk, RuntimeError, RuntimeLayout, RuntimeRequest, SessionId,
     Timestamp,
 };
 use std::fs::{self, DirBuilder};
@@ -95,19 +95,20 @@ impl FsLoopRuntime {
         RuntimeLayout::new(&self.project, id)
     }
 
-    /// The readings of `ids`' loops; with `every_live`, through the cache (one pass, over
-    /// every live loop: what it does not read is forgotten).
-    fn read_ids(&self, ids: &[&SessionId], every_live: bool) -> Vec<LoopReading> {
+    /// The readings of the loops asked for; with `every_live`, through the cache (one pass,
+    /// over every live loop: what it does not read is forgotten). An inbox is counted only
+    /// where its ask says it may hold messages.
+    fn read_ids(&self, asks: &[ReadAsk<'_>], every_live: bool) -> Vec<LoopReading> {
         // Every session's files by name relative to the one directory of directories.
         let root = RuntimeLayout::root(&self.project);
         let Ok(Some(dir)) = orch_fs::Dir::open(&root) else {
-            return vec![LoopReading::default(); ids.len()];
+            return vec![LoopReading::default(); asks.len()];
         };
         let pass = self.cache.as_ref().filter(|_| every_live).and_then(|c| c.pass_in(&dir));
         let cached = pass.as_ref();
         let mut buf = Vec::with_capacity(4096);
-        ids.iter()
-            .map(|id| {
+        asks.iter()
+            .map(|&ReadAsk { id, inbox }| {
                 if id.validate().is_err() {
                     return LoopReading::default();
                 }
@@ -123,11 +124,14 @@ impl FsLoopRuntime {
                         reading
                     }
                 };
-                let queued = dir
-                    .count(&format!("{id}/{}", RuntimeLayout::INBOX), is_message_name)
-                    .ok()
-                    .flatten()
-                    .unwrap_or(0);
+                let queued = if inbox {
+                    dir.count(&format!("{id}/{}", RuntimeLayout::INBOX), is_message_name)
+                        .ok()
+                        .flatten()
+                        .unwrap_or(0)
+                } else {
+                    0
+                };
                 LoopReading::new(report, changed, queued)
             })
             .collect()
@@ -270,12 +274,12 @@ impl LoopRuntime for FsLoopRuntime {
 
     fn read(&self, id: &SessionId) -> LoopReading {
         // Read anew (a loop seen ended), and not a pass over every report.
-        self.read_ids(&[id], false).pop().unwrap_or_default()
+        self.read_ids(&[ReadAsk::new(id)], false).pop().unwrap_or_default()
     }
 
-    fn read_many(&self, ids: &[&SessionId]) -> Vec<LoopReading> {
+    fn read_many(&self, asks: &[ReadAsk<'_>]) -> Vec<LoopReading> {
         // A refresh reads every live loop's report.
-        self.read_ids(ids, true)
+        self.read_ids(asks, true)
     }
     fn read_foreign(&self, agent_dir: &Path) -> LoopReading {
         let layout = RuntimeLayout::shared(agent_dir);
@@ -446,13 +450,23 @@ mod tests {
                     .expect("queue");
             }
         }
-        let refs: Vec<&SessionId> = ids.iter().collect();
-        let readings = rt.read_many(&refs);
+        let asks: Vec<ReadAsk> = ids.iter().map(ReadAsk::new).collect();
+        let readings = rt.read_many(&asks);
         assert_eq!(readings.len(), ids.len());
         for (i, r) in readings.iter().enumerate() {
             let report = r.report.as_ref().expect("a report");
             assert_eq!(report.iteration as usize, i, "session {i}");
             assert_eq!(r.queued, i % 3, "session {i}");
+        }
+        // An inbox its ask says is empty is not looked at; the report is read all the same.
+        let quiet: Vec<ReadAsk> = ids.iter().map(|id| ReadAsk { id, inbox: false }).collect();
+        for (i, r) in rt.read_many(&quiet).iter().enumerate() {
+            assert_eq!(
+                r.report.as_ref().expect("a report").iteration as usize,
+                i,
+                "session {i}"
+            );
+            assert_eq!(r.queued, 0, "session {i}");
         }
     }
 

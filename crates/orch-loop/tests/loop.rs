@@ -1,6 +1,6 @@
 //! The embedded hydralph loop run by a real bash, with scripted agents: what it writes, when.
 
-use orch_core::{LoopPhase, LoopReport, LoopRuntime, RuntimeLayout, RuntimeRequest, SessionId};
+use orch_core::{LoopPhase, LoopReport, LoopRuntime, ReadAsk, RuntimeLayout, RuntimeRequest, SessionId};
 use orch_loop::FsLoopRuntime;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -477,7 +477,7 @@ fn a_cached_reading_serves_only_reports_that_settled() {
     let fresh = FsLoopRuntime::new(l.dir.path());
     let mut iterations = Vec::new();
     wait_for("the loop's last report", || {
-        let r = cached.read_many(&[&id]).pop().expect("one reading");
+        let r = cached.read_many(&[ReadAsk::new(&id)]).pop().expect("one reading");
         assert_eq!(cached.cache_hits(), 0, "a report younger than a second is read again");
         let rep = r.report?;
         iterations.push(rep.iteration);
@@ -487,21 +487,21 @@ fn a_cached_reading_serves_only_reports_that_settled() {
     assert!(iterations.len() > 3, "{iterations:?}");
     // Settled: the next readings come from the cache, and equal a reading of the file.
     wait_settled(&l.layout.report_file(), Duration::from_secs(1));
-    let first = cached.read_many(&[&id]);
+    let first = cached.read_many(&[ReadAsk::new(&id)]);
     assert_eq!(cached.cache_hits(), 0, "kept now, not yet served");
     // A single reading (a loop seen ended is read anew) leaves the kept reports alone.
     assert_eq!(cached.read(&id), fresh.read(&id));
-    let second = cached.read_many(&[&id]);
+    let second = cached.read_many(&[ReadAsk::new(&id)]);
     assert_eq!(cached.cache_hits(), 1);
     assert_eq!(first, second);
-    assert_eq!(second, fresh.read_many(&[&id]));
+    assert_eq!(second, fresh.read_many(&[ReadAsk::new(&id)]));
     // Replaced (a new file by rename): read again.
     let path = l.layout.report_file();
     let text = std::fs::read_to_string(&path).expect("report");
     let next = text.replace("\"max-iterations\"", "\"blocked\"");
     std::fs::write(path.with_extension("new"), &next).expect("write");
     std::fs::rename(path.with_extension("new"), &path).expect("rename");
-    let third = cached.read_many(&[&id]).pop().expect("one reading");
+    let third = cached.read_many(&[ReadAsk::new(&id)]).pop().expect("one reading");
     assert_eq!(third.report.map(|r| r.phase), Some(LoopPhase::Blocked));
     assert_eq!(cached.cache_hits(), 1);
 }

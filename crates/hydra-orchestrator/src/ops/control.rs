@@ -283,6 +283,10 @@ impl Orchestrator {
                     Delivery::Queued
                 }
             };
+            if delivery != Delivery::Typed {
+                // One more waits in the inbox; a refresh counts the inbox while this is over 0.
+                rec.queued = rec.queued.saturating_add(1);
+            }
             rec.last_activity = rec.last_activity.max(txn.now);
             txn.save(&mut rec)?;
             let shown: String = message.chars().take(EVENT_TEXT_CHARS).collect();

@@ -21,6 +21,24 @@ pub struct RuntimeRequest<'a> {
     pub external_loop: Option<&'a [u8]>,
 }
 
+/// One session of a [`LoopRuntime::read_many`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadAsk<'a> {
+    /// The session.
+    pub id: &'a SessionId,
+    /// Whether its inbox may hold messages: a message was queued through the orchestrator
+    /// since its inbox was last seen empty. When `false` the inbox need not be counted (at
+    /// a thousand sessions that is a thousand lookups of a directory that does not exist).
+    pub inbox: bool,
+}
+
+impl<'a> ReadAsk<'a> {
+    /// An ask for `id` whose inbox is counted.
+    pub fn new(id: &'a SessionId) -> Self {
+        ReadAsk { id, inbox: true }
+    }
+}
+
 /// What the loop's directory shows at one moment.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -132,10 +150,12 @@ pub trait LoopRuntime: Send + Sync {
     /// be read is absent.
     fn read(&self, id: &SessionId) -> LoopReading;
 
-    /// [`read`](Self::read) of each of `ids`, in order: what a refresh of every session
-    /// asks, which an adapter can answer with less work than one call per session.
-    fn read_many(&self, ids: &[&SessionId]) -> Vec<LoopReading> {
-        ids.iter().map(|id| self.read(id)).collect()
+    /// [`read`](Self::read) of each session asked, in order: what a refresh of every
+    /// session asks, which an adapter can answer with less work than one call per session.
+    /// Where an ask says its inbox holds no message, the adapter may skip counting it (and
+    /// report none).
+    fn read_many(&self, asks: &[ReadAsk<'_>]) -> Vec<LoopReading> {
+        asks.iter().map(|a| self.read(a.id)).collect()
     }
 
     /// What the original hydra tool's loop directory of a session working in `agent_dir`

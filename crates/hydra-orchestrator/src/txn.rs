@@ -61,7 +61,7 @@ pub(crate) struct Txn<'o> {
     /// loop directory there).
     foreign_dirs: BTreeMap<PathBuf, usize>,
     /// The loops' reports read while the snapshot ran (`Scope::All`).
-    read_ahead: ReadAhead,
+    read_ahead: BTreeMap<SessionId, LoopReading>,
 }
 
 /// What a transaction returned, and the clean-ups it carried out after unlocking.
@@ -111,7 +111,7 @@ impl Orchestrator {
             pending: Vec::new(),
             killed: Vec::new(),
             foreign_dirs: BTreeMap::new(),
-            read_ahead: ReadAhead::default(),
+            read_ahead: BTreeMap::new(),
         };
         match scope {
             Scope::All => txn.load_all()?,
@@ -191,25 +191,6 @@ fn pane_observation(pane: Option<&PaneInfo>) -> (MuxObservation, Option<u32>) {
     }
 }
 
-/// The loops' readings taken beside the snapshot, each taken out once by its session's id
-/// (sorted by id once; no map to rebalance as they are taken).
-#[derive(Default)]
-struct ReadAhead(Vec<(SessionId, Option<LoopReading>)>);
-
-impl ReadAhead {
-    fn new(readings: Vec<(SessionId, LoopReading)>) -> Self {
-        let mut v: Vec<_> = readings.into_iter().map(|(id, r)| (id, Some(r))).collect();
-        v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        ReadAhead(v)
-    }
-
-    /// `id`'s reading, if one was taken and not yet handed out.
-    fn take(&mut self, id: &SessionId) -> Option<LoopReading> {
-        let i = self.0.binary_search_by(|(k, _)| k.cmp(id)).ok()?;
-        self.0[i].1.take()
-    }
-}
-
 impl Txn<'_> {
     fn load_all(&mut self) -> Result<()> {
         let orch = self.orch;
@@ -246,7 +227,7 @@ impl Txn<'_> {
                         (server, s.spawn(move || mux.and_then(|m| m.snapshot().ok())))
                     })
                     .collect();
-                let readings = match &report {
+                let readings: BTreeMap<SessionId, LoopReading> = match &report {
                     Ok(r) => {
                         // An inbox is counted only while the record says it may hold
                         // messages: each message is queued under the lock and raises the
@@ -261,10 +242,12 @@ impl Txn<'_> {
                                 inbox: r.queued > 0,
                             })
                             .collect();
-                        let ids = live.iter().map(|a| a.id.clone());
-                        ReadAhead::new(ids.zip(orch.runtime.read_many(&live)).collect())
+                        live.iter()
+                            .map(|a| a.id.clone())
+                            .zip(orch.runtime.read_many(&live))
+                            .collect()
                     }
-                    Err(_) => ReadAhead::default(),
+                    Err(_) => BTreeMap::new(),
                 };
                 let rest: Vec<(MuxServer, Option<MuxSnapshot>)> =
                     rest.into_iter().map(|(server, h)| (server, join(h))).collect();
@@ -383,7 +366,7 @@ impl Txn<'_> {
             Some(Some(snapshot)) => pane_observation(snapshot.get(&rec.tmux_session)),
             _ => (MuxObservation::Unknown, None),
         };
-        let ahead = self.read_ahead.take(&rec.id);
+        let ahead = self.read_ahead.remove(&rec.id);
         let reading = if rec.state.is_terminal() {
             LoopReading::default()
         } else if rec.is_foreign() {

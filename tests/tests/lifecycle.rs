@@ -88,10 +88,13 @@ fn queued_messages_are_counted_from_the_first_until_the_loop_takes_them() {
     // A refresh of every session counts an inbox only while its record says it may hold
     // messages: queueing one must say so, and the count must follow the inbox both ways.
     let p = Project::new();
-    let agent = p.agent("sleeper.sh", "cat > /dev/null; sleep 60");
+    let agent = p.agent("sleeper.sh", "cat > /dev/null; touch agent-started; sleep 60");
     let orch = p.orch();
     let id = orch.spawn(p.config(&agent)).expect("spawn");
-    wait_state(&orch, &id, 20, "running", |s| matches!(s, SessionState::Running { .. }));
+    // The agent runs once its prompt is built, so from here on the loop takes no message
+    // before its next iteration (a minute away); `Running` alone is written before the prompt.
+    let started = p.root.join("agent-started");
+    wait_for(20, "the agent", || started.exists().then_some(()));
     let queued = || {
         orch.try_list()
             .expect("list")

@@ -229,10 +229,7 @@ impl Txn<'_> {
                     .collect();
                 let readings: BTreeMap<SessionId, LoopReading> = match &report {
                     Ok(r) => {
-                        // An inbox is counted only while the record says it may hold
-                        // messages: each message is queued under the lock and raises the
-                        // record's count, and a count that has gone back to 0 stays there
-                        // until the next one.
+                        // Inboxes only where a message may wait (see `ReadAsk::inbox`).
                         let live: Vec<ReadAsk> = r
                             .records
                             .iter()

@@ -406,8 +406,17 @@ impl Txn<'_> {
     /// changed (when the store can be written), and schedules what follows (a thaw, the
     /// clean-up this process owns). Returns the record as it now is.
     pub(crate) fn assess(&mut self, rec: &SessionRecord) -> Result<SessionRecord> {
-        let obs = self.observe(rec);
-        let a = orch_core::assess(rec, &obs, self.now, self.me, &self.orch.policy);
+        self.assess_owned(rec.clone())
+    }
+
+    /// [`assess`](Self::assess) of a record the caller gives up (a refresh, which judges every
+    /// record): it is judged in place, not copied.
+    pub(crate) fn assess_owned(&mut self, rec: SessionRecord) -> Result<SessionRecord> {
+        let obs = self.observe(&rec);
+        // What the progress merge below compares with.
+        let was_terminal = rec.state.is_terminal();
+        let stories_before = rec.stories.clone();
+        let a = orch_core::assess_owned(rec, &obs, self.now, self.me, &self.orch.policy);
         let mut next = a.record;
         if a.changed {
             if !self.writable() {
@@ -418,7 +427,7 @@ impl Txn<'_> {
             self.pending.push(next.clone());
             // New progress reported (or the end): the stories it finished go into the
             // project's PRD, under this transaction's lock.
-            if next.stories != rec.stories || (next.state.is_terminal() && !rec.state.is_terminal()) {
+            if next.stories != stories_before || (next.state.is_terminal() && !was_terminal) {
                 self.merge_progress(&next);
             }
         }
@@ -549,13 +558,15 @@ impl Txn<'_> {
         let primary = self.orch.muxes.primary_server();
         for (server, view) in self.views.iter().filter(|(s, _)| **s == primary) {
             let Some(snapshot) = view else { continue };
-            let owned: std::collections::HashSet<&str> = records
+            // Sorted for a binary search: cheaper than hashing every name at 1,000 sessions.
+            let mut owned: Vec<&str> = records
                 .iter()
                 .filter(|r| self.orch.server_of(r) == *server)
                 .map(|r| r.tmux_session.as_str())
                 .collect();
+            owned.sort_unstable();
             for pane in snapshot.sessions() {
-                let owned = owned.contains(pane.session.as_str());
+                let owned = owned.binary_search(&pane.session.as_str()).is_ok();
                 if owned || orch_core::SessionId::from_tmux_name(&pane.session).is_none() {
                     continue;
                 }

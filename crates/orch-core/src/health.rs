@@ -136,8 +136,139 @@ pub struct Assessment {
 /// Time that went backwards yields no time-based transition. A session that ends gets a
 /// clean-up (end its pane; for a duration kill, also release its worktree when safe).
 pub fn assess(record: &SessionRecord, obs: &Observation, now: Timestamp, me: u32, policy: &HealthPolicy) -> Assessment {
+    assess_owned(record.clone(), obs, now, me, policy)
+}
+
+/// [`assess`] of a record the caller gives up, so no copy of it is made: whether it changed
+/// is decided by comparing, before and after, only the fields the rules can change (the
+/// status, progress, activity, usage, end and intents; never the session's identity or
+/// configuration). A refresh judges every record this way. In builds with debug assertions the
+/// decision is checked against a comparison of the whole record.
+pub fn assess_owned(
+    record: SessionRecord,
+    obs: &Observation,
+    now: Timestamp,
+    me: u32,
+    policy: &HealthPolicy,
+) -> Assessment {
+    #[cfg(debug_assertions)]
+    let whole = record.clone();
+    let before = Judged::of(&record);
+    let mut a = judge(record, obs, now, me, policy);
+    a.changed |= Judged::of(&a.record) != before;
+    #[cfg(debug_assertions)]
+    debug_assert_eq!(
+        a.changed,
+        a.record != whole,
+        "a field the health rules change is missing from `Judged`"
+    );
+    a
+}
+
+/// The fields of a record the health rules (and the transitions they make) may change; every
+/// other field is the session's identity or configuration, which judging never touches. The
+/// destructuring in [`Judged::of`] names every field of the record, so a new one does not
+/// compile until it is sorted into one kind or the other.
+#[derive(PartialEq)]
+struct Judged {
+    state: SessionState,
+    iteration: u32,
+    stories: Option<String>,
+    loop_phase: Option<LoopPhase>,
+    last_activity: Timestamp,
+    last_transition: Timestamp,
+    frozen: bool,
+    waiting: Option<crate::Waiting>,
+    waited_ms: u64,
+    cost_micros: Option<u64>,
+    tokens: Option<u64>,
+    queued: usize,
+    ended_at: Option<Timestamp>,
+    spawning: Option<Lease>,
+    cleanup: Option<Cleanup>,
+    pane_process: Option<crate::PaneProcess>,
+}
+
+impl Judged {
+    fn of(r: &SessionRecord) -> Judged {
+        let SessionRecord {
+            // Identity and configuration: set by spawn and the commands, never by judging.
+            schema_version: _,
+            id: _,
+            name: _,
+            tmux_session: _,
+            tmux_server: _,
+            project_tag: _,
+            prd_path: _,
+            max_iterations: _,
+            max_duration_secs: _,
+            agent_cli: _,
+            agent_flags: _,
+            working_dir: _,
+            use_worktree: _,
+            branch_name: _,
+            worktree_path: _,
+            allocated_port: _,
+            created_at: _,
+            created_at_ms: _,
+            stuck_after_secs: _,
+            pause_mode: _,
+            runtime_dir: _,
+            loop_script: _,
+            base_ref: _,
+            base_commit: _,
+            base_branch: _,
+            claimed: _,
+            profile: _,
+            no_progress_limit: _,
+            max_cost_micros: _,
+            loop_delay_ms: _,
+            run: _,
+            worktree_kept: _,
+            revision: _,
+            // What judging may change.
+            state,
+            iteration,
+            stories,
+            loop_phase,
+            last_activity,
+            last_transition,
+            frozen,
+            waiting,
+            waited_ms,
+            cost_micros,
+            tokens,
+            queued,
+            ended_at,
+            spawning,
+            cleanup,
+            pane_process,
+        } = r;
+        Judged {
+            state: state.clone(),
+            iteration: *iteration,
+            stories: stories.clone(),
+            loop_phase: *loop_phase,
+            last_activity: *last_activity,
+            last_transition: *last_transition,
+            frozen: *frozen,
+            waiting: waiting.clone(),
+            waited_ms: *waited_ms,
+            cost_micros: *cost_micros,
+            tokens: *tokens,
+            queued: *queued,
+            ended_at: *ended_at,
+            spawning: *spawning,
+            cleanup: cleanup.clone(),
+            pane_process: *pane_process,
+        }
+    }
+}
+
+/// The rules of [`assess`], applied to `record` in place.
+fn judge(record: SessionRecord, obs: &Observation, now: Timestamp, me: u32, policy: &HealthPolicy) -> Assessment {
     let mut a = Assessment {
-        record: record.clone(),
+        record,
         events: Vec::new(),
         changed: false,
         killed: false,
@@ -166,7 +297,6 @@ pub fn assess(record: &SessionRecord, obs: &Observation, now: Timestamp, me: u32
             rec.cleanup = Some(end_session(obs, me, now, None));
         }
         claim_cleanup(&mut a, obs, now, me, policy);
-        a.changed |= a.record != *record;
         return a;
     }
 
@@ -308,7 +438,6 @@ pub fn assess(record: &SessionRecord, obs: &Observation, now: Timestamp, me: u32
         rec.cleanup = Some(end_session(obs, me, now, None));
     }
     claim_cleanup(&mut a, obs, now, me, policy);
-    a.changed |= a.record != *record;
     a
 }
 

@@ -37,8 +37,8 @@ pub use duration::{format_duration, parse_duration};
 pub use events::{Channel, LifecycleEvent, Pulse};
 pub use foreign::foreign_reading;
 pub use health::{
-    assess, process_probe_suffices, progress_events, Assessment, HealthPolicy, MuxObservation, Observation,
-    GONE_REASON, SPAWN_INTERRUPTED,
+    assess, assess_owned, process_probe_suffices, progress_events, Assessment, HealthPolicy, MuxObservation,
+    Observation, GONE_REASON, SPAWN_INTERRUPTED,
 };
 pub use id::{IdError, SessionId, BRANCH_PREFIX, MAX_ID_LEN, TMUX_PREFIX};
 pub use intent::{Cleanup, KeptWorktree, Lease, PruneIntent, WorktreeRelease, LEASE_EXPIRY};

@@ -284,6 +284,102 @@ proptest! {
     }
 }
 
+proptest! {
+    // Many cases: the ones where a single field changes are a small share of them.
+    #![proptest_config(ProptestConfig::with_cases(8192))]
+    #[test]
+    fn judging_in_place_says_changed_exactly_when_the_record_changed(
+        state_pick in 0usize..8,
+        mux_pick in 0usize..4,
+        phase_pick in 0usize..7,
+        reported in any::<bool>(),
+        iteration in 0u32..4,
+        gap_s in 0u64..800,
+        activity_s in 0u64..4_000,
+        paused_marker in proptest::option::of(any::<bool>()),
+        booked in proptest::collection::vec(0usize..3, 4),
+        run in proptest::option::of(0u32..3),
+        flags in proptest::collection::vec(any::<bool>(), 9),
+        lease_s in 0u64..4_000,
+        same in proptest::collection::vec(proptest::bool::weighted(0.85), 7),
+    ) {
+        // A record and an observation drawn from everything the rules read, including what
+        // earlier looks booked (progress, usage, a wait, leases, a freeze, the pane's
+        // program). Each value the observation brings is mostly the one already booked, so
+        // that often a single field is the only one to change: the fast decision of a
+        // refresh must say "changed" exactly when the whole record differs.
+        let states = [
+            SessionState::Starting,
+            SessionState::Running { iteration, stories: None },
+            SessionState::Paused { iteration, stories: Some("1/2".into()) },
+            SessionState::Stuck { since: Timestamp(2_000_000), last_iteration: iteration },
+            SessionState::Blocked { iteration, reason: "r".into() },
+            SessionState::Completed { iterations: iteration },
+            SessionState::MaxIterations { iterations: iteration },
+            SessionState::Failed { reason: "f".into() },
+        ];
+        let phases = [LoopPhase::Started, LoopPhase::Running, LoopPhase::Paused, LoopPhase::Complete, LoopPhase::Blocked, LoopPhase::MaxIterations, LoopPhase::Waiting];
+        let t = |s: u64| Timestamp(1_000_000 + s * 1_000);
+        let mut rec = SessionRecord::new(SessionId("p5".into()), &SessionConfig::default(), t(0));
+        if !flags[0] {
+            rec.runtime_dir = Some("/project/.hydra/ralph/p5".into());
+        }
+        rec.state = states[state_pick].clone();
+        rec.iteration = rec.state.iteration();
+        rec.stuck_after_secs = Some(600);
+        rec.max_duration_secs = if flags[8] { 3_000 } else { 100_000 };
+        rec.last_activity = t(activity_s);
+        rec.queued = booked[0];
+        rec.stories = [None, Some("2/3".to_owned()), Some("1/2".to_owned())][booked[1]].clone();
+        rec.cost_micros = [None, Some(250_000), Some(1_500_000)][booked[2]];
+        rec.tokens = [None, Some(1), Some(2)][booked[3]];
+        rec.loop_phase = if same[0] { Some(phases[phase_pick]) } else { None };
+        rec.frozen = flags[1];
+        if flags[2] {
+            rec.waiting = Some(crate::Waiting { until: t(5_000), reason: "limit".into(), since: t(10) });
+            rec.waited_ms = 5;
+        }
+        if flags[3] {
+            rec.spawning = Some(crate::Lease::new(if flags[4] { 1 } else { 2 }, t(lease_s)));
+        }
+        if flags[5] {
+            rec.cleanup = Some(crate::Cleanup::new(crate::Lease::new(if flags[4] { 1 } else { 2 }, t(lease_s))));
+        }
+        if flags[6] {
+            rec.pane_process = Some(crate::PaneProcess { pid: 77, start: 5 });
+        }
+        let later = |s: bool| (!s).then(|| t(activity_s + 1));
+        let mux = [
+            MuxObservation::Alive { activity: later(same[1]) },
+            MuxObservation::Exited { status: Some(1), signal: None },
+            MuxObservation::Gone,
+            MuxObservation::Unknown,
+        ][mux_pick];
+        let mut obs = Observation {
+            pgid: Some(77),
+            spawn_owner_alive: flags[7],
+            cleanup_owner_alive: flags[7],
+            pane_process: flags[6].then_some(crate::PaneProcess { pid: if same[2] { 77 } else { 78 }, start: 5 }),
+            ..Observation::of(mux)
+        };
+        if reported {
+            let mut report = LoopReport::new(phases[phase_pick], iteration);
+            report.stories = if same[3] { rec.stories.clone() } else { Some("3/3".into()) };
+            report.cost = if same[4] { rec.cost_micros.map(crate::record::usd_text) } else { Some("0.75".into()) };
+            report.tokens = if same[5] { rec.tokens } else { Some(7) };
+            report.run = run;
+            report.until = Some(5);
+            report.reason = Some("limit".into());
+            obs = obs.with_report(report);
+        }
+        obs.reading.changed = later(same[6]);
+        obs.reading.queued = if same[6] { rec.queued } else { rec.queued + 1 };
+        obs.reading.paused = paused_marker;
+        let a = crate::health::assess_owned(rec.clone(), &obs, t(activity_s + gap_s), 1, &HealthPolicy::default());
+        prop_assert_eq!(a.changed, a.record != rec, "{:?}", a.record);
+    }
+}
+
 /// A PRD's text from (id, passes, priority) stories, with varied spacing and an extra field,
 /// and the ids.
 fn arb_prd_text() -> impl Strategy<Value = (String, Vec<(String, bool)>)> {

@@ -72,47 +72,52 @@ pub struct SessionStatus {
 impl SessionStatus {
     /// The status of `record` at `now`.
     pub fn from_record(record: &SessionRecord, now: Timestamp) -> Self {
+        Self::from_owned(record.clone(), now)
+    }
+
+    /// [`from_record`](Self::from_record) of a record the caller has no more use for: its
+    /// strings and paths move into the status instead of being copied (a refresh makes a
+    /// status of every record it judged and then drops the record).
+    pub fn from_owned(record: SessionRecord, now: Timestamp) -> Self {
         let end = record.ended_at.unwrap_or(now);
+        let created = record.created();
+        let foreign = record.is_foreign();
+        let terminal = record.state.is_terminal();
         let paused_by_marker = matches!(record.state, SessionState::Paused { .. }) && !record.frozen;
+        // Before the loop's first count: none of its claimed stories is done yet.
+        let stories = match record.stories {
+            Some(s) => Some(s),
+            None => record.claimed.as_ref().map(|c| format!("0/{}", c.len())),
+        };
         SessionStatus {
-            id: record.id.clone(),
-            name: record.name.clone(),
-            state: record.state.clone(),
-            duration: end.since(record.created()).unwrap_or_default(),
+            id: record.id,
+            name: record.name,
+            state: record.state,
+            duration: end.since(created).unwrap_or_default(),
             iteration: record.iteration,
             max_iterations: record.max_iterations,
-            // Before the loop's first count: none of its claimed stories is done yet.
-            stories: record
-                .stories
-                .clone()
-                .or_else(|| record.claimed.as_ref().map(|c| format!("0/{}", c.len()))),
-            pausing: paused_by_marker && record.loop_phase != Some(LoopPhase::Paused) && !record.is_foreign(),
+            stories,
+            pausing: paused_by_marker && record.loop_phase != Some(LoopPhase::Paused) && !foreign,
             frozen: record.frozen,
-            tmux_session: record.tmux_session.clone(),
-            working_dir: record.agent_dir().to_path_buf(),
-            branch: record.branch_name.clone(),
+            tmux_session: record.tmux_session,
+            // The agent's directory (see `SessionRecord::agent_dir`).
+            working_dir: record.worktree_path.unwrap_or(record.working_dir),
+            branch: record.branch_name,
             port: record.allocated_port,
-            worktree_kept: record
-                .worktree_kept
-                .as_ref()
-                .map(|k| (k.path.clone(), k.reasons.clone())),
+            worktree_kept: record.worktree_kept.map(|k| (k.path, k.reasons)),
             last_activity: record.last_activity,
             changed_at: record.last_transition,
-            created: record.created(),
+            created,
             ended: record.ended_at,
-            agent_cli: record.agent_cli.clone(),
-            prd_path: record.prd_path.clone(),
-            claimed: record.claimed.clone(),
-            waiting: record
-                .waiting
-                .as_ref()
-                .filter(|_| !record.state.is_terminal())
-                .map(|w| (w.until, w.reason.clone())),
+            agent_cli: record.agent_cli,
+            prd_path: record.prd_path,
+            claimed: record.claimed,
+            waiting: record.waiting.filter(|_| !terminal).map(|w| (w.until, w.reason)),
             cost_micros: record.cost_micros,
             max_cost_micros: record.max_cost_micros,
             tokens: record.tokens,
             queued: record.queued,
-            foreign: record.is_foreign(),
+            foreign,
         }
     }
 

@@ -57,8 +57,7 @@ impl Orchestrator {
                 if records.len() % 128 == 0 {
                     records.shrink_to_fit();
                 }
-                let next = txn.assess(&rec)?;
-                look.statuses.push(SessionStatus::from_record(&next, txn.now));
+                let next = txn.assess_owned(rec)?;
                 look.revisions.insert(next.id.clone(), next.revision);
                 if let Some(d) = next.next_deadline(self.policy.stuck_after) {
                     look.deadline = Some(look.deadline.map_or(d, |l: Timestamp| l.min(d)));
@@ -69,6 +68,8 @@ impl Orchestrator {
                 if ports {
                     holds.extend(port_hold(&next));
                 }
+                // Last: the record's strings move into its status.
+                look.statuses.push(SessionStatus::from_owned(next, txn.now));
             }
             if ports {
                 let repair = txn.writable();
@@ -125,8 +126,8 @@ impl Orchestrator {
     pub fn status(&self, id: &SessionId) -> Result<SessionStatus> {
         self.transact(Scope::One(id), |txn| {
             let rec = txn.the_record();
-            let next = txn.assess(&rec)?;
-            Ok(SessionStatus::from_record(&next, txn.now))
+            let next = txn.assess_owned(rec)?;
+            Ok(SessionStatus::from_owned(next, txn.now))
         })
     }
 

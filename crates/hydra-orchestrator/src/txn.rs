@@ -14,11 +14,12 @@ use crate::error::{Error, Result};
 use crate::ops::cleanup::CleanupOutcome;
 use crate::orchestrator::{NoticeKind, Orchestrator, Orphans};
 use orch_core::{
-    LifecycleEvent, LockGuard, LoopReading, MuxObservation, MuxServer, MuxSnapshot, Observation, PaneInfo, PaneProcess,
-    Prd, ReadAsk, SessionId, SessionRecord, StoreError, Timestamp,
+    LifecycleEvent, LoadReport, LockGuard, LoopReading, Multiplexer, MuxObservation, MuxServer, MuxSnapshot,
+    Observation, PaneInfo, PaneProcess, PendingSnapshot, Prd, ReadAsk, SessionId, SessionRecord, StoreError, Timestamp,
 };
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Which records a transaction looks at.
 pub(crate) enum Scope<'a> {
@@ -195,66 +196,68 @@ impl Txn<'_> {
     fn load_all(&mut self) -> Result<()> {
         let orch = self.orch;
         let primary = orch.muxes.primary();
-        // The snapshots run as child processes. This thread starts the primary server's at
-        // once (a new thread can wait milliseconds for a CPU, and the snapshot is the longer
-        // part); a second one reads the records, then the loops' reports of the live ones
-        // (used as they are for sessions a snapshot shows alive; a loop seen ended is read
-        // again after, see `observe`). Other servers' snapshots start as soon as the records
-        // name them.
-        fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
-            h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
-        }
-        let (views, report, readings) = std::thread::scope(|s| {
-            let reads = s.spawn(|| {
+        let (first, rest, report, readings) = match primary.begin_snapshot() {
+            // The snapshot runs as a child process (tmux's `list-panes`) while this thread
+            // reads the records, then the loops' reports of the live ones (used as they are
+            // for sessions the snapshot shows alive; a loop seen ended is read again after, see
+            // `observe`). No second thread: one cost its start and a malloc arena of its own
+            // (150 kB of peak memory at 1,000 sessions), and it could wait for a CPU.
+            Some(pending) => {
                 let report = orch.store.load_all();
-                let mut others: Vec<MuxServer> = report
-                    .as_ref()
-                    .map(|r| {
-                        r.records
-                            .iter()
-                            .filter(|r| !r.state.is_terminal() || r.cleanup.is_some())
-                            .map(|r| orch.server_of(r))
-                            .filter(|s| *s != orch.muxes.primary_server())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                others.sort();
-                others.dedup();
-                let rest: Vec<_> = others
+                let muxes: Vec<(MuxServer, Option<Arc<dyn Multiplexer>>)> = other_servers(orch, &report)
                     .into_iter()
                     .map(|server| {
                         let mux = orch.muxes.get(&server);
-                        (server, s.spawn(move || mux.and_then(|m| m.snapshot().ok())))
+                        (server, mux)
                     })
                     .collect();
-                let readings: BTreeMap<SessionId, LoopReading> = match &report {
-                    Ok(r) => {
-                        // Inboxes only where a message may wait (see `ReadAsk::inbox`).
-                        let live: Vec<ReadAsk> = r
-                            .records
-                            .iter()
-                            .filter(|r| !r.state.is_terminal() && !r.is_foreign())
-                            .map(|r| ReadAsk {
-                                id: &r.id,
-                                inbox: r.queued > 0,
+                let started: Vec<Option<Box<dyn PendingSnapshot + '_>>> = muxes
+                    .iter()
+                    .map(|(_, mux)| mux.as_ref().and_then(|m| m.begin_snapshot()))
+                    .collect();
+                let readings = read_ahead(orch, &report);
+                let first = pending.finish();
+                let rest: Vec<(MuxServer, Option<MuxSnapshot>)> = muxes
+                    .iter()
+                    .zip(started)
+                    .map(|((server, mux), started)| {
+                        let snapshot = match started {
+                            Some(p) => p.finish().ok(),
+                            None => mux.as_ref().and_then(|m| m.snapshot().ok()),
+                        };
+                        (server.clone(), snapshot)
+                    })
+                    .collect();
+                (first, rest, report, readings)
+            }
+            // A multiplexer that cannot start a snapshot on its own (tmux through its control
+            // client, or an embedder's): this thread takes it at once, and a second one reads
+            // meanwhile. Other servers' snapshots start as soon as the records name them.
+            None => {
+                fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+                    h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+                }
+                std::thread::scope(|s| {
+                    let reads = s.spawn(|| {
+                        let report = orch.store.load_all();
+                        let rest: Vec<_> = other_servers(orch, &report)
+                            .into_iter()
+                            .map(|server| {
+                                let mux = orch.muxes.get(&server);
+                                (server, s.spawn(move || mux.and_then(|m| m.snapshot().ok())))
                             })
                             .collect();
-                        live.iter()
-                            .map(|a| a.id.clone())
-                            .zip(orch.runtime.read_many(&live))
-                            .collect()
-                    }
-                    Err(_) => BTreeMap::new(),
-                };
-                let rest: Vec<(MuxServer, Option<MuxSnapshot>)> =
-                    rest.into_iter().map(|(server, h)| (server, join(h))).collect();
-                (report, readings, rest)
-            });
-            let first = primary.snapshot();
-            let (report, readings, rest) = join(reads);
-            ((first, rest), report, readings)
-        });
-        let (first, rest) = views;
+                        let readings = read_ahead(orch, &report);
+                        let rest: Vec<(MuxServer, Option<MuxSnapshot>)> =
+                            rest.into_iter().map(|(server, h)| (server, join(h))).collect();
+                        (report, readings, rest)
+                    });
+                    let first = primary.snapshot();
+                    let (report, readings, rest) = join(reads);
+                    (first, rest, report, readings)
+                })
+            }
+        };
         let report = report?;
         self.views.insert(orch.muxes.primary_server(), Some(first?));
         self.views.extend(rest);
@@ -580,4 +583,45 @@ impl Txn<'_> {
         }
         out
     }
+}
+
+/// The servers, other than the primary, of the records a refresh looks at in tmux: the live
+/// ones and those with a clean-up to do.
+fn other_servers(orch: &Orchestrator, report: &std::result::Result<LoadReport, StoreError>) -> Vec<MuxServer> {
+    let mut others: Vec<MuxServer> = report
+        .as_ref()
+        .map(|r| {
+            r.records
+                .iter()
+                .filter(|r| !r.state.is_terminal() || r.cleanup.is_some())
+                .map(|r| orch.server_of(r))
+                .filter(|s| *s != orch.muxes.primary_server())
+                .collect()
+        })
+        .unwrap_or_default();
+    others.sort();
+    others.dedup();
+    others
+}
+
+/// The loops' readings of the live records of this tool, read ahead of judging them.
+fn read_ahead(
+    orch: &Orchestrator,
+    report: &std::result::Result<LoadReport, StoreError>,
+) -> BTreeMap<SessionId, LoopReading> {
+    let Ok(r) = report else { return BTreeMap::new() };
+    // Inboxes only where a message may wait (see `ReadAsk::inbox`).
+    let live: Vec<ReadAsk> = r
+        .records
+        .iter()
+        .filter(|r| !r.state.is_terminal() && !r.is_foreign())
+        .map(|r| ReadAsk {
+            id: &r.id,
+            inbox: r.queued > 0,
+        })
+        .collect();
+    live.iter()
+        .map(|a| a.id.clone())
+        .zip(orch.runtime.read_many(&live))
+        .collect()
 }

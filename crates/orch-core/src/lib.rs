@@ -46,9 +46,9 @@ pub use loop_report::{LoopPhase, LoopReport};
 pub use ports::{
     AttachCommand, BranchChanges, BusError, Clock, EventBus, FileEvents, FileEventsError, Host, HostError, LoadProblem,
     LoadReport, LockGuard, LockStats, LogDisposal, LoopReading, LoopRuntime, MergeOutcome, Multiplexer, MuxError,
-    MuxServer, MuxSnapshot, MuxWake, MuxWatch, OnChange, PaneInfo, PortHold, PortRepair, ProcessInfo, ReadAsk,
-    RemoveOutcome, RuntimeError, RuntimeRequest, Sig, SpawnSpec, Store, StoreError, Subscription, Trust, TrustAll,
-    TrustNothing, WorktreeError, WorktreeInfo, WorktreeRequest, Worktrees,
+    MuxServer, MuxSnapshot, MuxWake, MuxWatch, OnChange, PaneInfo, PendingSnapshot, PortHold, PortRepair, ProcessInfo,
+    ReadAsk, RemoveOutcome, RuntimeError, RuntimeRequest, Sig, SpawnSpec, Store, StoreError, Subscription, Trust,
+    TrustAll, TrustNothing, WorktreeError, WorktreeInfo, WorktreeRequest, Worktrees,
 };
 pub use prd::{plan_parallel, Prd, Story};
 pub use project::{project_tag, RuntimeLayout};

@@ -1,7 +1,7 @@
 //! The one place that builds and runs tmux commands, and maps tmux's failures to [`MuxError`].
 
 use orch_core::MuxError;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 use crate::tmux::TmuxConfig;
 use orch_core::MuxServer;
@@ -34,20 +34,39 @@ pub(crate) fn tmux_argv(config: &TmuxConfig, args: &[&str]) -> Vec<String> {
 
 /// Runs `args`; returns the output on success and a typed error otherwise.
 pub(crate) fn run(config: &TmuxConfig, op: &str, args: &[&str]) -> Result<Output, MuxError> {
-    let output = tmux_command(config, args).output().map_err(|source| {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            MuxError::NotInstalled
-        } else {
-            MuxError::Io {
-                op: op.to_owned(),
-                source,
-            }
-        }
-    })?;
+    outcome(config, op, tmux_command(config, args).output())
+}
+
+/// Starts `args` with its output captured, for [`outcome`] once it ends (its caller works
+/// meanwhile).
+pub(crate) fn start(config: &TmuxConfig, op: &str, args: &[&str]) -> Result<Child, MuxError> {
+    tmux_command(config, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| not_run(op, source))
+}
+
+/// What a tmux process that ended (or could not be run) means: its output on success, a
+/// typed error otherwise.
+pub(crate) fn outcome(config: &TmuxConfig, op: &str, ended: std::io::Result<Output>) -> Result<Output, MuxError> {
+    let output = ended.map_err(|source| not_run(op, source))?;
     if output.status.success() {
         return Ok(output);
     }
     Err(classify(config, op, &String::from_utf8_lossy(&output.stderr)))
+}
+
+/// The error of a tmux process that could not be run or waited for.
+fn not_run(op: &str, source: std::io::Error) -> MuxError {
+    if source.kind() == std::io::ErrorKind::NotFound {
+        MuxError::NotInstalled
+    } else {
+        MuxError::Io {
+            op: op.to_owned(),
+            source,
+        }
+    }
 }
 
 /// Maps tmux's stderr to the error it means.

@@ -1,10 +1,12 @@
 //! [`Tmux`], the [`Multiplexer`] adapter, and its configuration.
 
-use crate::command::{run, tmux_argv};
+use crate::command::{outcome, run, start, tmux_argv};
 use crate::control::{ControlClient, ControlError};
 use crate::parse::{parse_snapshot, SNAPSHOT_FORMAT, TAG_OPTION};
 use crate::watch::{TmuxWatch, WAKE_COMMAND};
-use orch_core::{AttachCommand, Multiplexer, MuxError, MuxServer, MuxSnapshot, MuxWatch, PaneInfo, SpawnSpec};
+use orch_core::{
+    AttachCommand, Multiplexer, MuxError, MuxServer, MuxSnapshot, MuxWatch, PaneInfo, PendingSnapshot, SpawnSpec,
+};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -142,11 +144,16 @@ impl Tmux {
                 }
             }
         }
-        match self.run("list-panes", &["list-panes", "-a", "-F", SNAPSHOT_FORMAT]) {
-            Ok(out) => Ok(parse_snapshot(&String::from_utf8_lossy(&out.stdout))),
-            Err(MuxError::NoServer { .. }) => Ok(MuxSnapshot::default()),
-            Err(e) => Err(e),
-        }
+        listing(self.run("list-panes", &LIST_ALL))
+    }
+
+    /// What a snapshot adds to the first listing of the panes: dead panes waiting for their
+    /// status are read again (see `settled`), and the panes and the control client are kept.
+    fn complete(&self, first: MuxSnapshot) -> Result<MuxSnapshot, MuxError> {
+        let snapshot = self.settled(first, || self.list_all())?;
+        self.panes.remember(&snapshot);
+        self.keep_control(&snapshot);
+        Ok(snapshot)
     }
 
     /// With a control tag and no client yet: attaches one to the session of the first live
@@ -367,11 +374,21 @@ impl Multiplexer for Tmux {
     }
 
     fn snapshot(&self) -> Result<MuxSnapshot, MuxError> {
-        let list = || self.list_all();
-        let snapshot = self.settled(list()?, list)?;
-        self.panes.remember(&snapshot);
-        self.keep_control(&snapshot);
-        Ok(snapshot)
+        self.complete(self.list_all()?)
+    }
+
+    /// A `list-panes` process, started at once and read at `finish`. Not with a control tag:
+    /// the control client answers sooner than a process starts.
+    fn begin_snapshot(&self) -> Option<Box<dyn PendingSnapshot + '_>> {
+        if self.config.control_tag.is_some() {
+            return None;
+        }
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let child = start(&self.config, "list-panes", &LIST_ALL);
+        Some(Box::new(Listing {
+            tmux: self,
+            child: Some(child),
+        }))
     }
 
     fn probe(&self, name: &str) -> Result<Option<PaneInfo>, MuxError> {
@@ -436,6 +453,46 @@ impl Multiplexer for Tmux {
         // Hooked before the caller's first look, so no change after that look is missed.
         watch.hook()?;
         Ok(Arc::new(watch))
+    }
+}
+
+/// The arguments of a snapshot's `list-panes`.
+const LIST_ALL: [&str; 4] = ["list-panes", "-a", "-F", SNAPSHOT_FORMAT];
+
+/// The panes a `list-panes` process printed; no server is no panes.
+fn listing(ran: Result<std::process::Output, MuxError>) -> Result<MuxSnapshot, MuxError> {
+    match ran {
+        Ok(out) => Ok(parse_snapshot(&String::from_utf8_lossy(&out.stdout))),
+        Err(MuxError::NoServer { .. }) => Ok(MuxSnapshot::default()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A snapshot's `list-panes` process under way (see [`Tmux::begin_snapshot`]).
+struct Listing<'a> {
+    tmux: &'a Tmux,
+    /// Taken by `finish`; a listing dropped unfinished ends its process and reaps it.
+    child: Option<Result<std::process::Child, MuxError>>,
+}
+
+impl PendingSnapshot for Listing<'_> {
+    fn finish(mut self: Box<Self>) -> Result<MuxSnapshot, MuxError> {
+        let ran = match self.child.take() {
+            Some(Ok(child)) => outcome(&self.tmux.config, "list-panes", child.wait_with_output()),
+            Some(Err(e)) => Err(e),
+            None => self.tmux.run("list-panes", &LIST_ALL),
+        };
+        self.tmux.complete(listing(ran)?)
+    }
+}
+
+impl Drop for Listing<'_> {
+    fn drop(&mut self) {
+        if let Some(Ok(mut child)) = self.child.take() {
+            // Not waited for with its output unread: it could be blocked writing it.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

@@ -27,7 +27,10 @@ pub use bus::{BusError, EventBus, Subscription};
 pub use clock::Clock;
 pub use files::{FileEvents, FileEventsError, OnChange};
 pub use host::{Host, HostError, ProcessInfo, Sig};
-pub use mux::{AttachCommand, Multiplexer, MuxError, MuxServer, MuxSnapshot, MuxWake, MuxWatch, PaneInfo, SpawnSpec};
+pub use mux::{
+    AttachCommand, Multiplexer, MuxError, MuxServer, MuxSnapshot, MuxWake, MuxWatch, PaneInfo, PendingSnapshot,
+    SpawnSpec,
+};
 pub use runtime::{LogDisposal, LoopReading, LoopRuntime, ReadAsk, RuntimeError, RuntimeRequest};
 pub use store::{LoadProblem, LoadReport, LockGuard, LockStats, Store, StoreError};
 pub use trust::{Trust, TrustAll, TrustNothing};

@@ -176,6 +176,15 @@ pub trait MuxWatch: Send + Sync {
     fn stop(&self);
 }
 
+/// A snapshot started by [`Multiplexer::begin_snapshot`] and not taken yet: the multiplexer
+/// answers while its caller does other work.
+pub trait PendingSnapshot {
+    /// Waits for the answer; the same as [`Multiplexer::snapshot`] would have returned.
+    ///
+    /// Errors: as [`Multiplexer::snapshot`].
+    fn finish(self: Box<Self>) -> Result<MuxSnapshot, MuxError>;
+}
+
 /// A terminal multiplexer (tmux) server holding one session per agent.
 pub trait Multiplexer: Send + Sync {
     /// The server this adapter talks to (recorded with every session it creates).
@@ -192,6 +201,13 @@ pub trait Multiplexer: Send + Sync {
     ///
     /// Errors: `NotInstalled`, `Failed`, `Io`.
     fn snapshot(&self) -> Result<MuxSnapshot, MuxError>;
+
+    /// Starts a [`snapshot`](Self::snapshot) that runs on its own while the caller does other
+    /// work (tmux: a `list-panes` process), when the adapter can; `None` when it cannot, and
+    /// the caller takes the snapshot itself. The default is `None`.
+    fn begin_snapshot(&self) -> Option<Box<dyn PendingSnapshot + '_>> {
+        None
+    }
 
     /// The session `name` alone, or `None` when it does not exist (no server: `None`).
     ///

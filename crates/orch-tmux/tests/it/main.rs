@@ -234,6 +234,71 @@ fn snapshot_of_0_1_and_50_sessions_takes_one_call() {
 }
 
 #[test]
+fn a_begun_snapshot_says_what_a_snapshot_says() {
+    let srv = Server::new();
+    let none = srv.tmux.begin_snapshot().expect("a process adapter begins one");
+    assert!(none.finish().expect("no server is no sessions").sessions().is_empty());
+    srv.spawn("hydralph-a", &["sleep", "30"]);
+    srv.spawn("hydralph-b", &["sh", "-c", "exit 3"]);
+    wait_for("b's status", || {
+        let snap = srv.tmux.snapshot().expect("snapshot");
+        snap.get("hydralph-b").and_then(|p| p.exit_status)
+    });
+    let before = srv.tmux.calls();
+    let pending = srv.tmux.begin_snapshot().expect("begun");
+    // The process runs while this thread does other work: here, another snapshot.
+    let taken = srv.tmux.snapshot().expect("snapshot");
+    let begun = pending.finish().expect("finished");
+    assert_eq!(srv.tmux.calls() - before, 2);
+    let seen = |s: &orch_core::MuxSnapshot| {
+        s.sessions()
+            .iter()
+            .map(|p| (p.session.clone(), p.dead, p.exit_status, p.pane_pid, p.tag.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(seen(&begun), seen(&taken));
+    assert_eq!(begun.get("hydralph-b").and_then(|p| p.exit_status), Some(3));
+    assert!(begun.get("hydralph-a").is_some_and(|p| !p.dead));
+    // An adapter with a control client answers through it, so it begins nothing.
+    assert!(control_adapter(&srv, "0123456789abcdef").begin_snapshot().is_none());
+}
+
+#[test]
+fn a_begun_snapshot_dropped_unfinished_ends_and_reaps_its_process() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let pid_file = dir.path().join("pid");
+    let fake = dir.path().join("tmux");
+    // A tmux that never answers.
+    write_script(
+        &fake,
+        &format!("#!/bin/sh\necho $$ > '{}'\nexec sleep 30\n", pid_file.display()),
+    );
+    let tmux = Tmux::new(TmuxConfig {
+        program: fake,
+        ..TmuxConfig::with_socket_name("fake")
+    });
+    let pending = tmux.begin_snapshot().expect("begun");
+    let pid = wait_for("the process's pid", || {
+        std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+    });
+    drop(pending);
+    // Killed and waited for: not running, and no zombie left behind either.
+    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "process {pid} is left");
+    let err = match Tmux::new(TmuxConfig {
+        program: PathBuf::from("/nonexistent/bin/tmux"),
+        ..TmuxConfig::with_socket_name("x")
+    })
+    .begin_snapshot()
+    {
+        Some(p) => p.finish().expect_err("missing"),
+        None => panic!("a process adapter begins one"),
+    };
+    assert!(matches!(err, MuxError::NotInstalled), "{err}");
+}
+
+#[test]
 fn targets_are_exact() {
     let srv = Server::new();
     srv.spawn("hydralph-abc", &["sleep", "30"]);

@@ -471,17 +471,18 @@ fn listing(ran: Result<std::process::Output, MuxError>) -> Result<MuxSnapshot, M
 /// A snapshot's `list-panes` process under way (see [`Tmux::begin_snapshot`]).
 struct Listing<'a> {
     tmux: &'a Tmux,
-    /// Taken by `finish`; a listing dropped unfinished ends its process and reaps it.
+    /// The process, or why it could not start; an `Option` only so that `finish` can take
+    /// it from a type with a `Drop`. A listing dropped unfinished ends its process and reaps it.
     child: Option<Result<std::process::Child, MuxError>>,
 }
 
 impl PendingSnapshot for Listing<'_> {
     fn finish(mut self: Box<Self>) -> Result<MuxSnapshot, MuxError> {
-        let ran = match self.child.take() {
-            Some(Ok(child)) => outcome(&self.tmux.config, "list-panes", child.wait_with_output()),
-            Some(Err(e)) => Err(e),
-            None => self.tmux.run("list-panes", &LIST_ALL),
-        };
+        let started = self
+            .child
+            .take()
+            .expect("only `finish` takes the child, and it consumes the listing");
+        let ran = started.and_then(|child| outcome(&self.tmux.config, "list-panes", child.wait_with_output()));
         self.tmux.complete(listing(ran)?)
     }
 }

@@ -1,7 +1,8 @@
 //! The orchestrator benchmark: on a private tmux server with a trivial long-running agent, it
 //! measures, at N live sessions, `hydra ls --json`, `hydra status ID`, `hydra pause ID` and
 //! `hydra resume ID` as whole processes beside the floor (one bare `tmux list-panes -a` with
-//! the snapshot's format, on the same server, in the same run) and the same snapshot through a
+//! the snapshot's format, on the same server, in the same run; each command, the floor's too,
+//! started on a quiet tmux server) and the same snapshot through a
 //! control-mode client already connected (the tmux adapter of a long-lived process: the
 //! server's own share of the floor), `list()` and
 //! `health_check()` in the library against one tmux call per session (and the longest time
@@ -195,7 +196,11 @@ fn main() {
             c
         };
         // Warm both (page cache, the tmux server's buffers), then interleave them so each
-        // pair sees the same machine.
+        // pair sees the same machine; each starts on a quiet server (`quiet_server`).
+        let timed = |cmd: Command| {
+            b.quiet_server();
+            timed(cmd)
+        };
         timed(floor_cmd());
         timed(ls_cmd());
         let mut floor = Vec::new();

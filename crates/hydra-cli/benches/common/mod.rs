@@ -74,6 +74,19 @@ pub fn status_kib(pid: u32, key: &str) -> Option<u64> {
         .ok()
 }
 
+/// Nanoseconds a process has spent on a CPU (`/proc/PID/schedstat`; `None` where there is none).
+pub fn on_cpu_ns(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// How long a tmux server must have used no CPU for [`BenchProject::quiet_server`] to return.
+pub const QUIET: Duration = Duration::from_millis(1);
+
 /// `tmux -V`.
 pub fn tmux_version() -> String {
     Command::new("tmux")
@@ -98,6 +111,8 @@ pub struct BenchProject {
     pub orch: Orchestrator,
     /// A session of the sleeping agent.
     pub config: SessionConfig,
+    /// The tmux server's pid, asked once.
+    server_pid: std::sync::OnceLock<Option<u32>>,
 }
 
 impl BenchProject {
@@ -140,6 +155,7 @@ impl BenchProject {
             tmux,
             orch,
             config,
+            server_pid: std::sync::OnceLock::new(),
         }
     }
 
@@ -227,6 +243,36 @@ impl BenchProject {
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, v.to_string()).expect("write");
         std::fs::rename(&tmp, &path).expect("rename");
+    }
+
+    /// Waits until this project's tmux server has used no CPU for [`QUIET`] (at most 200 ms).
+    ///
+    /// A tmux server goes on working for about 2 ms after a client has left (at 500 sessions
+    /// on this machine: its event loop polls every pane's terminal on each turn), so a command
+    /// timed right after another pays for the one before. Each timed command starts on a quiet
+    /// server instead, as a person's command does. Without `/proc` it waits [`QUIET`] plus 5 ms.
+    pub fn quiet_server(&self) {
+        let pid = *self.server_pid.get_or_init(|| {
+            Command::new("tmux")
+                .args(["-L", &self.socket, "display-message", "-p", "#{pid}"])
+                .output()
+                .ok()
+                .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        });
+        let Some(mut last) = pid.and_then(on_cpu_ns) else {
+            std::thread::sleep(QUIET + Duration::from_millis(5));
+            return;
+        };
+        let deadline = std::time::Instant::now() + Duration::from_millis(200);
+        let mut since = std::time::Instant::now();
+        while since.elapsed() < QUIET && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(100));
+            let Some(now) = pid.and_then(on_cpu_ns) else { return };
+            if now != last {
+                last = now;
+                since = std::time::Instant::now();
+            }
+        }
     }
 
     /// Waits until the session's loop has written its first report.

@@ -11,6 +11,8 @@ pub(crate) type MuxFactory = Arc<dyn Fn(&MuxServer) -> Option<Arc<dyn Multiplexe
 
 pub(crate) struct MuxSet {
     primary: Arc<dyn Multiplexer>,
+    /// The primary's server, asked once (a refresh looks it up for every record).
+    primary_server: MuxServer,
     factory: Option<MuxFactory>,
     others: Mutex<BTreeMap<MuxServer, Option<Arc<dyn Multiplexer>>>>,
 }
@@ -18,6 +20,7 @@ pub(crate) struct MuxSet {
 impl MuxSet {
     pub(crate) fn new(primary: Arc<dyn Multiplexer>, factory: Option<MuxFactory>) -> Self {
         MuxSet {
+            primary_server: primary.server(),
             primary,
             factory,
             others: Mutex::default(),
@@ -25,8 +28,8 @@ impl MuxSet {
     }
 
     /// The server new sessions go to.
-    pub(crate) fn primary_server(&self) -> MuxServer {
-        self.primary.server()
+    pub(crate) fn primary_server(&self) -> &MuxServer {
+        &self.primary_server
     }
 
     pub(crate) fn primary(&self) -> &Arc<dyn Multiplexer> {
@@ -35,7 +38,7 @@ impl MuxSet {
 
     /// The adapter of `server`, if it can be reached.
     pub(crate) fn get(&self, server: &MuxServer) -> Option<Arc<dyn Multiplexer>> {
-        if *server == self.primary.server() {
+        if *server == self.primary_server {
             return Some(Arc::clone(&self.primary));
         }
         let mut others = self.others.lock().unwrap_or_else(|e| e.into_inner());

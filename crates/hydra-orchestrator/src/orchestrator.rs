@@ -593,7 +593,7 @@ impl Orchestrator {
 
     /// The tmux server new sessions go to.
     pub fn server(&self) -> MuxServer {
-        self.muxes.primary_server()
+        self.muxes.primary_server().clone()
     }
 
     /// Leftovers found by the last refresh: this project's tmux sessions without a record,

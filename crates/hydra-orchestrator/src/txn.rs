@@ -73,8 +73,8 @@ pub(crate) struct Done<T> {
 
 impl Orchestrator {
     /// The server `rec`'s session lives on (records that predate the field: this process's).
-    pub(crate) fn server_of(&self, rec: &SessionRecord) -> MuxServer {
-        rec.tmux_server.clone().unwrap_or_else(|| self.muxes.primary_server())
+    pub(crate) fn server_of<'a>(&'a self, rec: &'a SessionRecord) -> &'a MuxServer {
+        rec.tmux_server.as_ref().unwrap_or(self.muxes.primary_server())
     }
 
     /// Runs `f` inside one transaction over `scope`; see the module documentation.
@@ -259,7 +259,7 @@ impl Txn<'_> {
             }
         };
         let report = report?;
-        self.views.insert(orch.muxes.primary_server(), Some(first?));
+        self.views.insert(orch.muxes.primary_server().clone(), Some(first?));
         self.views.extend(rest);
         orch.load_problems(report.problems, report.newer);
         self.foreign_dirs = foreign_dirs(&report.records);
@@ -272,12 +272,12 @@ impl Txn<'_> {
         id.validate()?;
         let orch = self.orch;
         let rec = orch.store.load(id)?.ok_or_else(|| Error::NotFound(id.to_string()))?;
-        let server = orch.server_of(&rec);
+        let server = orch.server_of(&rec).clone();
         let view = match (self.pane_by_process(&rec), orch.muxes.get(&server)) {
             (Some(pane), _) => Some(MuxSnapshot::new(vec![pane])),
             (None, Some(mux)) => match mux.probe(&rec.tmux_session) {
                 Ok(pane) => Some(MuxSnapshot::new(pane.into_iter().collect())),
-                Err(e) if server == orch.muxes.primary_server() => return Err(e.into()),
+                Err(e) if server == *orch.muxes.primary_server() => return Err(e.into()),
                 Err(_) => None,
             },
             (None, None) => None,
@@ -351,7 +351,7 @@ impl Txn<'_> {
 
     /// The pane of `rec` as observed, if its server could be asked and it exists.
     pub(crate) fn pane(&self, rec: &SessionRecord) -> Option<&PaneInfo> {
-        self.view(&self.orch.server_of(rec))?.get(&rec.tmux_session)
+        self.view(self.orch.server_of(rec))?.get(&rec.tmux_session)
     }
 
     /// The process group of `rec`'s pane, when its program runs.
@@ -362,7 +362,7 @@ impl Txn<'_> {
     /// Everything observed of `rec`.
     pub(crate) fn observe(&mut self, rec: &SessionRecord) -> Observation {
         let orch = self.orch;
-        let (mux, pgid) = match self.views.get(&orch.server_of(rec)) {
+        let (mux, pgid) = match self.views.get(orch.server_of(rec)) {
             Some(Some(snapshot)) => pane_observation(snapshot.get(&rec.tmux_session)),
             _ => (MuxObservation::Unknown, None),
         };
@@ -559,12 +559,12 @@ impl Txn<'_> {
         let tag = self.orch.project_tag();
         let mut out = Orphans::default();
         let primary = self.orch.muxes.primary_server();
-        for (server, view) in self.views.iter().filter(|(s, _)| **s == primary) {
+        for (server, view) in self.views.iter().filter(|(s, _)| *s == primary) {
             let Some(snapshot) = view else { continue };
             // Sorted for a binary search: cheaper than hashing every name at 1,000 sessions.
             let mut owned: Vec<&str> = records
                 .iter()
-                .filter(|r| self.orch.server_of(r) == *server)
+                .filter(|r| self.orch.server_of(r) == server)
                 .map(|r| r.tmux_session.as_str())
                 .collect();
             owned.sort_unstable();
@@ -596,6 +596,7 @@ fn other_servers(orch: &Orchestrator, report: &std::result::Result<LoadReport, S
                 .filter(|r| !r.state.is_terminal() || r.cleanup.is_some())
                 .map(|r| orch.server_of(r))
                 .filter(|s| *s != orch.muxes.primary_server())
+                .cloned()
                 .collect()
         })
         .unwrap_or_default();

@@ -326,7 +326,7 @@ impl Orchestrator {
         let mut need_look = true;
         'watching: loop {
             if need_look {
-                match self.look(false) {
+                match self.look(crate::ops::refresh::Looker::Watcher) {
                     Ok(look) => {
                         // Wait on every server with live sessions; a change after this look
                         // is kept by tmux until the wait takes it.

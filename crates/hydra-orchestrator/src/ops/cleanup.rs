@@ -125,7 +125,7 @@ impl Orchestrator {
             let _ = self.host.signal_group(pid, Sig::Cont);
             let _ = self.host.signal_group(pid, Sig::Term);
         }
-        if let Some(mux) = self.muxes.get(&self.server_of(rec)) {
+        if let Some(mux) = self.muxes.get(self.server_of(rec)) {
             mux.kill(&rec.tmux_session)?;
         }
         if let Some(pid) = pgid {

@@ -196,7 +196,7 @@ impl Orchestrator {
             .host
             .find_program("bash")
             .ok_or(Error::LoopNeeds { program: "bash" })?;
-        let mux = self.muxes.get(&self.server_of(rec)).ok_or_else(|| Error::Foreign {
+        let mux = self.muxes.get(self.server_of(rec)).ok_or_else(|| Error::Foreign {
             id: rec.id.clone(),
             why: format!("its tmux server ({}) cannot be reached from here", self.server_of(rec)),
         })?;
@@ -267,7 +267,7 @@ impl Orchestrator {
                             ),
                         )));
                     }
-                    let mux = self.muxes.get(&self.server_of(&rec)).ok_or_else(|| Error::Foreign {
+                    let mux = self.muxes.get(self.server_of(&rec)).ok_or_else(|| Error::Foreign {
                         id: id.clone(),
                         why: "its tmux server cannot be reached from here".into(),
                     })?;
@@ -308,7 +308,7 @@ impl Orchestrator {
     /// Errors: `Id`, `NotFound`, `Mux` when the tmux session is gone, `Attach`.
     pub fn attach(&self, id: &SessionId) -> Result<()> {
         let rec = self.record(id)?;
-        let mux = self.muxes.get(&self.server_of(&rec)).ok_or_else(|| Error::Foreign {
+        let mux = self.muxes.get(self.server_of(&rec)).ok_or_else(|| Error::Foreign {
             id: id.clone(),
             why: "its tmux server cannot be reached from here".into(),
         })?;

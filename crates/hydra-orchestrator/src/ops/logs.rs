@@ -26,7 +26,7 @@ impl Orchestrator {
         };
         let mux = self
             .muxes
-            .get(&self.server_of(&rec))
+            .get(self.server_of(&rec))
             .ok_or_else(|| gone("is on a tmux server that cannot be reached from here"))?;
         if mux.probe(&rec.tmux_session)?.is_none() {
             return Err(gone("has ended"));

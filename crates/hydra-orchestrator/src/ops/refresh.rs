@@ -8,7 +8,18 @@ use crate::txn::Scope;
 use orch_core::{MuxServer, SessionId, SessionStatus, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// What one refresh saw, for the watcher.
+/// Who a refresh looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Looker {
+    /// A caller of `refresh` and its kin: the ports sessions hold are checked against the
+    /// worktree registry too (and lost entries restored).
+    Caller,
+    /// The watcher, whose frequent looks leave the ports to the callers' refreshes: it is told
+    /// what decides when to look again (the deadline, the revisions, the servers).
+    Watcher,
+}
+
+/// What one refresh saw; the deadline, revisions and servers only for the watcher.
 #[derive(Debug, Default)]
 pub(crate) struct Look {
     pub(crate) statuses: Vec<SessionStatus>,
@@ -34,13 +45,11 @@ impl Orchestrator {
     }
 
     fn refresh_collecting(&self) -> Result<(Vec<SessionStatus>, Vec<SessionId>)> {
-        self.look(true).map(|l| (l.statuses, l.killed))
+        self.look(Looker::Caller).map(|l| (l.statuses, l.killed))
     }
 
-    /// One refresh, with what a watcher needs besides the statuses; with `ports`, the ports
-    /// sessions hold are checked against the worktree registry too (and lost entries
-    /// restored), which a watcher's frequent looks leave to the explicit refreshes.
-    pub(crate) fn look(&self, ports: bool) -> Result<Look> {
+    /// One refresh for `looker` (see [`Looker`]).
+    pub(crate) fn look(&self, looker: Looker) -> Result<Look> {
         self.transact(Scope::All, |txn| {
             let mut records = std::mem::take(&mut txn.records);
             self.shared().orphans = txn.tmux_orphans(&records);
@@ -58,20 +67,22 @@ impl Orchestrator {
                     records.shrink_to_fit();
                 }
                 let next = txn.assess_owned(rec)?;
-                look.revisions.insert(next.id.clone(), next.revision);
-                if let Some(d) = next.next_deadline(self.policy.stuck_after) {
-                    look.deadline = Some(look.deadline.map_or(d, |l: Timestamp| l.min(d)));
-                }
-                if !next.state.is_terminal() {
-                    look.servers.insert(self.server_of(&next));
-                }
-                if ports {
-                    holds.extend(port_hold(&next));
+                match looker {
+                    Looker::Caller => holds.extend(port_hold(&next)),
+                    Looker::Watcher => {
+                        look.revisions.insert(next.id.clone(), next.revision);
+                        if let Some(d) = next.next_deadline(self.policy.stuck_after) {
+                            look.deadline = Some(look.deadline.map_or(d, |l: Timestamp| l.min(d)));
+                        }
+                        if !next.state.is_terminal() && !look.servers.contains(self.server_of(&next)) {
+                            look.servers.insert(self.server_of(&next).clone());
+                        }
+                    }
                 }
                 // Last: the record's strings move into its status.
                 look.statuses.push(SessionStatus::from_owned(next, txn.now));
             }
-            if ports {
+            if looker == Looker::Caller {
                 let repair = txn.writable();
                 self.reconcile_ports(holds, repair);
             }

@@ -2,7 +2,8 @@
 //! measures, at N live sessions, `hydra ls --json`, `hydra status ID`, `hydra pause ID` and
 //! `hydra resume ID` as whole processes beside the floor (one bare `tmux list-panes -a` with
 //! the snapshot's format, on the same server, in the same run; each command, the floor's too,
-//! started on a quiet tmux server) and the same snapshot through a
+//! started on a quiet tmux server), beside the relay (the least a process that runs that tmux
+//! command and prints `ls`'s answer can cost: see `relay`), and the same snapshot through a
 //! control-mode client already connected (the tmux adapter of a long-lived process: the
 //! server's own share of the floor), `list()` and
 //! `health_check()` in the library against one tmux call per session (and the longest time
@@ -68,7 +69,38 @@ fn machine() -> String {
     format!("{cores} cores ({cpu}), {mem}, {}", tmux_version())
 }
 
+/// Set (to `SOCKET BYTES`) in the environment of this benchmark's own executable when it runs
+/// as the relay: see [`relay`].
+const RELAY: &str = "HYDRA_BENCH_RELAY";
+
+/// The least a command that asks tmux can cost: a process (this executable, about as large as
+/// `hydra`) that runs the floor's `tmux list-panes` as its child, as `hydra ls` does, and
+/// prints as many bytes as `hydra ls --json` printed, and nothing else: no arguments parsed,
+/// no record read, no session judged.
+fn relay(spec: &str) {
+    use std::io::Write;
+    let (socket, bytes) = spec.split_once(' ').expect("SOCKET BYTES");
+    let bytes: usize = bytes.parse().expect("BYTES");
+    let out = Command::new("tmux")
+        .args(["-L", socket, "list-panes", "-a", "-F", orch_tmux::SNAPSHOT_FORMAT])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("tmux");
+    assert!(out.status.success(), "tmux list-panes");
+    let mut stdout = std::io::stdout().lock();
+    let chunk = vec![b' '; 64 * 1024];
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        stdout.write_all(&chunk[..n]).expect("stdout");
+        left -= n;
+    }
+}
+
 fn main() {
+    if let Ok(spec) = std::env::var(RELAY) {
+        return relay(&spec);
+    }
     let quick = std::env::var_os("HYDRA_BENCH_QUICK").is_some();
     let max_n: usize = std::env::var("HYDRA_BENCH_MAX_N")
         .ok()
@@ -156,10 +188,12 @@ fn main() {
 
     // 2. The commands as processes, beside the floor, and the library's refresh, at each N.
     println!(
-        "\n{:>5}  {:>15}  {:>15}  {:>15}  {:>6}  {:>15}  {:>6}  {:>15}  {:>15}  {:>15}  {:>8}  {:>8}  {:>8}  {:>12}  {:>5}  {:>8}",
+        "\n{:>5}  {:>15}  {:>15}  {:>15}  {:>6}  {:>15}  {:>6}  {:>15}  {:>6}  {:>15}  {:>15}  {:>15}  {:>8}  {:>8}  {:>8}  {:>12}  {:>5}  {:>8}",
         "N",
         "floor med/p95",
         "tmux -C",
+        "relay",
+        "ratio",
         "ls --json",
         "ratio",
         "ls, monitor up",
@@ -202,11 +236,19 @@ fn main() {
             timed(cmd)
         };
         timed(floor_cmd());
-        timed(ls_cmd());
+        let printed = ls_cmd().output().expect("hydra ls --json").stdout.len();
+        let relay_cmd = || {
+            let mut c = Command::new(std::env::current_exe().expect("this executable"));
+            c.env(RELAY, format!("{} {printed}", b.socket));
+            c
+        };
+        timed(relay_cmd());
         let mut floor = Vec::new();
+        let mut relayed = Vec::new();
         let mut ls = Vec::new();
         for _ in 0..reps {
             floor.push(timed(floor_cmd()).0);
+            relayed.push(timed(relay_cmd()).0);
             let (d, err) = timed(ls_cmd());
             ls.push(d);
             if n == *sizes.last().expect("a size") {
@@ -217,6 +259,7 @@ fn main() {
             }
         }
         let (floor_med, floor_p95) = stats(floor);
+        let (relay_med, relay_p95) = stats(relayed);
         let (ls_med, ls_p95) = stats(ls);
         let ratio = ls_med / floor_med;
         // Again with the project's monitor running, which then answers `ls` (checked), beside
@@ -307,15 +350,18 @@ fn main() {
             .0
         });
         println!(
-            "{n:>5}  {floor_med:>6.2} / {floor_p95:>6.2}  {:>6.2} / {:>6.2}  {ls_med:>6.2} / {ls_p95:>6.2}  {ratio:>5.2}x  {served_med:>6.2} / {served_p95:>6.2}  {served_ratio:>5.2}x  {status_med:>6.2} / {status_p95:>6.2}  {pause_med:>6.2} / {pause_p95:>6.2}  {resume_med:>6.2} / {resume_p95:>6.2}  {list:>8.2}  {list_control:>8.2}  {health:>8.2}  {:>12}  {calls:>5.0}  {hold_max:>8.2}",
+            "{n:>5}  {floor_med:>6.2} / {floor_p95:>6.2}  {:>6.2} / {:>6.2}  {relay_med:>6.2} / {relay_p95:>6.2}  {:>5.2}x  {ls_med:>6.2} / {ls_p95:>6.2}  {ratio:>5.2}x  {served_med:>6.2} / {served_p95:>6.2}  {served_ratio:>5.2}x  {status_med:>6.2} / {status_p95:>6.2}  {pause_med:>6.2} / {pause_p95:>6.2}  {resume_med:>6.2} / {resume_p95:>6.2}  {list:>8.2}  {list_control:>8.2}  {health:>8.2}  {:>12}  {calls:>5.0}  {hold_max:>8.2}",
             control.0,
             control.1,
+            relay_med / floor_med,
             per.map_or("-".to_owned(), |p| format!("{p:.1}"))
         );
         rows.push(serde_json::json!({
             "n": n,
             "floor_tmux_list_panes_ms": {"median": floor_med, "p95": floor_p95},
             "snapshot_through_control_mode_client_ms": {"median": control.0, "p95": control.1},
+            "relay_ms": {"median": relay_med, "p95": relay_p95},
+            "relay_to_floor_ratio": relay_med / floor_med,
             "hydra_ls_json_ms": {"median": ls_med, "p95": ls_p95},
             "ls_to_floor_ratio": ratio,
             "hydra_ls_json_monitor_running_ms": {"median": served_med, "p95": served_p95},

@@ -1,6 +1,7 @@
 //! The watcher on fakes: it tells a loop's report as soon as the file changes, a pane that died
 //! as soon as tmux says so, another process's change of a record, and a session going stuck
-//! when the clock says so; it does not look again for its own writes.
+//! when the clock says so (at the deadline its last look named, not at its next tick); it does
+//! not look again for its own writes.
 
 mod support;
 
@@ -120,6 +121,35 @@ fn the_clock_makes_a_quiet_session_stuck_without_any_event() {
     change_to(&mut w, &id, "running");
     rig.fakes.clock.advance(Duration::from_secs(16 * 60));
     change_to(&mut w, &id, "stuck");
+}
+
+#[test]
+fn it_looks_again_at_the_next_deadline_not_only_on_its_tick() {
+    let rig = Rig::new();
+    let orch = rig.orch();
+    let id = orch.spawn(rig.fakes.config()).expect("spawn");
+    rig.fakes.runtime.report(
+        &id,
+        r#"{"status":"running","iteration":1,"max":10,"run":1}"#,
+        rig.fakes.clock.now(),
+    );
+    orch.refresh().expect("running, booked before the watcher starts");
+    // Its stuck threshold (15 minutes of silence) is 200 ms away; the tick is an hour away.
+    rig.fakes
+        .clock
+        .advance(Duration::from_secs(15 * 60) - Duration::from_millis(200));
+    let mut w = orch
+        .watch(WatchOptions {
+            tick: Duration::from_secs(3600),
+            ..WatchOptions::default()
+        })
+        .expect("watch");
+    change_to(&mut w, &id, "running");
+    // Past the threshold, and nothing the watcher is told of happens: only the deadline of
+    // its last look wakes it.
+    rig.fakes.clock.advance(Duration::from_secs(1));
+    change_to(&mut w, &id, "stuck");
+    w.stop();
 }
 
 #[test]

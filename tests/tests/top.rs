@@ -3,6 +3,7 @@
 //! server. Each check polls the screen or the records with a deadline, never a fixed sleep.
 
 use hydra_e2e::{wait_for, Project};
+use hydra_orchestrator::adapters::{Tmux, TmuxConfig};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -127,7 +128,8 @@ impl Top {
 
 impl Drop for Top {
     fn drop(&mut self) {
-        let _ = self.tmux(&["kill-server"]);
+        // Through the adapter, which also removes the socket file tmux leaves.
+        let _ = Tmux::new(TmuxConfig::with_socket_name(&self.server)).kill_server();
     }
 }
 

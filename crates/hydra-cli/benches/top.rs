@@ -14,6 +14,7 @@ mod common;
 use common::{cpu_percent, cpu_ticks, stats, status_kib, BenchProject};
 use hydra_cli::top::app::{App, Sort};
 use hydra_cli::top::{fixtures, view};
+use hydra_orchestrator::adapters::{Tmux, TmuxConfig};
 use hydra_orchestrator::{SessionState, Timestamp};
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -78,7 +79,8 @@ impl Pane {
 
 impl Drop for Pane {
     fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["-L", &self.server, "kill-server"]).output();
+        // Through the adapter, which also removes the socket file tmux leaves.
+        let _ = Tmux::new(TmuxConfig::with_socket_name(&self.server)).kill_server();
     }
 }
 

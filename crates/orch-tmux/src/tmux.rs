@@ -239,8 +239,8 @@ impl Tmux {
     }
 
     /// Ends the whole server and every session on it, and removes its socket file (tmux leaves
-    /// it behind). A server that is not running is `Ok`. The user's default server is never
-    /// this adapter's to end: refused.
+    /// it behind, also when a server ends by itself after its last session). A server that is
+    /// not running is `Ok`. The user's default server is never this adapter's to end: refused.
     ///
     /// Errors: `Invalid` for the default server, `Failed`.
     pub fn kill_server(&self) -> Result<(), MuxError> {
@@ -257,10 +257,39 @@ impl Tmux {
             Ok(_) | Err(MuxError::NoServer { .. }) => {}
             Err(e) => return Err(e),
         }
-        if let Some(path) = socket {
-            let _ = std::fs::remove_file(path);
+        match socket {
+            Some(path) => {
+                let _ = std::fs::remove_file(path);
+            }
+            // No server answered: the file a server that ended by itself left, if nothing
+            // listens on it.
+            None => {
+                if let Some(path) = self.expected_socket_path() {
+                    let refused = std::os::unix::net::UnixStream::connect(&path)
+                        .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
+                    if refused {
+                        let _ = std::fs::remove_file(path);
+                    }
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Where tmux puts this adapter's socket: the `-S` path, or for `-L NAME`
+    /// `$TMUX_TMPDIR/tmux-UID/NAME` (`/tmp` without `TMUX_TMPDIR`), as tmux itself computes it.
+    fn expected_socket_path(&self) -> Option<PathBuf> {
+        match &self.config.server {
+            MuxServer::Default => None,
+            MuxServer::Path(path) => Some(path.clone()),
+            MuxServer::Name(name) => {
+                let dir = std::env::var_os("TMUX_TMPDIR")
+                    .filter(|d| !d.is_empty())
+                    .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
+                let uid = rustix::process::getuid().as_raw();
+                Some(dir.join(format!("tmux-{uid}")).join(name))
+            }
+        }
     }
 
     /// The socket file of this adapter's server, as the running server reports it.

@@ -477,6 +477,26 @@ fn regression_kill_server_removes_the_socket_file() {
     );
 }
 
+/// Regression: a server whose last session ended exits by itself and leaves its socket file;
+/// the suites' clean-up (`kill_server`, with no server left to say where its socket was) left
+/// about 36 such files in tmux's socket directory per CI run.
+#[test]
+fn kill_server_removes_the_socket_file_of_a_server_that_ended_by_itself() {
+    let srv = Server::new();
+    srv.spawn("hydralph-brief", &["sleep", "30"]);
+    let socket = srv.tmux.socket_path().expect("a running server has a socket");
+    // Its last session ended, the server exits on its own.
+    srv.tmux.kill("hydralph-brief").expect("kill the session");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while srv.tmux.socket_path().is_some() {
+        assert!(std::time::Instant::now() < deadline, "the server did not end");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(socket.exists(), "tmux left {} behind", socket.display());
+    srv.tmux.kill_server().expect("kill");
+    assert!(!socket.exists(), "{} left behind", socket.display());
+}
+
 /// Runs `f` with a wait on the server in a thread; returns the wake it saw.
 fn wake_after(srv: &Server, f: impl FnOnce()) -> MuxWake {
     let watch = srv.tmux.watch().expect("watch");

@@ -102,22 +102,32 @@ fn the_watcher_tells_each_change_as_it_happens() {
     w.stop();
 }
 
-#[test]
-fn the_clock_makes_a_quiet_session_stuck_without_any_event() {
-    let rig = Rig::new();
-    let orch = rig.orch();
+/// A new session whose loop has just reported its first iteration running.
+fn reported_running(rig: &Rig, orch: &Orchestrator) -> SessionId {
     let id = orch.spawn(rig.fakes.config()).expect("spawn");
     rig.fakes.runtime.report(
         &id,
         r#"{"status":"running","iteration":1,"max":10,"run":1}"#,
         rig.fakes.clock.now(),
     );
-    let mut w = orch
-        .watch(WatchOptions {
-            tick: Duration::from_millis(20),
-            ..WatchOptions::default()
-        })
-        .expect("watch");
+    id
+}
+
+/// A watcher whose tick (its slow look) is `tick`.
+fn watch_ticking(orch: &Arc<Orchestrator>, tick: Duration) -> Watcher {
+    orch.watch(WatchOptions {
+        tick,
+        ..WatchOptions::default()
+    })
+    .expect("watch")
+}
+
+#[test]
+fn the_clock_makes_a_quiet_session_stuck_without_any_event() {
+    let rig = Rig::new();
+    let orch = rig.orch();
+    let id = reported_running(&rig, &orch);
+    let mut w = watch_ticking(&orch, Duration::from_millis(20));
     change_to(&mut w, &id, "running");
     rig.fakes.clock.advance(Duration::from_secs(16 * 60));
     change_to(&mut w, &id, "stuck");
@@ -127,23 +137,13 @@ fn the_clock_makes_a_quiet_session_stuck_without_any_event() {
 fn it_looks_again_at_the_next_deadline_not_only_on_its_tick() {
     let rig = Rig::new();
     let orch = rig.orch();
-    let id = orch.spawn(rig.fakes.config()).expect("spawn");
-    rig.fakes.runtime.report(
-        &id,
-        r#"{"status":"running","iteration":1,"max":10,"run":1}"#,
-        rig.fakes.clock.now(),
-    );
+    let id = reported_running(&rig, &orch);
     orch.refresh().expect("running, booked before the watcher starts");
     // Its stuck threshold (15 minutes of silence) is 200 ms away; the tick is an hour away.
     rig.fakes
         .clock
         .advance(Duration::from_secs(15 * 60) - Duration::from_millis(200));
-    let mut w = orch
-        .watch(WatchOptions {
-            tick: Duration::from_secs(3600),
-            ..WatchOptions::default()
-        })
-        .expect("watch");
+    let mut w = watch_ticking(&orch, Duration::from_secs(3600));
     change_to(&mut w, &id, "running");
     // Past the threshold, and nothing the watcher is told of happens: only the deadline of
     // its last look wakes it.

@@ -381,12 +381,7 @@ fn main() {
     }
     json.insert("at_n".into(), serde_json::Value::Array(rows));
     let largest = *sizes.last().expect("a size");
-    let server_pid = Command::new("tmux")
-        .args(["-L", &b.socket, "display-message", "-p", "#{pid}"])
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<u32>().ok());
-    let server_rss = server_pid.and_then(|p| status_kib(p, "VmRSS:"));
+    let server_rss = b.tmux.server_pid().and_then(|p| status_kib(p, "VmRSS:"));
     let own = status_kib(std::process::id(), "VmHWM:");
     ls_peaks.sort_unstable();
     let ls_median = ls_peaks.get(ls_peaks.len() / 2).copied();

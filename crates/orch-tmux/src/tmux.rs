@@ -209,7 +209,11 @@ impl Tmux {
         if untried.is_empty() {
             return Ok(first);
         }
-        if let Some(server) = self.server_pid() {
+        if let Some(server) = self
+            .server_pid()
+            .and_then(|pid| i32::try_from(pid).ok())
+            .and_then(rustix::process::Pid::from_raw)
+        {
             // Only makes the server call waitpid(); a server that is gone answers ESRCH.
             let _ = rustix::process::kill_process(server, rustix::process::Signal::CHILD);
         }
@@ -227,10 +231,10 @@ impl Tmux {
     }
 
     /// The pid of the running server (`None` when none runs or tmux does not say).
-    fn server_pid(&self) -> Option<rustix::process::Pid> {
+    pub fn server_pid(&self) -> Option<u32> {
         let out = self.run("display-message", &["display-message", "-p", "#{pid}"]).ok()?;
-        let pid: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
-        rustix::process::Pid::from_raw(pid).filter(|_| pid > 1)
+        let pid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+        (pid > 1).then_some(pid)
     }
 
     fn run(&self, op: &str, args: &[&str]) -> Result<std::process::Output, MuxError> {

@@ -252,13 +252,7 @@ impl BenchProject {
     /// timed right after another pays for the one before. Each timed command starts on a quiet
     /// server instead, as a person's command does. Without `/proc` it waits [`QUIET`] plus 5 ms.
     pub fn quiet_server(&self) {
-        let pid = *self.server_pid.get_or_init(|| {
-            Command::new("tmux")
-                .args(["-L", &self.socket, "display-message", "-p", "#{pid}"])
-                .output()
-                .ok()
-                .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        });
+        let pid = *self.server_pid.get_or_init(|| self.tmux.server_pid());
         let Some(mut last) = pid.and_then(on_cpu_ns) else {
             std::thread::sleep(QUIET + Duration::from_millis(5));
             return;

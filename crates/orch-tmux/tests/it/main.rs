@@ -485,13 +485,12 @@ fn kill_server_removes_the_socket_file_of_a_server_that_ended_by_itself() {
     let srv = Server::new();
     srv.spawn("hydralph-brief", &["sleep", "30"]);
     let socket = srv.tmux.socket_path().expect("a running server has a socket");
+    let pid = srv.tmux.server_pid().expect("a running server has a pid");
+    assert!(Path::new(&format!("/proc/{pid}")).exists(), "{pid} is the server's");
     // Its last session ended, the server exits on its own.
     srv.tmux.kill("hydralph-brief").expect("kill the session");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while srv.tmux.socket_path().is_some() {
-        assert!(std::time::Instant::now() < deadline, "the server did not end");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for("the server's end", || srv.tmux.socket_path().is_none().then_some(()));
+    assert_eq!(srv.tmux.server_pid(), None, "no server, no pid");
     assert!(socket.exists(), "tmux left {} behind", socket.display());
     srv.tmux.kill_server().expect("kill");
     assert!(!socket.exists(), "{} left behind", socket.display());

@@ -73,7 +73,9 @@ impl Project {
     }
 
     /// `hydra args` (the binary `bin`) on this project and server, with the user's state
-    /// directory (the trust file) inside the test's temp dir.
+    /// directory (the trust file) inside the test's temp dir, and `HYDRA_NO_MONITOR=1`: no
+    /// spawn starts the project's monitor behind the test's back (a test that wants `ls`
+    /// answered by a monitor it started removes the variable).
     pub fn hydra_cmd(&self, bin: &str, args: &[&str]) -> Command {
         let mut c = Command::new(bin);
         c.args(args)
@@ -82,6 +84,7 @@ impl Project {
             .args(["--tmux-socket", &self.socket])
             .env_remove("HYDRA_TMUX_SOCKET")
             .env_remove("HYDRA_TRUST_ALL")
+            .env("HYDRA_NO_MONITOR", "1")
             .env("XDG_STATE_HOME", self.dir.path().join("state"))
             .stdin(std::process::Stdio::null());
         c

@@ -341,11 +341,12 @@ fn the_monitor_looks_through_one_read_only_control_client_and_ends_it() {
     });
 }
 
-/// `hydra ls --json -v EXTRA` with `env`: its sessions (without their age, which moves) and
-/// stderr.
+/// `hydra ls --json -v EXTRA` with `env` (free to ask the project's monitor unless `env` sets
+/// `HYDRA_NO_MONITOR`): its sessions (without their age, which moves) and stderr.
 fn ls_json(p: &Project, extra: &[&str], env: &[(&str, &str)]) -> (Vec<serde_json::Value>, String) {
     let args: Vec<&str> = ["ls", "--json", "-v"].iter().chain(extra).copied().collect();
     let mut cmd = p.hydra_cmd(HYDRA, &args);
+    cmd.env_remove("HYDRA_NO_MONITOR");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -481,4 +482,208 @@ fn ls_looks_itself_when_no_monitor_can_answer() {
         "{err}"
     );
     let _ = monitor.stop();
+}
+
+/// A session's state as its record on disk says (read without running hydra): its kind and
+/// reason.
+fn record_state(p: &Project, id: &str) -> (String, String) {
+    let path = p.root.join(format!(".hydra/orchestrator/sessions/{id}.json"));
+    let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).expect("the record")).expect("a record");
+    let word = |k: &str| rec["state"][k].as_str().unwrap_or_default().to_owned();
+    (word("kind"), word("reason"))
+}
+
+#[test]
+fn a_spawn_starts_the_monitor_which_keeps_the_duration_limit_while_nobody_runs_a_command() {
+    let p = Project::new();
+    // Told nowhere: this test's monitor must not reach the user's desktop or tmux.
+    std::fs::write(
+        p.root.join(".hydra/hydra.toml"),
+        "[notify]\ndesktop = false\ntmux = false\n",
+    )
+    .expect("hydra.toml");
+    let agent = p.agent("sleeper.sh", "cat > /dev/null; echo working; exec sleep 600");
+    // `hydra spawn` as a user runs it: without the suite's HYDRA_NO_MONITOR.
+    let spawn = |limit: &str| {
+        let prd = p.prd();
+        let out = p
+            .hydra_cmd(
+                HYDRA,
+                &[
+                    "spawn",
+                    "--agent",
+                    agent.to_str().expect("utf-8"),
+                    "--prd",
+                    prd.to_str().expect("utf-8"),
+                    "--max-duration",
+                    limit,
+                ],
+            )
+            .env_remove("HYDRA_NO_MONITOR")
+            .output()
+            .expect("hydra spawn");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        (String::from_utf8_lossy(&out.stdout).trim().to_owned(), err)
+    };
+    let (a, err) = spawn("3s");
+    let pid_file = p.root.join(".hydra/orchestrator/monitor.pid");
+    let pid: u32 = std::fs::read_to_string(&pid_file)
+        .expect("the monitor's pid file")
+        .trim()
+        .parse()
+        .expect("a pid");
+    assert!(
+        err.contains(&format!("monitor started in the background (pid {pid})")),
+        "{err}"
+    );
+    // A second spawn finds it running and starts none.
+    let (b, err) = spawn("4s");
+    assert!(!err.contains("monitor"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).expect("pid file").trim(),
+        pid.to_string()
+    );
+    let (listed, err) = ls_json(&p, &[], &[]);
+    assert!(
+        err.contains(&format!("answered by the project's monitor (pid {pid})")),
+        "{err}"
+    );
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    // From here no hydra command runs: the monitor alone ends both sessions at their limits,
+    // and then itself.
+    for id in [&a, &b] {
+        let (kind, reason) = wait_for(30, "the session ended at its duration limit", || {
+            let (kind, reason) = record_state(&p, id);
+            (kind != "running" && kind != "starting").then_some((kind, reason))
+        });
+        assert_eq!(kind, "failed", "{reason}");
+        assert!(reason.contains("duration"), "{reason}");
+    }
+    wait_for(30, "the monitor ends with the last live session", || {
+        (!pid_file.exists() && !hydra_e2e::group_alive(pid)).then_some(())
+    });
+    // Their agents are ended too, not only booked as failed.
+    for id in [&a, &b] {
+        let name = format!("hydralph-{id}");
+        wait_for(20, "the session's agent ended", || {
+            let snap = p.tmux().snapshot().ok()?;
+            snap.get(&name).is_none_or(|pane| pane.dead).then_some(())
+        });
+    }
+}
+
+#[test]
+fn spawns_at_once_start_one_monitor_between_them_and_say_nothing_wrong() {
+    let p = Project::new();
+    std::fs::write(
+        p.root.join(".hydra/hydra.toml"),
+        "[notify]\ndesktop = false\ntmux = false\n",
+    )
+    .expect("hydra.toml");
+    let agent = p.agent("sleeper.sh", "cat > /dev/null; exec sleep 600");
+    let outs: Vec<Output> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let prd = p.prd();
+                let agent = agent.clone();
+                let p = &p;
+                s.spawn(move || {
+                    p.hydra_cmd(
+                        HYDRA,
+                        &[
+                            "spawn",
+                            "--agent",
+                            agent.to_str().expect("utf-8"),
+                            "--prd",
+                            prd.to_str().expect("utf-8"),
+                        ],
+                    )
+                    .env_remove("HYDRA_NO_MONITOR")
+                    .output()
+                    .expect("hydra spawn")
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("a spawn")).collect()
+    });
+    let errs: Vec<String> = outs
+        .iter()
+        .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+        .collect();
+    assert!(outs.iter().all(|o| o.status.success()), "{errs:?}");
+    assert_eq!(
+        errs.iter().filter(|e| e.contains("monitor started")).count(),
+        1,
+        "{errs:?}"
+    );
+    assert!(!errs.iter().any(|e| e.contains("did not start")), "{errs:?}");
+    let pid_file = p.root.join(".hydra/orchestrator/monitor.pid");
+    let pid: u32 = std::fs::read_to_string(&pid_file)
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("pid");
+    assert!(hydra_e2e::group_alive(pid));
+    for o in &outs {
+        ok(&p, &["kill", String::from_utf8_lossy(&o.stdout).trim()]);
+    }
+    wait_for(30, "the monitor ends with the last live session", || {
+        (!pid_file.exists() && !hydra_e2e::group_alive(pid)).then_some(())
+    });
+}
+
+#[test]
+fn no_monitor_is_started_when_the_config_or_the_environment_says_so() {
+    let p = Project::new();
+    let agent = p.agent("sleeper.sh", "cat > /dev/null; exec sleep 600");
+    let pid_file = p.root.join(".hydra/orchestrator/monitor.pid");
+    // The suite's commands carry HYDRA_NO_MONITOR=1, as a script that wants none would.
+    let prd = p.prd();
+    let out = p.hydra(
+        HYDRA,
+        &[
+            "spawn",
+            "--agent",
+            agent.to_str().expect("utf-8"),
+            "--prd",
+            prd.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("monitor"));
+    assert!(!pid_file.exists());
+    let text = ok(&p, &["config"]);
+    let line = text.lines().find(|l| l.starts_with("monitor.auto")).unwrap_or_default();
+    assert!(line.contains("false") && line.ends_with("environment"), "{text}");
+    // `[monitor] auto = false`, without the variable.
+    std::fs::write(p.root.join(".hydra/hydra.toml"), "[monitor]\nauto = false\n").expect("hydra.toml");
+    let prd = p.prd();
+    let out = p
+        .hydra_cmd(
+            HYDRA,
+            &[
+                "spawn",
+                "--agent",
+                agent.to_str().expect("utf-8"),
+                "--prd",
+                prd.to_str().expect("utf-8"),
+            ],
+        )
+        .env_remove("HYDRA_NO_MONITOR")
+        .output()
+        .expect("hydra spawn");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("monitor"));
+    assert!(!pid_file.exists());
+    // Without either, `hydra config` says it is on by default.
+    std::fs::remove_file(p.root.join(".hydra/hydra.toml")).expect("rm");
+    let out = p
+        .hydra_cmd(HYDRA, &["config"])
+        .env_remove("HYDRA_NO_MONITOR")
+        .output()
+        .expect("config");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.starts_with("monitor.auto")).unwrap_or_default();
+    assert!(line.contains("true") && line.ends_with("default"), "{text}");
 }

@@ -19,6 +19,8 @@ fn hydra(root: &Path, socket: &str, args: &[&str]) -> Output {
         .arg(root)
         .args(["--tmux-socket", socket])
         .env_remove("HYDRA_TMUX_SOCKET")
+        // No spawn starts the project's monitor behind the test's back.
+        .env("HYDRA_NO_MONITOR", "1")
         .stdin(Stdio::null())
         .output()
         .expect("hydra runs")

@@ -745,11 +745,8 @@ fn spawn(ctx: &Ctx, args: SpawnArgs) -> Result<i32> {
             println!("{id}");
         }
     }
-    if ctx.settings.monitor_auto().value && monitor::running(&ctx.root).is_none() {
-        match monitor::start_background(&ctx.root, ctx.g.tmux_socket.as_deref()) {
-            Ok(pid) => eprintln!("hydra: monitor started in the background (pid {pid}) as [monitor] auto says"),
-            Err(e) => eprintln!("hydra: the monitor did not start: {e:#}"),
-        }
+    if ctx.settings.monitor_auto().value {
+        monitor::start_for_spawn(&ctx.root, ctx.g.tmux_socket.as_deref());
     }
     ctx.finish();
     Ok(0)

@@ -53,6 +53,20 @@ pub fn running(root: &Path) -> Option<u32> {
     }
 }
 
+/// The monitor's lock, or `None` when another monitor holds it. [`running`] takes the lock for
+/// an instant to see whether it is free, so a monitor starting while another command asks (two
+/// spawns at once, each starting the monitor) tries again a few times before it gives up: a
+/// monitor that holds it does so for as long as it runs.
+fn take_lock(path: &Path) -> std::io::Result<Option<std::fs::File>> {
+    for _ in 0..10 {
+        if let Some(lock) = orch_fs::try_lock_exclusive(path)? {
+            return Ok(Some(lock));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    orch_fs::try_lock_exclusive(path)
+}
+
 /// One line of the monitor: `2026-11-26T10:00:00.000Z  a1b2c3d4 api  running -> blocked  ...`.
 pub fn line(change: &Change, at: hydra_orchestrator::Timestamp, color: bool) -> String {
     let s = &change.status;
@@ -141,6 +155,27 @@ pub fn detach(ctx: &Ctx) -> Result<i32> {
     Ok(0)
 }
 
+/// After a spawn (`[monitor] auto`, on by default): starts the project's monitor in the
+/// background unless one runs, so that the sessions' duration and stuck rules are kept and
+/// their transitions told while nobody runs a command, and so that `hydra ls` is answered by it.
+/// Says on stderr what it did; a monitor that another command started meanwhile is not an
+/// error.
+pub fn start_for_spawn(root: &Path, socket: Option<&str>) {
+    if running(root).is_some() {
+        return;
+    }
+    match start_background(root, socket) {
+        Ok(pid) => eprintln!(
+            "hydra: monitor started in the background (pid {pid}): it keeps the sessions' limits and \
+             tells their transitions; it ends with the last live session (`[monitor] auto = false` \
+             turns this off)"
+        ),
+        // Two spawns at once: the other one's monitor holds the lock.
+        Err(_) if running(root).is_some() => {}
+        Err(e) => eprintln!("hydra: the monitor did not start: {e:#}"),
+    }
+}
+
 /// Starts `hydra monitor` for `root` as a background process of its own process group, its
 /// output appended to the monitor log; returns its pid once it holds the lock.
 ///
@@ -219,9 +254,7 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
     if let Some(dir) = files.lock.parent() {
         orch_fs::mkdir_private_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let Some(_lock) =
-        orch_fs::try_lock_exclusive(&files.lock).with_context(|| format!("cannot open {}", files.lock.display()))?
-    else {
+    let Some(_lock) = take_lock(&files.lock).with_context(|| format!("cannot open {}", files.lock.display()))? else {
         let pid = running(&ctx.root).unwrap_or(0);
         bail!("a monitor is already running for this project (pid {pid}); `hydra monitor --stop` ends it");
     };
@@ -315,4 +348,27 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
     }
     let _ = std::fs::remove_file(&files.pid);
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_is_taken_once_a_passing_probe_lets_go_and_never_from_a_monitor() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("monitor.lock");
+        // A probe (`running`) holding the lock for a moment.
+        let probe = orch_fs::try_lock_exclusive(&path).expect("lock").expect("free");
+        let letting_go = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(5));
+            drop(probe);
+        });
+        assert!(take_lock(&path).expect("lock").is_some());
+        letting_go.join().expect("the probe");
+        // A monitor holds it for as long as it runs.
+        let monitor = take_lock(&path).expect("lock");
+        assert!(monitor.is_some());
+        assert!(take_lock(&path).expect("lock").is_none());
+    }
 }

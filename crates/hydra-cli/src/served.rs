@@ -188,7 +188,7 @@ fn answer(orch: &Orchestrator, conn: &UnixStream) -> std::io::Result<()> {
 /// The look of the monitor of the project at `root` (see the module documentation), with the
 /// written answer for `json`, or `None` when `ls` must look itself; why is logged at `-v`.
 pub fn ask(root: &Path, orch: &Orchestrator, json: Option<Selection>) -> Option<Answer> {
-    if std::env::var_os("HYDRA_NO_MONITOR").is_some_and(|v| !v.is_empty()) {
+    if crate::settings::no_monitor() {
         return None;
     }
     let path = socket_path(root);

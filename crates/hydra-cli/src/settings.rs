@@ -1,5 +1,6 @@
-//! The effective configuration of a command: each value from its flag, else `.hydra/hydra.toml`,
-//! else the built-in default, and where it came from (`hydra config` prints both).
+//! The effective configuration of a command: each value from its flag (or, for the monitor, the
+//! environment), else `.hydra/hydra.toml`, else the built-in default, and where it came from
+//! (`hydra config` prints both).
 
 use anyhow::{bail, Result};
 use orch_config::{Config, Dur};
@@ -15,6 +16,8 @@ pub enum Source {
     File,
     /// A flag of this command.
     Flag,
+    /// The environment (`HYDRA_NO_MONITOR`).
+    Env,
 }
 
 impl Source {
@@ -23,6 +26,7 @@ impl Source {
             Source::Default => "default",
             Source::File => ".hydra/hydra.toml",
             Source::Flag => "flag",
+            Source::Env => "environment",
         }
     }
 }
@@ -50,6 +54,12 @@ pub fn pick<T>(flag: Option<T>, file: Option<T>, default: T) -> Set<T> {
             source: Source::Default,
         },
     }
+}
+
+/// Whether `HYDRA_NO_MONITOR` is set (not empty): commands then neither ask the project's
+/// monitor to look (`ls` looks itself) nor start one (`spawn`).
+pub fn no_monitor() -> bool {
+    std::env::var_os("HYDRA_NO_MONITOR").is_some_and(|v| !v.is_empty())
 }
 
 /// The project's `hydra.toml` as loaded (defaults when there is none).
@@ -105,8 +115,17 @@ impl Settings {
         pick(flag, self.config.health.no_progress_limit, 3)
     }
 
+    /// Whether `spawn` starts the project's monitor in the background when none runs: on
+    /// unless `[monitor] auto = false`, and never with `HYDRA_NO_MONITOR` set (see
+    /// [`no_monitor`]).
     pub fn monitor_auto(&self) -> Set<bool> {
-        pick(None, self.config.monitor.auto, false)
+        if no_monitor() {
+            return Set {
+                value: false,
+                source: Source::Env,
+            };
+        }
+        pick(None, self.config.monitor.auto, true)
     }
 
     pub fn monitor_tick(&self) -> Set<Duration> {

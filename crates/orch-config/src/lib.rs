@@ -197,7 +197,7 @@ pub const EXAMPLE: &str = r#"# hydra-orchestrator's configuration for this proje
 # no_progress_limit = 3     # iterations without a commit, PRD or tree change before it blocks
 
 [monitor]
-# auto = false              # start `hydra monitor --detach` on spawn
+# auto = true               # start `hydra monitor --detach` on spawn (HYDRA_NO_MONITOR=1: never)
 # tick = "30s"              # how often the clock-based rules are checked when nothing happens
 
 [notify]

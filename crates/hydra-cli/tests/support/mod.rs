@@ -59,6 +59,8 @@ impl Env {
             ])
             .env_remove("HYDRA_TMUX_SOCKET")
             .env_remove("HYDRA_TRUST_ALL")
+            // No spawn starts the project's monitor behind the test's back.
+            .env("HYDRA_NO_MONITOR", "1")
             .env("XDG_STATE_HOME", self.state())
             .envs(env.iter().copied())
             .stdin(Stdio::piped())

@@ -207,7 +207,7 @@ pub const EXAMPLE: &str = r#"# hydra-orchestrator's configuration for this proje
 # desktop = true
 # tmux = true               # a message in your tmux status line
 # bell = false
-# coalesce = "30s"          # one session's transitions within this time are told as one
+# coalesce = "10s"          # one session's transitions within this time are told as one
 
 # [agents.mine]             # a custom agent profile
 # command = ["my-agent", "--headless"]

@@ -493,46 +493,55 @@ fn record_state(p: &Project, id: &str) -> (String, String) {
     (word("kind"), word("reason"))
 }
 
+/// `hydra spawn --agent AGENT --prd (a PRD of its own) EXTRA` as a user runs it, without the
+/// suite's `HYDRA_NO_MONITOR`: its output.
+fn spawn_as_a_user(p: &Project, agent: &std::path::Path, extra: &[&str]) -> Output {
+    let prd = p.prd();
+    let mut args = vec![
+        "spawn",
+        "--agent",
+        agent.to_str().expect("utf-8"),
+        "--prd",
+        prd.to_str().expect("utf-8"),
+    ];
+    args.extend_from_slice(extra);
+    p.hydra_cmd(HYDRA, &args)
+        .env_remove("HYDRA_NO_MONITOR")
+        .output()
+        .expect("hydra spawn")
+}
+
+/// The pid the project's monitor wrote.
+fn monitor_pid(p: &Project) -> Option<u32> {
+    std::fs::read_to_string(p.root.join(".hydra/orchestrator/monitor.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// A `hydra.toml` that tells nothing outside the test (no desktop, no tmux message), with `extra`.
+fn quiet_config(p: &Project, extra: &str) {
+    std::fs::write(
+        p.root.join(".hydra/hydra.toml"),
+        format!("[notify]\ndesktop = false\ntmux = false\n{extra}"),
+    )
+    .expect("hydra.toml");
+}
+
 #[test]
 fn a_spawn_starts_the_monitor_which_keeps_the_duration_limit_while_nobody_runs_a_command() {
     let p = Project::new();
-    // Told nowhere: this test's monitor must not reach the user's desktop or tmux.
-    std::fs::write(
-        p.root.join(".hydra/hydra.toml"),
-        "[notify]\ndesktop = false\ntmux = false\n",
-    )
-    .expect("hydra.toml");
+    quiet_config(&p, "");
     let agent = p.agent("sleeper.sh", "cat > /dev/null; echo working; exec sleep 600");
-    // `hydra spawn` as a user runs it: without the suite's HYDRA_NO_MONITOR.
     let spawn = |limit: &str| {
-        let prd = p.prd();
-        let out = p
-            .hydra_cmd(
-                HYDRA,
-                &[
-                    "spawn",
-                    "--agent",
-                    agent.to_str().expect("utf-8"),
-                    "--prd",
-                    prd.to_str().expect("utf-8"),
-                    "--max-duration",
-                    limit,
-                ],
-            )
-            .env_remove("HYDRA_NO_MONITOR")
-            .output()
-            .expect("hydra spawn");
+        let out = spawn_as_a_user(&p, &agent, &["--max-duration", limit]);
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(out.status.success(), "{err}");
         (String::from_utf8_lossy(&out.stdout).trim().to_owned(), err)
     };
     let (a, err) = spawn("3s");
-    let pid_file = p.root.join(".hydra/orchestrator/monitor.pid");
-    let pid: u32 = std::fs::read_to_string(&pid_file)
-        .expect("the monitor's pid file")
-        .trim()
-        .parse()
-        .expect("a pid");
+    let pid = monitor_pid(&p).expect("the monitor's pid file");
     assert!(
         err.contains(&format!("monitor started in the background (pid {pid})")),
         "{err}"
@@ -540,10 +549,7 @@ fn a_spawn_starts_the_monitor_which_keeps_the_duration_limit_while_nobody_runs_a
     // A second spawn finds it running and starts none.
     let (b, err) = spawn("4s");
     assert!(!err.contains("monitor"), "{err}");
-    assert_eq!(
-        std::fs::read_to_string(&pid_file).expect("pid file").trim(),
-        pid.to_string()
-    );
+    assert_eq!(monitor_pid(&p), Some(pid));
     let (listed, err) = ls_json(&p, &[], &[]);
     assert!(
         err.contains(&format!("answered by the project's monitor (pid {pid})")),
@@ -561,7 +567,7 @@ fn a_spawn_starts_the_monitor_which_keeps_the_duration_limit_while_nobody_runs_a
         assert!(reason.contains("duration"), "{reason}");
     }
     wait_for(30, "the monitor ends with the last live session", || {
-        (!pid_file.exists() && !hydra_e2e::group_alive(pid)).then_some(())
+        (monitor_pid(&p).is_none() && !hydra_e2e::group_alive(pid)).then_some(())
     });
     // Their agents are ended too, not only booked as failed.
     for id in [&a, &b] {
@@ -574,37 +580,36 @@ fn a_spawn_starts_the_monitor_which_keeps_the_duration_limit_while_nobody_runs_a
 }
 
 #[test]
+fn a_spawn_whose_monitor_cannot_start_says_why_and_the_session_runs() {
+    let p = Project::new();
+    quiet_config(&p, "command = [\"true\"]\n");
+    let agent = p.agent("sleeper.sh", "cat > /dev/null; exec sleep 600");
+    let out = spawn_as_a_user(&p, &agent, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("no monitor watches these sessions") && err.contains("not trusted") && err.contains("hydra trust"),
+        "{err}"
+    );
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let (kind, _) = record_state(&p, &id);
+    assert!(kind == "starting" || kind == "running", "{kind}");
+    assert_eq!(monitor_pid(&p), None);
+    // Once the file is trusted, the next spawn starts it.
+    ok(&p, &["trust", "--yes"]);
+    let out = spawn_as_a_user(&p, &agent, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("monitor started in the background"), "{err}");
+    ok(&p, &["monitor", "--stop"]);
+}
+
+#[test]
 fn spawns_at_once_start_one_monitor_between_them_and_say_nothing_wrong() {
     let p = Project::new();
-    std::fs::write(
-        p.root.join(".hydra/hydra.toml"),
-        "[notify]\ndesktop = false\ntmux = false\n",
-    )
-    .expect("hydra.toml");
+    quiet_config(&p, "");
     let agent = p.agent("sleeper.sh", "cat > /dev/null; exec sleep 600");
     let outs: Vec<Output> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..4)
-            .map(|_| {
-                let prd = p.prd();
-                let agent = agent.clone();
-                let p = &p;
-                s.spawn(move || {
-                    p.hydra_cmd(
-                        HYDRA,
-                        &[
-                            "spawn",
-                            "--agent",
-                            agent.to_str().expect("utf-8"),
-                            "--prd",
-                            prd.to_str().expect("utf-8"),
-                        ],
-                    )
-                    .env_remove("HYDRA_NO_MONITOR")
-                    .output()
-                    .expect("hydra spawn")
-                })
-            })
-            .collect();
+        let handles: Vec<_> = (0..4).map(|_| s.spawn(|| spawn_as_a_user(&p, &agent, &[]))).collect();
         handles.into_iter().map(|h| h.join().expect("a spawn")).collect()
     });
     let errs: Vec<String> = outs
@@ -617,19 +622,14 @@ fn spawns_at_once_start_one_monitor_between_them_and_say_nothing_wrong() {
         1,
         "{errs:?}"
     );
-    assert!(!errs.iter().any(|e| e.contains("did not start")), "{errs:?}");
-    let pid_file = p.root.join(".hydra/orchestrator/monitor.pid");
-    let pid: u32 = std::fs::read_to_string(&pid_file)
-        .expect("pid file")
-        .trim()
-        .parse()
-        .expect("pid");
+    assert!(!errs.iter().any(|e| e.contains("no monitor")), "{errs:?}");
+    let pid = monitor_pid(&p).expect("pid file");
     assert!(hydra_e2e::group_alive(pid));
     for o in &outs {
         ok(&p, &["kill", String::from_utf8_lossy(&o.stdout).trim()]);
     }
     wait_for(30, "the monitor ends with the last live session", || {
-        (!pid_file.exists() && !hydra_e2e::group_alive(pid)).then_some(())
+        (monitor_pid(&p).is_none() && !hydra_e2e::group_alive(pid)).then_some(())
     });
 }
 
@@ -637,7 +637,6 @@ fn spawns_at_once_start_one_monitor_between_them_and_say_nothing_wrong() {
 fn no_monitor_is_started_when_the_config_or_the_environment_says_so() {
     let p = Project::new();
     let agent = p.agent("sleeper.sh", "cat > /dev/null; exec sleep 600");
-    let pid_file = p.root.join(".hydra/orchestrator/monitor.pid");
     // The suite's commands carry HYDRA_NO_MONITOR=1, as a script that wants none would.
     let prd = p.prd();
     let out = p.hydra(
@@ -652,30 +651,16 @@ fn no_monitor_is_started_when_the_config_or_the_environment_says_so() {
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("monitor"));
-    assert!(!pid_file.exists());
+    assert_eq!(monitor_pid(&p), None);
     let text = ok(&p, &["config"]);
     let line = text.lines().find(|l| l.starts_with("monitor.auto")).unwrap_or_default();
     assert!(line.contains("false") && line.ends_with("environment"), "{text}");
     // `[monitor] auto = false`, without the variable.
     std::fs::write(p.root.join(".hydra/hydra.toml"), "[monitor]\nauto = false\n").expect("hydra.toml");
-    let prd = p.prd();
-    let out = p
-        .hydra_cmd(
-            HYDRA,
-            &[
-                "spawn",
-                "--agent",
-                agent.to_str().expect("utf-8"),
-                "--prd",
-                prd.to_str().expect("utf-8"),
-            ],
-        )
-        .env_remove("HYDRA_NO_MONITOR")
-        .output()
-        .expect("hydra spawn");
+    let out = spawn_as_a_user(&p, &agent, &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("monitor"));
-    assert!(!pid_file.exists());
+    assert_eq!(monitor_pid(&p), None);
     // Without either, `hydra config` says it is on by default.
     std::fs::remove_file(p.root.join(".hydra/hydra.toml")).expect("rm");
     let out = p

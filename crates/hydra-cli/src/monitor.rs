@@ -172,7 +172,7 @@ pub fn start_for_spawn(root: &Path, socket: Option<&str>) {
         ),
         // Two spawns at once: the other one's monitor holds the lock.
         Err(_) if running(root).is_some() => {}
-        Err(e) => eprintln!("hydra: the monitor did not start: {e:#}"),
+        Err(e) => eprintln!("hydra: no monitor watches these sessions: {e:#}"),
     }
 }
 
@@ -191,6 +191,8 @@ pub fn start_background(root: &Path, socket: Option<&str>) -> Result<u32> {
         .append(true)
         .open(&files.log)
         .with_context(|| format!("cannot open {}", files.log.display()))?;
+    // Where this start's own lines begin (the log is appended to).
+    let start_of_ours = log.metadata().map_or(0, |m| m.len());
     let exe = std::env::current_exe().context("cannot find the hydra executable")?;
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("monitor").arg("--project").arg(root);
@@ -214,13 +216,30 @@ pub fn start_background(root: &Path, socket: Option<&str>) -> Result<u32> {
             return Ok(pid);
         }
         if let Some(status) = child.try_wait()? {
-            bail!("the monitor ended at once ({status}); see {}", files.log.display());
+            let why = last_line_from(&files.log, start_of_ours)
+                .map(|l| {
+                    let l = l.strip_prefix("hydra: ").unwrap_or(&l);
+                    format!(": {}", l.strip_prefix("error: ").unwrap_or(l))
+                })
+                .unwrap_or_default();
+            bail!("the monitor ended at once ({status}){why}; see {}", files.log.display());
         }
         if Instant::now() >= deadline {
             bail!("the monitor did not start within 10 s; see {}", files.log.display());
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// The last line that is not blank of `path` from byte `from` on, if any.
+fn last_line_from(path: &Path, from: u64) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    let ours = bytes.get(usize::try_from(from).ok()?..)?;
+    String::from_utf8_lossy(ours)
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_owned())
 }
 
 /// Feeds `ralph:*` pulses from hydra-mail into session states (when the project has a daemon).

@@ -194,7 +194,7 @@ fn main() {
         "tmux -C",
         "relay",
         "ratio",
-        "ls --json",
+        "ls, no monitor",
         "ratio",
         "ls, monitor up",
         "ratio",
@@ -224,9 +224,11 @@ fn main() {
             c.args(["-L", &b.socket, "list-panes", "-a", "-F", orch_tmux::SNAPSHOT_FORMAT]);
             c
         };
+        // `ls` looking itself, as with `HYDRA_NO_MONITOR=1`, `[monitor] auto = false` or
+        // sessions an embedder spawned (no monitor runs here yet; the variable makes sure).
         let ls_cmd = || {
             let mut c = b.hydra(&["ls", "--json"]);
-            c.env("HYDRA_REPORT_RSS", "1");
+            c.env("HYDRA_REPORT_RSS", "1").env("HYDRA_NO_MONITOR", "1");
             c
         };
         // Warm both (page cache, the tmux server's buffers), then interleave them so each
@@ -262,8 +264,9 @@ fn main() {
         let (relay_med, relay_p95) = stats(relayed);
         let (ls_med, ls_p95) = stats(ls);
         let ratio = ls_med / floor_med;
-        // Again with the project's monitor running, which then answers `ls` (checked), beside
-        // a floor of its own (the monitor is stopped after).
+        // Again with the project's monitor running, as `hydra spawn` leaves it by default,
+        // which then answers `ls` (checked), beside a floor of its own (the monitor is stopped
+        // after).
         b.start_monitor();
         let (_, err) = timed(b.hydra(&["ls", "--json", "-v"]));
         assert!(err.contains("answered by the project's monitor"), "{err}");

@@ -191,7 +191,8 @@ impl BenchProject {
         self.orch.spawn(config).expect("spawn")
     }
 
-    /// `hydra ARGS` for this project, its trust file private to the benchmark.
+    /// `hydra ARGS` for this project, its trust file private to the benchmark, free to use the
+    /// project's monitor whatever the caller's `HYDRA_NO_MONITOR`.
     pub fn hydra(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_hydra"));
         c.args(args)
@@ -199,7 +200,8 @@ impl BenchProject {
             .arg(&self.root)
             .args(["--tmux-socket", &self.socket])
             .env("XDG_STATE_HOME", self.base.join("state"))
-            .env_remove("HYDRA_TRUST_ALL");
+            .env_remove("HYDRA_TRUST_ALL")
+            .env_remove("HYDRA_NO_MONITOR");
         c
     }
 

@@ -73,7 +73,7 @@ pub(crate) struct Global {
 enum Command {
     /// Prepare this project: .hydra/, a sample PRD and a commented hydra.toml
     Init,
-    /// Start an agent session; prints its id
+    /// Start an agent session (and the project's monitor, if none runs); prints its id
     Spawn(Box<SpawnArgs>),
     /// List the live sessions (--all: ended ones too)
     #[command(alias = "list")]

@@ -672,3 +672,57 @@ fn no_monitor_is_started_when_the_config_or_the_environment_says_so() {
     let line = text.lines().find(|l| l.starts_with("monitor.auto")).unwrap_or_default();
     assert!(line.contains("true") && line.ends_with("default"), "{text}");
 }
+
+#[test]
+fn a_background_monitor_of_another_build_is_replaced_by_the_next_spawn_and_a_foreground_one_is_not() {
+    let p = Project::new();
+    quiet_config(&p, "");
+    let agent = p.agent("sleeper.sh", "cat > /dev/null; exec sleep 600");
+    spawn(&p, &agent);
+    // Another build: the same program at another path, as after an upgrade (see
+    // `ls_looks_itself_when_no_monitor_can_answer`).
+    let old = p.dir.path().join("hydra-before-the-upgrade");
+    assert!(std::process::Command::new("cp")
+        .arg(HYDRA)
+        .arg(&old)
+        .status()
+        .expect("cp")
+        .success());
+    let old = old.to_str().expect("utf-8 path");
+    // In the foreground (someone watches it): left alone.
+    let foreground = Running::start_bin(&p, old, &["monitor"]);
+    let fg = wait_for(20, "the foreground monitor up", || {
+        monitor_pid(&p).filter(|pid| *pid == foreground.child.id())
+    });
+    let out = spawn_as_a_user(&p, &agent, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !err.contains("monitor"), "{err}");
+    assert_eq!(monitor_pid(&p), Some(fg));
+    let _ = foreground.stop();
+    // In the background: replaced.
+    let out = p.hydra(old, &["monitor", "--detach"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let before = monitor_pid(&p).expect("the old build's monitor");
+    let out = spawn_as_a_user(&p, &agent, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let after = monitor_pid(&p).expect("a monitor");
+    assert_ne!(after, before);
+    assert!(
+        err.contains(&format!(
+            "monitor (pid {before}) was of another hydra build; monitor {after} replaces it"
+        )),
+        "{err}"
+    );
+    assert!(!hydra_e2e::group_alive(before), "the old monitor ended");
+    let (_, err) = ls_json(&p, &[], &[]);
+    assert!(
+        err.contains(&format!("answered by the project's monitor (pid {after})")),
+        "{err}"
+    );
+    // This build's own monitor is kept by the next spawn.
+    let out = spawn_as_a_user(&p, &agent, &[]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("monitor"));
+    assert_eq!(monitor_pid(&p), Some(after));
+    ok(&p, &["monitor", "--stop"]);
+}

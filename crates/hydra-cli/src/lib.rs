@@ -313,6 +313,10 @@ struct MonitorArgs {
     /// End the project's background monitor
     #[arg(long)]
     stop: bool,
+    /// Set by `--detach` and `spawn` on the monitor they start: a background monitor of
+    /// another hydra build is replaced by the next spawn
+    #[arg(long, hide = true, conflicts_with_all = ["once", "detach", "stop"])]
+    background: bool,
 }
 
 /// The states `--state` accepts.
@@ -597,7 +601,7 @@ fn run(cli: Cli) -> Result<i32> {
             } else if args.detach {
                 monitor::detach(&ctx)
             } else {
-                monitor::run(&ctx)
+                monitor::run(&ctx, args.background)
             }
         }
         Command::Prune { dry_run, force, logs } => {

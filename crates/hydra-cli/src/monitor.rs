@@ -20,6 +20,9 @@ pub struct Files {
     pub cursor: PathBuf,
     /// Where it answers `hydra ls` (see `served`).
     pub socket: PathBuf,
+    /// The running monitor's hydra build (`served::build`), and `background` when `--detach`
+    /// or a spawn started it.
+    pub build: PathBuf,
 }
 
 impl Files {
@@ -31,6 +34,7 @@ impl Files {
             log: dir.join("monitor.log"),
             cursor: dir.join("monitor.seen"),
             socket: crate::served::socket_path(root),
+            build: dir.join("monitor.build"),
         }
     }
 }
@@ -114,9 +118,20 @@ pub fn once(ctx: &Ctx) -> Result<i32> {
 
 /// `hydra monitor --stop`.
 pub fn stop(root: &Path) -> Result<i32> {
+    match end(root)? {
+        Some(pid) => println!("monitor stopped (pid {pid})"),
+        None => println!("no monitor is running for this project"),
+    }
+    Ok(0)
+}
+
+/// Ends the project's running monitor (it ends after the look it is in) and waits until it
+/// has; its pid, or `None` when none ran.
+///
+/// Errors: its pid is unknown, it cannot be signalled, or it has not ended within 10 s.
+fn end(root: &Path) -> Result<Option<u32>> {
     let Some(pid) = running(root) else {
-        println!("no monitor is running for this project");
-        return Ok(0);
+        return Ok(None);
     };
     if pid == 0 {
         bail!("a monitor holds the lock but its pid file is missing; end it yourself");
@@ -136,8 +151,7 @@ pub fn stop(root: &Path) -> Result<i32> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    println!("monitor stopped (pid {pid})");
-    Ok(0)
+    Ok(Some(pid))
 }
 
 /// `hydra monitor --detach`: starts the monitor in the background of this project.
@@ -160,19 +174,51 @@ pub fn detach(ctx: &Ctx) -> Result<i32> {
 /// their transitions told while nobody runs a command, and so that `hydra ls` is answered by it.
 /// Says on stderr what it did; a monitor that another command started meanwhile is not an
 /// error.
+///
+/// A background monitor of another hydra build (one started before hydra was rebuilt or
+/// upgraded) is replaced: it would not answer this build's `ls`, and a record of a newer form
+/// is beyond it. A monitor someone runs in the foreground is left alone.
 pub fn start_for_spawn(root: &Path, socket: Option<&str>) {
-    if running(root).is_some() {
-        return;
-    }
+    let replaced = match running(root) {
+        None => None,
+        Some(_) if !background_of_another_build(root) => return,
+        Some(pid) => {
+            match end(root) {
+                Ok(_) => Some(pid),
+                Err(e) => {
+                    eprintln!("hydra: the project's monitor (pid {pid}) is of another hydra build and was not replaced: {e:#}");
+                    return;
+                }
+            }
+        }
+    };
     match start_background(root, socket) {
-        Ok(pid) => eprintln!(
-            "hydra: monitor started in the background (pid {pid}): it keeps the sessions' limits and \
-             tells their transitions; it ends with the last live session (`[monitor] auto = false` \
-             turns this off)"
-        ),
+        Ok(pid) => match replaced {
+            Some(old) => eprintln!(
+                "hydra: the project's monitor (pid {old}) was of another hydra build; monitor {pid} replaces it"
+            ),
+            None => eprintln!(
+                "hydra: monitor started in the background (pid {pid}): it keeps the sessions' limits and \
+                 tells their transitions; it ends with the last live session (`[monitor] auto = false` \
+                 turns this off)"
+            ),
+        },
         // Two spawns at once: the other one's monitor holds the lock.
         Err(_) if running(root).is_some() => {}
         Err(e) => eprintln!("hydra: no monitor watches these sessions: {e:#}"),
+    }
+}
+
+/// Whether the running monitor was started in the background by another hydra build (one
+/// older than `monitor.build` also counts: it wrote none).
+fn background_of_another_build(root: &Path) -> bool {
+    match std::fs::read_to_string(Files::of(root).build) {
+        Ok(text) => {
+            let mut lines = text.lines();
+            let build = lines.next().unwrap_or_default();
+            lines.next() == Some("background") && build != crate::served::build()
+        }
+        Err(_) => false,
     }
 }
 
@@ -195,7 +241,7 @@ pub fn start_background(root: &Path, socket: Option<&str>) -> Result<u32> {
     let start_of_ours = log.metadata().map_or(0, |m| m.len());
     let exe = std::env::current_exe().context("cannot find the hydra executable")?;
     let mut cmd = std::process::Command::new(exe);
-    cmd.arg("monitor").arg("--project").arg(root);
+    cmd.arg("monitor").arg("--background").arg("--project").arg(root);
     if let Some(s) = socket {
         cmd.args(["--tmux-socket", s]);
     }
@@ -268,7 +314,7 @@ fn follow_pulses(orch: Arc<Orchestrator>) {
 }
 
 /// `hydra monitor`: runs until no live session is left (or it is stopped).
-pub fn run(ctx: &Ctx) -> Result<i32> {
+pub fn run(ctx: &Ctx, background: bool) -> Result<i32> {
     let files = Files::of(&ctx.root);
     if let Some(dir) = files.lock.parent() {
         orch_fs::mkdir_private_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -289,6 +335,13 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
         .require_trust("notifications", &commands, ctx.config_trusted())?;
     orch_fs::write_atomic(&files.pid, format!("{}\n", std::process::id()).as_bytes(), 0o600)
         .with_context(|| format!("cannot write {}", files.pid.display()))?;
+    let how = if background { "background" } else { "foreground" };
+    orch_fs::write_atomic(
+        &files.build,
+        format!("{}\n{how}\n", crate::served::build()).as_bytes(),
+        0o600,
+    )
+    .with_context(|| format!("cannot write {}", files.build.display()))?;
     // The hydra-mail note, once.
     ctx.notices(true);
     let notifier = Notifier::start(notify, ctx.root.clone());
@@ -366,6 +419,7 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
         let _ = std::fs::remove_file(&files.socket);
     }
     let _ = std::fs::remove_file(&files.pid);
+    let _ = std::fs::remove_file(&files.build);
     Ok(code)
 }
 

@@ -26,7 +26,7 @@ const PROTOCOL: u32 = 2;
 /// This build: its version and the identity of its executable (inode and modification time),
 /// so a monitor started before hydra was rebuilt or upgraded (its executable replaced) answers
 /// no `ls` of the new one: the statuses' form is private to one build. Read once per process.
-fn build() -> &'static str {
+pub fn build() -> &'static str {
     use std::os::unix::fs::MetadataExt;
     static BUILD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     BUILD.get_or_init(|| {

@@ -414,6 +414,20 @@ fn ls_is_answered_by_the_running_monitor_with_a_new_look() {
     assert!(!socket.exists(), "the socket goes with the monitor");
 }
 
+/// Another hydra build, as after an upgrade replaced the executable under a running monitor:
+/// the same program at another path (copied by `cp`, never opened for writing here, which a
+/// parallel test's fork could inherit: "Text file busy"). Its path.
+fn another_build(p: &Project) -> String {
+    let old = p.dir.path().join("hydra-before-the-upgrade");
+    assert!(std::process::Command::new("cp")
+        .arg(HYDRA)
+        .arg(&old)
+        .status()
+        .expect("cp")
+        .success());
+    old.to_str().expect("utf-8 path").to_owned()
+}
+
 #[test]
 fn ls_looks_itself_when_no_monitor_can_answer() {
     use std::io::{BufRead, Write};
@@ -462,18 +476,10 @@ fn ls_looks_itself_when_no_monitor_can_answer() {
         "{err}"
     );
     let _ = monitor.stop();
-    // A monitor of another build: the same program at another path, as after an upgrade
-    // replaced the executable under a running monitor (copied by `cp`, never opened for
-    // writing here, which a parallel test's fork could inherit: "Text file busy").
-    let old = p.dir.path().join("hydra-before-the-upgrade");
-    assert!(std::process::Command::new("cp")
-        .arg(HYDRA)
-        .arg(&old)
-        .status()
-        .expect("cp")
-        .success());
+    // A monitor of another build, as after an upgrade replaced the executable under it.
+    let old = another_build(&p);
     assert!(!socket.exists(), "the stopped monitor's socket is gone");
-    let monitor = Running::start_bin(&p, old.to_str().expect("utf-8 path"), &["monitor"]);
+    let monitor = Running::start_bin(&p, &old, &["monitor"]);
     wait_for(20, "the other build's socket", || socket.exists().then_some(()));
     let (list, err) = ls_json(&p, &[], &[]);
     assert!(listed(&list), "{list:?}");
@@ -679,16 +685,8 @@ fn a_background_monitor_of_another_build_is_replaced_by_the_next_spawn_and_a_for
     quiet_config(&p, "");
     let agent = p.agent("sleeper.sh", "cat > /dev/null; exec sleep 600");
     spawn(&p, &agent);
-    // Another build: the same program at another path, as after an upgrade (see
-    // `ls_looks_itself_when_no_monitor_can_answer`).
-    let old = p.dir.path().join("hydra-before-the-upgrade");
-    assert!(std::process::Command::new("cp")
-        .arg(HYDRA)
-        .arg(&old)
-        .status()
-        .expect("cp")
-        .success());
-    let old = old.to_str().expect("utf-8 path");
+    let old = another_build(&p);
+    let old = old.as_str();
     // In the foreground (someone watches it): left alone.
     let foreground = Running::start_bin(&p, old, &["monitor"]);
     let fg = wait_for(20, "the foreground monitor up", || {

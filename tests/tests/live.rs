@@ -414,6 +414,41 @@ fn ls_is_answered_by_the_running_monitor_with_a_new_look() {
     assert!(!socket.exists(), "the socket goes with the monitor");
 }
 
+#[test]
+fn a_stopped_monitor_is_not_waited_for() {
+    let (p, ids) = sleepers(1);
+    let socket = p.root.join(".hydra/orchestrator/monitor.sock");
+    let monitor = Running::start(&p, &["monitor"]);
+    monitor.wait_line("the session seen", |l| l.contains(&ids[0]));
+    wait_for(20, "the monitor's socket", || socket.exists().then_some(()));
+    let pid = monitor.child.id().to_string();
+    let signal = |sig: &str| {
+        let sent = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill");
+        assert!(sent.success(), "kill {sig}");
+    };
+    // Stopped (SIGSTOP: as a debugger or a shell's job control leaves it), its socket still
+    // accepts and it does no work: ls does not wait out the answer's 10 s, and looks itself.
+    signal("-STOP");
+    let (list, err) = ls_json(&p, &[], &[]);
+    signal("-CONT");
+    assert!(list.len() == 1 && list[0]["id"] == ids[0].as_str(), "{list:?}");
+    assert!(
+        err.contains("no answer from the project's monitor (it did no work for 1 s: stopped or stuck)"),
+        "{err}"
+    );
+    // Running again, it answers the next ls (its answer to the departed one goes nowhere).
+    let (_, err) = ls_json(&p, &[], &[]);
+    assert!(
+        err.contains(&format!("answered by the project's monitor (pid {pid})")),
+        "{err}"
+    );
+    let (_, err) = monitor.stop();
+    assert!(!err.contains("panicked"), "{err}");
+}
+
 /// Another hydra build, as after an upgrade replaced the executable under a running monitor:
 /// the same program at another path (copied by `cp`, never opened for writing here, which a
 /// parallel test's fork could inherit: "Text file busy"). Its path.

@@ -10,7 +10,9 @@
 //!
 //! `ls` looks itself when no monitor listens, when the monitor is another hydra build or
 //! watches another tmux server, when its answer does not come within [`ANSWER_WITHIN`] or does
-//! not parse, and always with `HYDRA_NO_MONITOR=1`.
+//! not parse, when the monitor does no work for [`IDLE_WITHIN`] while the answer is due (it is
+//! stopped or stuck: its socket still accepts; where `/proc` tells), and always with
+//! `HYDRA_NO_MONITOR=1`.
 
 use hydra_orchestrator::{NoticeKind, Orchestrator, SessionStatus};
 use serde::{Deserialize, Serialize};
@@ -40,6 +42,10 @@ pub fn build() -> &'static str {
 
 /// How long `ls` waits for the monitor's answer before it looks itself.
 pub const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+
+/// How long `ls` waits for the monitor's answer while the monitor uses no CPU at all (a look,
+/// or the looks of other `ls` before it, use some) before it looks itself.
+pub const IDLE_WITHIN: Duration = Duration::from_secs(1);
 
 /// The largest request the monitor reads.
 const MAX_REQUEST: u64 = 64 * 1024;
@@ -194,7 +200,7 @@ pub fn ask(root: &Path, orch: &Orchestrator, json: Option<Selection>) -> Option<
     let path = socket_path(root);
     // No socket, or one whose monitor is gone (refused): no monitor.
     let conn = UnixStream::connect(&path).ok()?;
-    match request(&conn, orch, json) {
+    match request(&conn, orch, json, monitor_pid(root)) {
         Ok(Reply::Answer(a)) => {
             tracing::info!("answered by the project's monitor (pid {})", a.monitor);
             Some(a)
@@ -210,7 +216,64 @@ pub fn ask(root: &Path, orch: &Orchestrator, json: Option<Selection>) -> Option<
     }
 }
 
-fn request(conn: &UnixStream, orch: &Orchestrator, json: Option<Selection>) -> std::io::Result<Reply> {
+/// The pid the project's monitor wrote, if any.
+fn monitor_pid(root: &Path) -> Option<u32> {
+    let path = root.join(".hydra").join("orchestrator").join("monitor.pid");
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// The CPU time process `pid` has used, all its threads (clock ticks of `/proc/PID/stat`);
+/// `None` where there is no `/proc`, or no such process.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command's name (in parentheses, which it may itself hold): the state is the
+    // first field, utime and stime the 12th and 13th.
+    let rest = stat.rsplit_once(')')?.1;
+    let mut fields = rest.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(user + system)
+}
+
+/// Waits until the monitor's answer starts to arrive on `input`: at most [`ANSWER_WITHIN`],
+/// and at most [`IDLE_WITHIN`] at a time in which monitor `pid` uses no CPU.
+fn await_answer(input: &mut BufReader<&UnixStream>, conn: &UnixStream, pid: Option<u32>) -> std::io::Result<()> {
+    let due = std::time::Instant::now() + ANSWER_WITHIN;
+    let mut used = pid.and_then(cpu_ticks);
+    loop {
+        let left = due.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("none within {} s", ANSWER_WITHIN.as_secs()),
+            ));
+        }
+        let wait = if used.is_some() { left.min(IDLE_WITHIN) } else { left };
+        conn.set_read_timeout(Some(wait))?;
+        match input.fill_buf() {
+            Ok(_) => return Ok(()),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                let now = pid.and_then(cpu_ticks);
+                if used.is_some() && now == used {
+                    return Err(std::io::Error::new(
+                        e.kind(),
+                        format!("it did no work for {} s: stopped or stuck", IDLE_WITHIN.as_secs()),
+                    ));
+                }
+                used = now;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn request(
+    conn: &UnixStream,
+    orch: &Orchestrator,
+    json: Option<Selection>,
+    pid: Option<u32>,
+) -> std::io::Result<Reply> {
     conn.set_read_timeout(Some(ANSWER_WITHIN))?;
     conn.set_write_timeout(Some(Duration::from_secs(2)))?;
     let req = Request {
@@ -224,6 +287,9 @@ fn request(conn: &UnixStream, orch: &Orchestrator, json: Option<Selection>) -> s
     let mut w: &UnixStream = conn;
     w.write_all(&line)?;
     let mut input = BufReader::with_capacity(64 * 1024, conn);
+    await_answer(&mut input, conn, pid)?;
+    // It has begun: the rest follows.
+    conn.set_read_timeout(Some(ANSWER_WITHIN))?;
     let mut text = String::new();
     input.read_line(&mut text)?;
     let mut reply: Reply = serde_json::from_str(&text)?;

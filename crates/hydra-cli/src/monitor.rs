@@ -209,8 +209,9 @@ pub fn start_for_spawn(root: &Path, socket: Option<&str>) {
     }
 }
 
-/// Whether the running monitor was started in the background by another hydra build (one
-/// older than `monitor.build` also counts: it wrote none).
+/// Whether the running monitor was started in the background by another hydra build. One that
+/// wrote no `monitor.build` (a build older than the file) is not: where it runs is unknown, and
+/// a monitor someone watches in the foreground is not ended behind their back.
 fn background_of_another_build(root: &Path) -> bool {
     match std::fs::read_to_string(Files::of(root).build) {
         Ok(text) => {

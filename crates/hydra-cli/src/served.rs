@@ -218,7 +218,7 @@ pub fn ask(root: &Path, orch: &Orchestrator, json: Option<Selection>) -> Option<
 
 /// The pid the project's monitor wrote, if any.
 fn monitor_pid(root: &Path) -> Option<u32> {
-    let path = root.join(".hydra").join("orchestrator").join("monitor.pid");
+    let path = crate::monitor::Files::of(root).pid;
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 

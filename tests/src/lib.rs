@@ -107,10 +107,9 @@ impl Project {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// `hydra spawn --agent AGENT --prd <a PRD of its own> EXTRA...`, which must succeed: the
-    /// new session's id.
-    #[track_caller]
-    pub fn spawn_agent(&self, bin: &str, agent: &Path, extra: &[&str]) -> String {
+    /// `hydra spawn --agent AGENT --prd <a PRD of its own> EXTRA...`, as [`hydra_cmd`](Self::hydra_cmd)
+    /// makes it.
+    pub fn spawn_cmd(&self, bin: &str, agent: &Path, extra: &[&str]) -> Command {
         let prd = self.prd();
         let mut args = vec![
             "spawn",
@@ -120,7 +119,19 @@ impl Project {
             prd.to_str().expect("utf8"),
         ];
         args.extend_from_slice(extra);
-        self.hydra_ok(bin, &args).trim().to_owned()
+        self.hydra_cmd(bin, &args)
+    }
+
+    /// [`spawn_cmd`](Self::spawn_cmd), which must succeed: the new session's id.
+    #[track_caller]
+    pub fn spawn_agent(&self, bin: &str, agent: &Path, extra: &[&str]) -> String {
+        let out = self.spawn_cmd(bin, agent, extra).output().expect("hydra runs");
+        assert!(
+            out.status.success(),
+            "hydra spawn {extra:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
     /// Writes an executable bash script agent named `name` and returns its path.

@@ -195,11 +195,7 @@ fn one_monitor_per_project_in_the_background_and_stopped() {
     let id = spawn(&p, &agent);
     let started = ok(&p, &["monitor", "--detach"]);
     assert!(started.contains("monitor started in the background"), "{started}");
-    let pid: u32 = std::fs::read_to_string(p.root.join(".hydra/orchestrator/monitor.pid"))
-        .expect("pid file")
-        .trim()
-        .parse()
-        .expect("pid");
+    let pid = monitor_pid(&p).expect("pid file");
     let second = hydra(&p, &["monitor"]);
     assert_eq!(second.status.code(), Some(1));
     assert!(
@@ -537,16 +533,7 @@ fn record_state(p: &Project, id: &str) -> (String, String) {
 /// `hydra spawn --agent AGENT --prd (a PRD of its own) EXTRA` as a user runs it, without the
 /// suite's `HYDRA_NO_MONITOR`: its output.
 fn spawn_as_a_user(p: &Project, agent: &std::path::Path, extra: &[&str]) -> Output {
-    let prd = p.prd();
-    let mut args = vec![
-        "spawn",
-        "--agent",
-        agent.to_str().expect("utf-8"),
-        "--prd",
-        prd.to_str().expect("utf-8"),
-    ];
-    args.extend_from_slice(extra);
-    p.hydra_cmd(HYDRA, &args)
+    p.spawn_cmd(HYDRA, agent, extra)
         .env_remove("HYDRA_NO_MONITOR")
         .output()
         .expect("hydra spawn")
@@ -679,17 +666,7 @@ fn no_monitor_is_started_when_the_config_or_the_environment_says_so() {
     let p = Project::new();
     let agent = p.agent("sleeper.sh", "cat > /dev/null; exec sleep 600");
     // The suite's commands carry HYDRA_NO_MONITOR=1, as a script that wants none would.
-    let prd = p.prd();
-    let out = p.hydra(
-        HYDRA,
-        &[
-            "spawn",
-            "--agent",
-            agent.to_str().expect("utf-8"),
-            "--prd",
-            prd.to_str().expect("utf-8"),
-        ],
-    );
+    let out = p.spawn_cmd(HYDRA, &agent, &[]).output().expect("hydra spawn");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("monitor"));
     assert_eq!(monitor_pid(&p), None);

@@ -49,20 +49,27 @@ pub fn running(root: &Path) -> Option<u32> {
     match orch_fs::try_lock_exclusive(&files.lock) {
         Ok(Some(_free)) => None,
         // Held by another process: the monitor.
-        Ok(None) => std::fs::read_to_string(&files.pid)
-            .ok()
-            .and_then(|t| t.trim().parse().ok())
-            .or(Some(0)),
+        Ok(None) => written_pid(root).or(Some(0)),
         Err(_) => None,
     }
 }
 
+/// The pid the project's monitor wrote (it may have ended since: [`running`] asks the lock).
+pub fn written_pid(root: &Path) -> Option<u32> {
+    std::fs::read_to_string(Files::of(root).pid).ok()?.trim().parse().ok()
+}
+
 /// The monitor's lock, or `None` when another monitor holds it. [`running`] takes the lock for
 /// an instant to see whether it is free, so a monitor starting while another command asks (two
-/// spawns at once, each starting the monitor) tries again a few times before it gives up: a
+/// spawns at once, each starting the monitor) tries again for 100 ms before it gives up: a
 /// monitor that holds it does so for as long as it runs.
 fn take_lock(path: &Path) -> std::io::Result<Option<std::fs::File>> {
-    for _ in 0..10 {
+    take_lock_trying(path, 10)
+}
+
+/// [`take_lock`] with `retries` more tries, 10 ms apart.
+fn take_lock_trying(path: &Path, retries: u32) -> std::io::Result<Option<std::fs::File>> {
+    for _ in 0..retries {
         if let Some(lock) = orch_fs::try_lock_exclusive(path)? {
             return Ok(Some(lock));
         }
@@ -278,11 +285,15 @@ pub fn start_background(root: &Path, socket: Option<&str>) -> Result<u32> {
     }
 }
 
-/// The last line that is not blank of `path` from byte `from` on, if any.
+/// The last line that is not blank of `path` from byte `from` on, if any (only that part is
+/// read: the log is appended to by every monitor the project has had).
 fn last_line_from(path: &Path, from: u64) -> Option<String> {
-    let bytes = std::fs::read(path).ok()?;
-    let ours = bytes.get(usize::try_from(from).ok()?..)?;
-    String::from_utf8_lossy(ours)
+    use std::io::{Read, Seek};
+    let mut file = std::fs::File::open(path).ok()?;
+    file.seek(std::io::SeekFrom::Start(from)).ok()?;
+    let mut ours = Vec::new();
+    file.read_to_end(&mut ours).ok()?;
+    String::from_utf8_lossy(&ours)
         .lines()
         .rev()
         .find(|l| !l.trim().is_empty())
@@ -432,13 +443,15 @@ mod tests {
     fn the_lock_is_taken_once_a_passing_probe_lets_go_and_never_from_a_monitor() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("monitor.lock");
-        // A probe (`running`) holding the lock for a moment.
+        // A probe (`running`) holding the lock for a moment; the tries outlast a slow machine's
+        // scheduling of the thread that lets go (the production 100 ms need only outlast a
+        // probe's instant).
         let probe = orch_fs::try_lock_exclusive(&path).expect("lock").expect("free");
         let letting_go = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(5));
             drop(probe);
         });
-        assert!(take_lock(&path).expect("lock").is_some());
+        assert!(take_lock_trying(&path, 1000).expect("lock").is_some());
         letting_go.join().expect("the probe");
         // A monitor holds it for as long as it runs.
         let monitor = take_lock(&path).expect("lock");

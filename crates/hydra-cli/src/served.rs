@@ -200,7 +200,7 @@ pub fn ask(root: &Path, orch: &Orchestrator, json: Option<Selection>) -> Option<
     let path = socket_path(root);
     // No socket, or one whose monitor is gone (refused): no monitor.
     let conn = UnixStream::connect(&path).ok()?;
-    match request(&conn, orch, json, monitor_pid(root)) {
+    match request(&conn, orch, json, crate::monitor::written_pid(root)) {
         Ok(Reply::Answer(a)) => {
             tracing::info!("answered by the project's monitor (pid {})", a.monitor);
             Some(a)
@@ -216,29 +216,11 @@ pub fn ask(root: &Path, orch: &Orchestrator, json: Option<Selection>) -> Option<
     }
 }
 
-/// The pid the project's monitor wrote, if any.
-fn monitor_pid(root: &Path) -> Option<u32> {
-    let path = crate::monitor::Files::of(root).pid;
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
-/// The CPU time process `pid` has used, all its threads (clock ticks of `/proc/PID/stat`);
-/// `None` where there is no `/proc`, or no such process.
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // After the command's name (in parentheses, which it may itself hold): the state is the
-    // first field, utime and stime the 12th and 13th.
-    let rest = stat.rsplit_once(')')?.1;
-    let mut fields = rest.split_whitespace().skip(11);
-    let user: u64 = fields.next()?.parse().ok()?;
-    let system: u64 = fields.next()?.parse().ok()?;
-    Some(user + system)
-}
-
 /// Waits until the monitor's answer starts to arrive on `input`: at most [`ANSWER_WITHIN`],
 /// and at most [`IDLE_WITHIN`] at a time in which monitor `pid` uses no CPU.
 fn await_answer(input: &mut BufReader<&UnixStream>, conn: &UnixStream, pid: Option<u32>) -> std::io::Result<()> {
     let due = std::time::Instant::now() + ANSWER_WITHIN;
+    let cpu_ticks = hydra_orchestrator::adapters::PosixHost::cpu_ticks;
     let mut used = pid.and_then(cpu_ticks);
     loop {
         let left = due.saturating_duration_since(std::time::Instant::now());
@@ -274,7 +256,6 @@ fn request(
     json: Option<Selection>,
     pid: Option<u32>,
 ) -> std::io::Result<Reply> {
-    conn.set_read_timeout(Some(ANSWER_WITHIN))?;
     conn.set_write_timeout(Some(Duration::from_secs(2)))?;
     let req = Request {
         protocol: PROTOCOL,

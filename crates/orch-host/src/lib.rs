@@ -26,6 +26,13 @@ impl PosixHost {
         PosixHost { path_var, cwd }
     }
 
+    /// The CPU time process `pid` has used, all its threads together (`utime` + `stime` of
+    /// `/proc/<pid>/stat`, in clock ticks); `None` where there is no `/proc`, or no such
+    /// process. Whether a process does any work at all, without asking it.
+    pub fn cpu_ticks(pid: u32) -> Option<u64> {
+        parse_cpu_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    }
+
     /// `(pid, pgid, zombie)` of every process.
     fn table() -> std::io::Result<Vec<(u32, u32, bool)>> {
         let text = match std::process::Command::new("ps")
@@ -85,6 +92,14 @@ fn parse_stat(stat: &str) -> Option<ProcessInfo> {
     let tty: i64 = fields.get(4)?.parse().ok()?;
     let start = fields.get(19)?.parse().ok()?;
     Some(ProcessInfo::new(start, state.starts_with(['Z', 'X']), tty != 0))
+}
+
+/// `utime` + `stime` (fields 14 and 15) of a `/proc/<pid>/stat` line.
+fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let fields = stat_fields(stat);
+    let user: u64 = fields.get(11)?.parse().ok()?;
+    let system: u64 = fields.get(12)?.parse().ok()?;
+    Some(user + system)
 }
 
 fn pid_of(n: u32) -> Option<rustix::process::Pid> {
@@ -249,6 +264,23 @@ mod tests {
         }
         assert_eq!(parse_stat("4242 (sh) S 1 2"), None, "too short");
         assert_eq!(parse_stat("garbage"), None);
+        // utime 3 + stime 1, whatever the name holds.
+        assert_eq!(parse_cpu_ticks(&line("a b) (c", "R", 0)), Some(4));
+        assert_eq!(parse_cpu_ticks("4242 (sh) S 1 2"), None, "too short");
+    }
+
+    #[test]
+    fn a_busy_process_is_seen_to_use_cpu() {
+        let me = std::process::id();
+        let before = PosixHost::cpu_ticks(me).expect("this process, on Linux");
+        let start = Instant::now();
+        let mut spun = 0u64;
+        while PosixHost::cpu_ticks(me) == Some(before) {
+            assert!(start.elapsed() < Duration::from_secs(20), "no tick in 20 s of spinning");
+            spun = spun.wrapping_add(std::hint::black_box(1));
+        }
+        assert!(PosixHost::cpu_ticks(me) > Some(before), "after {spun} turns");
+        assert_eq!(PosixHost::cpu_ticks(u32::MAX), None, "no such process");
     }
 
     #[test]

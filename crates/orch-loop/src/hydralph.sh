@@ -83,19 +83,6 @@ count_stories() {
   STORIES="$done/$total"
 }
 
-stories() { # done/total, printed
-  count_stories
-  printf '%s' "$STORIES"
-}
-
-# NOW = the UTC time as ISO 8601; bash 4.2 and later print it themselves (no date process,
-# no subshell); bash 3.2 (macOS's) asks date.
-if [ "${BASH_VERSINFO[0]}" -gt 4 ] || { [ "${BASH_VERSINFO[0]}" -eq 4 ] && [ "${BASH_VERSINFO[1]}" -ge 2 ]; }; then
-  utc_now() { TZ=UTC0 printf -v NOW '%(%Y-%m-%dT%H:%M:%SZ)T' -1; }
-else
-  utc_now() { NOW="$(date -u +%Y-%m-%dT%H:%M:%SZ)"; }
-fi
-
 json_text() { # text -> a JSON string body: quotes and backslashes escaped, controls as spaces
   local t="$1"
   t="${t//\\/\\\\}"
@@ -118,6 +105,35 @@ write_status() { # status iteration [reason]
   printf '{"session":"%s","status":"%s","iteration":%d,"max":%d%s}\n' \
     "$SESSION" "$1" "$2" "$MAX" "$extra" > "$target" || return
   [ "$target" = "$STATUS" ] || mv -f -- "$tmp" "$STATUS"
+}
+
+if ! command -v -- "$AGENT" >/dev/null 2>&1; then
+  echo "hydralph: agent '$AGENT' not found" >&2
+  write_status blocked 0 "agent '$AGENT' not found"
+  exit 3
+fi
+[ -f "$PROMPT" ] || { echo "hydralph: prompt $PROMPT missing" >&2; exit 3; }
+
+write_status started $((START - 1))
+
+# What the iterations need, read only now: the loop says it has started as soon as it can.
+stories() { # done/total, printed
+  count_stories
+  printf '%s' "$STORIES"
+}
+
+# NOW = the UTC time as ISO 8601; bash 4.2 and later print it themselves (no date process,
+# no subshell); bash 3.2 (macOS's) asks date.
+if [ "${BASH_VERSINFO[0]}" -gt 4 ] || { [ "${BASH_VERSINFO[0]}" -eq 4 ] && [ "${BASH_VERSINFO[1]}" -ge 2 ]; }; then
+  utc_now() { TZ=UTC0 printf -v NOW '%(%Y-%m-%dT%H:%M:%SZ)T' -1; }
+else
+  utc_now() { NOW="$(date -u +%Y-%m-%dT%H:%M:%SZ)"; }
+fi
+
+put_text() { # file -> its text on stdout, without starting cat (text: up to a NUL byte, if any)
+  local t=""
+  IFS= read -r -d '' t < "$1" || true
+  printf '%s' "$t"
 }
 
 blocked_reason() { # output file -> what the agent said inside <reason>...</reason>, bounded
@@ -272,14 +288,6 @@ add_usage() { # output file: the cost and tokens the agent reported, added to th
   fi
 }
 
-if ! command -v -- "$AGENT" >/dev/null 2>&1; then
-  echo "hydralph: agent '$AGENT' not found" >&2
-  write_status blocked 0 "agent '$AGENT' not found"
-  exit 3
-fi
-[ -f "$PROMPT" ] || { echo "hydralph: prompt $PROMPT missing" >&2; exit 3; }
-
-write_status started $((START - 1))
 i=$START
 while [ "$i" -le "$MAX" ]; do
   if [ -e "$PAUSE" ]; then
@@ -293,10 +301,10 @@ while [ "$i" -le "$MAX" ]; do
     msgs=("$INBOX"/*.md)
     if [ ${#msgs[@]} -gt 0 ]; then
       printf '## Messages from your operator (newest last)\n\n'
-      for m in ${msgs[@]+"${msgs[@]}"}; do cat -- "$m"; printf '\n\n'; done
+      for m in ${msgs[@]+"${msgs[@]}"}; do put_text "$m"; printf '\n\n'; done
       printf -- '---\n\n'
     fi
-    cat -- "$PROMPT"
+    put_text "$PROMPT"
   } > "$input"
   # Messages are consumed once they are in a prompt.
   for m in ${msgs[@]+"${msgs[@]}"}; do rm -f -- "$m"; done

@@ -42,16 +42,24 @@ fn start(body: &str, max: u32) -> Loop {
 
 fn start_with(body: &str, max: u32, env: &[(&str, &str)]) -> Loop {
     let dir = tempfile::tempdir().expect("tmp");
-    start_at(dir, None, body, max, env)
+    start_at(dir, None, body, max, env, &|_| {})
 }
 
 /// A loop whose agent works in `cwd` (its runtime files in a temp dir of their own).
 fn start_in(cwd: &Path, body: &str, max: u32, env: &[(&str, &str)]) -> Loop {
     let dir = tempfile::tempdir().expect("tmp");
-    start_at(dir, Some(cwd), body, max, env)
+    start_at(dir, Some(cwd), body, max, env, &|_| {})
 }
 
-fn start_at(dir: tempfile::TempDir, cwd: Option<&Path>, body: &str, max: u32, env: &[(&str, &str)]) -> Loop {
+/// A loop started in `dir` once `prepare` has done what it must find at its first iteration.
+fn start_at(
+    dir: tempfile::TempDir,
+    cwd: Option<&Path>,
+    body: &str,
+    max: u32,
+    env: &[(&str, &str)],
+    prepare: &dyn Fn(&RuntimeLayout),
+) -> Loop {
     let id = SessionId("loop1".into());
     let rt = FsLoopRuntime::new(dir.path());
     rt.create(&RuntimeRequest {
@@ -62,6 +70,7 @@ fn start_at(dir: tempfile::TempDir, cwd: Option<&Path>, body: &str, max: u32, en
     })
     .expect("create");
     let layout = rt.layout(&id);
+    prepare(&layout);
     let agent = agent(dir.path(), body);
     use std::os::unix::process::CommandExt;
     let child = Command::new("bash")
@@ -401,6 +410,39 @@ fn profile_arguments_and_each_prompt_mode_reach_the_agent() {
             }
         }
     }
+}
+
+#[test]
+fn the_prompt_and_queued_messages_reach_the_agent_byte_for_byte() {
+    // The loop copies them without a program of its own: nothing may be trimmed, escaped,
+    // expanded or taken as a format.
+    let prompt = "Work on story 1.\n\n  keep this indent \\ and %s %d $HOME `date` $(id)\n\n\n";
+    let first = "use the staging key\n";
+    let second = "no trailing newline, a tab\there";
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut l = start_at(
+        dir,
+        None,
+        "cat > stdin; echo '<promise>COMPLETE</promise>'",
+        1,
+        &[],
+        &|layout| {
+            std::fs::write(layout.prompt(), prompt).expect("prompt");
+            std::fs::create_dir_all(layout.inbox()).expect("inbox");
+            std::fs::write(layout.inbox().join("0001.md"), first).expect("first message");
+            std::fs::write(layout.inbox().join("0002.md"), second).expect("second message");
+        },
+    );
+    let status = wait_for("the loop to end", || l.child.try_wait().expect("wait"));
+    assert_eq!(status.code(), Some(0));
+    let expected = format!("## Messages from your operator (newest last)\n\n{first}\n\n{second}\n\n---\n\n{prompt}");
+    let stdin = std::fs::read_to_string(l.dir.path().join("stdin")).expect("stdin");
+    assert_eq!(stdin, expected);
+    assert_eq!(
+        std::fs::read_dir(l.layout.inbox()).expect("inbox").count(),
+        0,
+        "messages taken"
+    );
 }
 
 #[test]

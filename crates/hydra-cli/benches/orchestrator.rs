@@ -8,7 +8,8 @@
 //! server's own share of the floor), `list()` and
 //! `health_check()` in the library against one tmux call per session (and the longest time
 //! one of those refreshes held the store's lock); spawn latency (back to back and one at a
-//! time on a settled machine, until the loop runs, and with a worktree), peak RSS of
+//! time on a settled machine, until the loop runs, and with a worktree) beside its floor (a
+//! bare `tmux new-session` whose program writes a file, on the same server), peak RSS of
 //! `hydra ls --json`, and the caller's cost of a hydra-mail publish. Prints tables and writes `target/hydra-bench.json`.
 //!
 //! Run: `cargo bench -p hydra-cli --bench orchestrator` (`HYDRA_BENCH_QUICK=1`: N = 10 only,
@@ -97,6 +98,24 @@ fn relay(spec: &str) {
     }
 }
 
+/// The floor of a spawn: a bare `tmux new-session` on the benchmark's server whose program,
+/// bash running a two-line script, writes a file and sleeps; the time until the file exists,
+/// watched as [`BenchProject::wait_loop`] watches a loop's first report. What a spawn does
+/// beyond it: the record under the store's lock, the runtime directory, the session's
+/// environment and options, and the loop's own start.
+fn floor_spawn(b: &BenchProject, script: &std::path::Path, k: usize) -> Duration {
+    let file = b.base.join(format!("floor-{k}.started"));
+    let name = format!("bench-floor-{k}");
+    let script = script.to_string_lossy();
+    let file_arg = file.to_string_lossy();
+    let t = Instant::now();
+    b.tmux_cmd(&["new-session", "-d", "-s", &name, "bash", &script, &file_arg]);
+    while !file.exists() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    t.elapsed()
+}
+
 fn main() {
     if let Ok(spec) = std::env::var(RELAY) {
         return relay(&spec);
@@ -121,34 +140,60 @@ fn main() {
     );
     json.insert("machine".into(), machine.into());
 
-    // 1. spawn latency and time until the loop runs, without and with a worktree.
+    // 1. spawn latency and time until the loop runs, without and with a worktree, beside the
+    // floor: a bare `tmux new-session` on the same server (see `floor_spawn`).
     // Back to back (each spawn while the one before starts its first iteration: its git
     // calls and its agent compete for the two cores), and one at a time on a settled machine
-    // (the latency of one spawn: a pause after each until the session before is idle).
+    // (the latency of one spawn: a pause after each until the session before is idle). The
+    // spawns and the floor's alternate in blocks, so a machine that slows down during the run
+    // slows both.
     let rounds = if quick { 5 } else { 30 };
+    let blocks = if quick { 1 } else { 3 };
+    let floor_script = b.base.join("floor.sh");
+    std::fs::write(&floor_script, "printf started > \"$1\"\nexec sleep 3600\n").expect("floor script");
+    let mut floor_sessions = 0;
     let mut spawn = Vec::new();
     let mut loop_up = Vec::new();
     let mut settled_spawn = Vec::new();
     let mut settled_loop = Vec::new();
+    let mut floor = Vec::new();
+    let mut settled_floor = Vec::new();
     for settled in [false, true] {
-        for _ in 0..rounds {
-            if settled {
-                std::thread::sleep(SETTLE);
+        for _ in 0..blocks {
+            for _ in 0..rounds / blocks {
+                if settled {
+                    std::thread::sleep(SETTLE);
+                }
+                let t = Instant::now();
+                let id = b.spawn();
+                let made = t.elapsed();
+                b.wait_loop(&id);
+                let up = t.elapsed();
+                if settled {
+                    settled_spawn.push(made);
+                    settled_loop.push(up);
+                } else {
+                    spawn.push(made);
+                    loop_up.push(up);
+                }
+                ids.push(id);
             }
-            let t = Instant::now();
-            let id = b.spawn();
-            let made = t.elapsed();
-            b.wait_loop(&id);
-            let up = t.elapsed();
-            if settled {
-                settled_spawn.push(made);
-                settled_loop.push(up);
-            } else {
-                spawn.push(made);
-                loop_up.push(up);
+            for _ in 0..rounds / blocks {
+                if settled {
+                    std::thread::sleep(SETTLE);
+                }
+                floor_sessions += 1;
+                let up = floor_spawn(&b, &floor_script, floor_sessions);
+                if settled {
+                    settled_floor.push(up)
+                } else {
+                    floor.push(up)
+                }
             }
-            ids.push(id);
         }
+    }
+    for k in 1..=floor_sessions {
+        b.tmux_cmd(&["kill-session", "-t", &format!("=bench-floor-{k}")]);
     }
     // The worktree spawns are killed at once; their sessions are not kept.
     let mut wt = Vec::new();
@@ -165,14 +210,22 @@ fn main() {
             .kill_with(&id, "bench", hydra_orchestrator::KillOptions::forced())
             .expect("kill");
     }
+    let (loop_up, settled_loop) = (stats(loop_up), stats(settled_loop));
+    let (floor, settled_floor) = (stats(floor), stats(settled_floor));
     let rows = [
         ("spawn(), back to back", "spawn_ms", stats(spawn)),
-        ("  until the loop runs", "spawn_until_loop_runs_ms", stats(loop_up)),
+        ("  until the loop runs", "spawn_until_loop_runs_ms", loop_up),
+        ("  floor: tmux new-session", "spawn_floor_ms", floor),
         ("spawn(), one at a time", "spawn_one_at_a_time_ms", stats(settled_spawn)),
         (
             "  until the loop runs",
             "spawn_one_at_a_time_until_loop_runs_ms",
-            stats(settled_loop),
+            settled_loop,
+        ),
+        (
+            "  floor: tmux new-session",
+            "spawn_floor_one_at_a_time_ms",
+            settled_floor,
         ),
         ("spawn() with a worktree", "spawn_worktree_ms", stats(wt)),
     ];
@@ -180,6 +233,16 @@ fn main() {
     for (label, key, (med, p95)) in rows {
         println!("{label:<30} median {med:7.2} ms   p95 {p95:7.2} ms");
         json.insert(key.into(), serde_json::json!({"median": med, "p95": p95}));
+    }
+    for (what, up, floor) in [
+        ("back to back", loop_up, floor),
+        ("one at a time", settled_loop, settled_floor),
+    ] {
+        println!(
+            "until the loop runs, {what}: {:.2}x the floor (median), {:.2} ms above it",
+            up.0 / floor.0,
+            up.0 - floor.0
+        );
     }
     for id in ids.drain(..) {
         b.orch.kill(&id, "bench").expect("kill");

@@ -271,6 +271,21 @@ impl BenchProject {
         }
     }
 
+    /// Runs `tmux ARGS` on this project's server; it must succeed.
+    pub fn tmux_cmd(&self, args: &[&str]) {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("tmux");
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Waits until the session's loop has written its first report.
     pub fn wait_loop(&self, id: &SessionId) {
         let status = self.orch.runtime_layout(id).report_file();

@@ -15,7 +15,7 @@
 
 mod common;
 
-use common::{cpu_ticks, script, stats, status_kib, tmux_version, BenchProject};
+use common::{cpu_ticks, script, stats, status_kib, tmux_on, tmux_version, BenchProject};
 use hydra_orchestrator::SessionId;
 use orch_mail::test_daemon::TestDaemon;
 use std::io::{BufRead, BufReader, Write};
@@ -192,20 +192,7 @@ fn setup() -> Rig {
 /// separate sessions: tmux 3.3 runs no `pane-died` hook for a pane while a control client is
 /// attached to its session).
 fn wake_compare(socket: &str, samples: usize) -> (Vec<Option<Duration>>, Vec<Duration>) {
-    let tmux = |args: &[&str]| {
-        let out = Command::new("tmux")
-            .arg("-L")
-            .arg(socket)
-            .args(args)
-            .output()
-            .expect("tmux");
-        assert!(
-            out.status.success(),
-            "tmux {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
+    let tmux = |args: &[&str]| tmux_on(socket, args);
     let session = |name: &str| {
         tmux(&["new-session", "-d", "-s", name, "sleep 600"]);
         let target = format!("={name}:");

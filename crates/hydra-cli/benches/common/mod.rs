@@ -87,6 +87,22 @@ pub fn on_cpu_ns(pid: u32) -> Option<u64> {
 /// How long a tmux server must have used no CPU for [`BenchProject::quiet_server`] to return.
 pub const QUIET: Duration = Duration::from_millis(1);
 
+/// Runs `tmux -L SOCKET ARGS`, which must succeed; returns its output, trimmed.
+pub fn tmux_on(socket: &str, args: &[&str]) -> String {
+    let out = Command::new("tmux")
+        .args(["-L", socket])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("tmux");
+    assert!(
+        out.status.success(),
+        "tmux {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// `tmux -V`.
 pub fn tmux_version() -> String {
     Command::new("tmux")
@@ -273,17 +289,7 @@ impl BenchProject {
 
     /// Runs `tmux ARGS` on this project's server; it must succeed.
     pub fn tmux_cmd(&self, args: &[&str]) {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket])
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .expect("tmux");
-        assert!(
-            out.status.success(),
-            "tmux {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        tmux_on(&self.socket, args);
     }
 
     /// Waits until the session's loop has written its first report.

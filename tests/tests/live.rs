@@ -521,6 +521,42 @@ fn ls_looks_itself_when_no_monitor_can_answer() {
     let _ = monitor.stop();
 }
 
+#[test]
+fn ls_says_when_no_monitor_watches_live_sessions() {
+    // Spawned as the suite spawns (HYDRA_NO_MONITOR=1): no monitor runs.
+    let (p, ids) = sleepers(2);
+    let notice = "no monitor watches this project's 2 live sessions: their duration and stuck limits";
+    let (list, err) = ls_json(&p, &[], &[]);
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert!(err.contains(notice), "{err}");
+    // No monitor wanted, by the environment or by the config: nothing said.
+    let (_, err) = ls_json(&p, &[], &[("HYDRA_NO_MONITOR", "1")]);
+    assert!(!err.contains("no monitor watches"), "{err}");
+    quiet_config(&p, "[monitor]\nauto = false\n");
+    let (_, err) = ls_json(&p, &[], &[]);
+    assert!(!err.contains("no monitor watches"), "{err}");
+    quiet_config(&p, "");
+    // A running monitor answers, and watches them: nothing said.
+    let socket = p.root.join(".hydra/orchestrator/monitor.sock");
+    let monitor = Running::start(&p, &["monitor"]);
+    wait_for(20, "the monitor's socket", || socket.exists().then_some(()));
+    let (_, err) = ls_json(&p, &[], &[]);
+    assert!(err.contains("answered by the project's monitor"), "{err}");
+    assert!(!err.contains("no monitor watches"), "{err}");
+    let _ = monitor.stop();
+    // Without it again, one session killed: the count follows the live ones.
+    ok(&p, &["kill", &ids[0]]);
+    let (_, err) = ls_json(&p, &[], &[]);
+    assert!(
+        err.contains("no monitor watches this project's 1 live session: their"),
+        "{err}"
+    );
+    // None live: nothing said.
+    ok(&p, &["kill", &ids[1]]);
+    let (_, err) = ls_json(&p, &[], &[]);
+    assert!(!err.contains("no monitor watches"), "{err}");
+}
+
 /// A session's state as its record on disk says (read without running hydra): its kind and
 /// reason.
 fn record_state(p: &Project, id: &str) -> (String, String) {

@@ -852,7 +852,14 @@ fn ls(ctx: &Ctx, args: &LsArgs) -> Result<i32> {
         None => {
             let statuses = ctx.orch.refresh()?;
             let o = ctx.orch.last_orphans();
-            (statuses, None, o.tmux_sessions, o.untagged_sessions, Vec::new())
+            let unwatched = unwatched_notice(ctx, &statuses);
+            (
+                statuses,
+                None,
+                o.tmux_sessions,
+                o.untagged_sessions,
+                unwatched.into_iter().collect(),
+            )
         }
     };
     for name in &orphans {
@@ -892,6 +899,22 @@ fn ls(ctx: &Ctx, args: &LsArgs) -> Result<i32> {
     }
     ctx.notices(false);
     Ok(0)
+}
+
+/// What `ls` says when it looked itself at live sessions that no monitor watches although
+/// `[monitor] auto` wants one (the monitor a spawn started ended or was killed, or the
+/// sessions were spawned without it): their duration and stuck limits then wait for the next
+/// command that looks.
+fn unwatched_notice(ctx: &Ctx, statuses: &[SessionStatus]) -> Option<String> {
+    let live = statuses.iter().filter(|s| !s.state.is_terminal()).count();
+    if live == 0 || !ctx.settings.monitor_auto().value || monitor::running(&ctx.root).is_some() {
+        return None;
+    }
+    Some(format!(
+        "no monitor watches this project's {live} live session{}: their duration and stuck limits are \
+         kept only when a command looks; `hydra monitor --detach` starts one",
+        if live == 1 { "" } else { "s" }
+    ))
 }
 
 /// Writes `bytes` to stdout at once. A reader that went away (`hydra ls --json | head`) is

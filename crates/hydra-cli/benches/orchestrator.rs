@@ -18,7 +18,7 @@
 
 mod common;
 
-use common::{stats, status_kib, tmux_version, BenchProject};
+use common::{stats, status_kib, tmux_on, tmux_version, wait_file, BenchProject};
 use hydra_orchestrator::adapters::MailBus;
 use hydra_orchestrator::Multiplexer;
 use hydra_orchestrator::{Channel, EventBus, LifecycleEvent, SessionConfig, SessionId, Timestamp};
@@ -100,7 +100,7 @@ fn relay(spec: &str) {
 
 /// The floor of a spawn: a bare `tmux new-session` on the benchmark's server whose program,
 /// bash running a two-line script, writes a file and sleeps; the time until the file exists,
-/// watched as [`BenchProject::wait_loop`] watches a loop's first report. What a spawn does
+/// watched as a loop's first report is ([`wait_file`]). What a spawn does
 /// beyond it: the record under the store's lock, the runtime directory, the session's
 /// environment and options, and the loop's own start.
 fn floor_spawn(b: &BenchProject, script: &std::path::Path, k: usize) -> Duration {
@@ -109,10 +109,11 @@ fn floor_spawn(b: &BenchProject, script: &std::path::Path, k: usize) -> Duration
     let script = script.to_string_lossy();
     let file_arg = file.to_string_lossy();
     let t = Instant::now();
-    b.tmux_cmd(&["new-session", "-d", "-s", &name, "bash", &script, &file_arg]);
-    while !file.exists() {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    tmux_on(
+        &b.socket,
+        &["new-session", "-d", "-s", &name, "bash", &script, &file_arg],
+    );
+    wait_file(&file);
     t.elapsed()
 }
 
@@ -192,9 +193,16 @@ fn main() {
             }
         }
     }
-    for k in 1..=floor_sessions {
-        b.tmux_cmd(&["kill-session", "-t", &format!("=bench-floor-{k}")]);
+    // All in one tmux command.
+    let targets: Vec<String> = (1..=floor_sessions).map(|k| format!("=bench-floor-{k}")).collect();
+    let mut kill: Vec<&str> = Vec::new();
+    for t in &targets {
+        if !kill.is_empty() {
+            kill.push(";");
+        }
+        kill.extend(["kill-session", "-t", t]);
     }
+    tmux_on(&b.socket, &kill);
     // The worktree spawns are killed at once; their sessions are not kept.
     let mut wt = Vec::new();
     for _ in 0..(if quick { 3 } else { 10 }) {

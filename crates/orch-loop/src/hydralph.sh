@@ -183,7 +183,7 @@ run_agent() { # iteration: runs the agent once; the pane shows everything, agent
   # The agent's argv: program, profile arguments, --flags, then the prompt as its mode says.
   cmd=("$AGENT" ${ARGS[@]+"${ARGS[@]}"} ${FLAG_ARGS[@]+"${FLAG_ARGS[@]}"})
   case "$PROMPT_MODE" in
-    arg) cmd+=("$(cat -- "$input")") ;;
+    arg) cmd+=("$(put_text "$input")") ;;
     file) cmd+=("$input") ;;
     *) from="$input" ;;
   esac

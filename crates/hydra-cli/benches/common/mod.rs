@@ -87,6 +87,20 @@ pub fn on_cpu_ns(pid: u32) -> Option<u64> {
 /// How long a tmux server must have used no CPU for [`BenchProject::quiet_server`] to return.
 pub const QUIET: Duration = Duration::from_millis(1);
 
+/// Waits until `path` exists, looking every millisecond (a timing that ends here can be late
+/// by about that much); panics after 30 s.
+pub fn wait_file(path: &Path) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !path.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} did not appear within 30 s",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Runs `tmux -L SOCKET ARGS`, which must succeed; returns its output, trimmed.
 pub fn tmux_on(socket: &str, args: &[&str]) -> String {
     let out = Command::new("tmux")
@@ -287,17 +301,9 @@ impl BenchProject {
         }
     }
 
-    /// Runs `tmux ARGS` on this project's server; it must succeed.
-    pub fn tmux_cmd(&self, args: &[&str]) {
-        tmux_on(&self.socket, args);
-    }
-
-    /// Waits until the session's loop has written its first report.
+    /// Waits until the session's loop has written its first report (see [`wait_file`]).
     pub fn wait_loop(&self, id: &SessionId) {
-        let status = self.orch.runtime_layout(id).report_file();
-        while !status.exists() {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        wait_file(&self.orch.runtime_layout(id).report_file());
     }
 }
 

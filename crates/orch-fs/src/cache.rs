@@ -46,6 +46,49 @@ impl FileKey {
         }
     }
 
+    /// The file's size in bytes.
+    pub fn len(&self) -> u64 {
+        self.size
+    }
+
+    /// Whether the file is empty.
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+
+    /// The key as 48 bytes (inode, size, then the two times' seconds and nanoseconds; each
+    /// little-endian), as a pack stores it.
+    pub(crate) fn to_bytes(self) -> [u8; 48] {
+        let mut out = [0u8; 48];
+        let words = [
+            self.ino.to_le_bytes(),
+            self.size.to_le_bytes(),
+            self.mtime.0.to_le_bytes(),
+            self.mtime.1.to_le_bytes(),
+            self.ctime.0.to_le_bytes(),
+            self.ctime.1.to_le_bytes(),
+        ];
+        for (chunk, word) in out.chunks_exact_mut(8).zip(words) {
+            chunk.copy_from_slice(&word);
+        }
+        out
+    }
+
+    /// The key [`to_bytes`](Self::to_bytes) made `bytes` of.
+    pub(crate) fn from_bytes(bytes: &[u8; 48]) -> FileKey {
+        let word = |i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&bytes[i * 8..i * 8 + 8]);
+            w
+        };
+        FileKey {
+            ino: u64::from_le_bytes(word(0)),
+            size: u64::from_le_bytes(word(1)),
+            mtime: (i64::from_le_bytes(word(2)), i64::from_le_bytes(word(3))),
+            ctime: (i64::from_le_bytes(word(4)), i64::from_le_bytes(word(5))),
+        }
+    }
+
     /// When the file's content last changed.
     pub fn modified(&self) -> SystemTime {
         time_of(self.mtime)
@@ -181,6 +224,19 @@ mod tests {
             mtime: (secs, 5),
             ctime: (secs, 7),
         }
+    }
+
+    #[test]
+    fn a_key_survives_its_bytes() {
+        let k = FileKey {
+            ino: u64::MAX - 3,
+            size: 1_500,
+            mtime: (-2, 999_999_999),
+            ctime: (1_796_602_794, 7),
+        };
+        assert_eq!(FileKey::from_bytes(&k.to_bytes()), k);
+        assert_eq!(k.len(), 1_500);
+        assert!(!k.is_empty());
     }
 
     #[test]

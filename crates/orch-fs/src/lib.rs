@@ -1,8 +1,10 @@
 //! `orch-fs` holds the one copy of each file mechanism that hydra-orchestrator's adapters
 //! share: writing a file atomically (temp file in the same directory, fsync, rename), making
 //! private (0700) directories whatever the umask, taking an exclusive `flock` on a lock file,
-//! and adding an entry to git's `info/exclude`. It is a leaf: it knows nothing of sessions or
-//! ports, and `orch-core` never depends on it (the core does no I/O).
+//! and adding an entry to git's `info/exclude`; and what saves re-reading small files that did
+//! not change: [`Dir`] (files read by name relative to an open directory), [`ReadCache`] (in a
+//! long-lived process) and [`PackPass`] (across short-lived ones). It is a leaf: it knows
+//! nothing of sessions or ports, and `orch-core` never depends on it (the core does no I/O).
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
@@ -11,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 mod cache;
+mod pack;
 pub use cache::{FileKey, ReadCache, ReadPass, SETTLE_MARGIN};
+pub use pack::PackPass;
 
 /// The marker in the names of temp files [`write_atomic`] makes: `.<name>.tmp-<pid>-<seq>`.
 pub const TMP_MARK: &str = ".tmp-";

@@ -34,6 +34,11 @@ pub struct FsLoopRuntime {
     project: PathBuf,
     /// Reports as parsed, beside their files' keys (a long-lived process's choice).
     cache: Option<std::sync::Arc<orch_fs::ReadCache<Reading>>>,
+    /// The pack every live loop's report is read through, and its settle margin (a
+    /// short-lived process's choice).
+    pack: Option<(PathBuf, std::time::Duration)>,
+    /// How many reads the pack saved.
+    pack_hits: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> RuntimeError + 'a {
@@ -49,18 +54,38 @@ fn millis(t: std::time::SystemTime) -> Option<Timestamp> {
     Some(Timestamp(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
 }
 
-/// The `status.json` at `rel` in `dir`, when it last changed, and the version read (one open
-/// serves all; this runs per session per refresh); what cannot be read is absent.
-fn read_report(dir: &orch_fs::Dir, rel: &str, buf: &mut Vec<u8>) -> (Reading, Option<orch_fs::FileKey>) {
-    match dir.read(rel, buf) {
-        // A reason cut inside a multi-byte character must not hide the whole report.
-        Ok(Some(r)) => (
-            (
-                LoopReport::parse(String::from_utf8_lossy(buf).as_bytes()).ok(),
-                millis(r.key.modified()),
-            ),
-            Some(r.key),
-        ),
+/// The `status.json` at `rel` in `dir` (through `pack` when there is one), when it last
+/// changed, and the version read (one open serves all; this runs per session per refresh);
+/// what cannot be read is absent.
+fn read_report(
+    dir: &orch_fs::Dir,
+    pack: Option<&mut orch_fs::PackPass>,
+    rel: &str,
+    buf: &mut Vec<u8>,
+) -> (Reading, Option<orch_fs::FileKey>) {
+    // A reason cut inside a multi-byte character must not hide the whole report.
+    let parse = |buf: &[u8]| LoopReport::parse(String::from_utf8_lossy(buf).as_bytes()).ok();
+    let (read, report) = match pack {
+        Some(pack) => match pack.read(dir, rel, buf) {
+            Ok(Some(r)) => match parse(buf) {
+                Some(report) => (Ok(Some(r)), Some(report)),
+                // A copy that does not parse is judged by the file itself.
+                None => {
+                    let again = pack.read_file(dir, rel, buf);
+                    let report = again.as_ref().ok().and_then(|r| r.as_ref()).and_then(|_| parse(buf));
+                    (again, report)
+                }
+            },
+            other => (other, None),
+        },
+        None => {
+            let read = dir.read(rel, buf);
+            let report = read.as_ref().ok().and_then(|r| r.as_ref()).and_then(|_| parse(buf));
+            (read, report)
+        }
+    };
+    match read {
+        Ok(Some(r)) => ((report, millis(r.key.modified())), Some(r.key)),
         _ => ((None, None), None),
     }
 }
@@ -71,7 +96,20 @@ impl FsLoopRuntime {
         FsLoopRuntime {
             project: project.into(),
             cache: None,
+            pack: None,
+            pack_hits: Default::default(),
         }
+    }
+
+    /// This runtime, reading every live loop's report for a refresh through a pack at `path`
+    /// (one file holding a copy of each report whose status changed at least `margin` before
+    /// it was read, beside its file's key; see [`orch_fs::PackPass`]): the next process stats
+    /// an unchanged `status.json` instead of opening and reading it. For short-lived processes
+    /// that refresh every session (a CLI's `ls`); a runtime
+    /// [`with_read_cache`](Self::with_read_cache) does not use it.
+    pub fn with_pack(mut self, path: impl Into<PathBuf>, margin: std::time::Duration) -> Self {
+        self.pack = Some((path.into(), margin));
+        self
     }
 
     /// This runtime, keeping each loop report it parses for a refresh beside its file's key,
@@ -85,9 +123,10 @@ impl FsLoopRuntime {
         self
     }
 
-    /// How many reads the report cache saved (0 without one).
+    /// How many reads of a report the report cache or the pack saved (0 without either).
     pub fn cache_hits(&self) -> u64 {
-        self.cache.as_ref().map_or(0, |c| c.hits())
+        let packed = self.pack_hits.load(std::sync::atomic::Ordering::Relaxed);
+        self.cache.as_ref().map_or(0, |c| c.hits()) + packed
     }
 
     /// The layout of session `id`'s directory.
@@ -106,8 +145,13 @@ impl FsLoopRuntime {
         };
         let pass = self.cache.as_ref().filter(|_| every_live).and_then(|c| c.pass_in(&dir));
         let cached = pass.as_ref();
+        let mut pack = match (&self.pack, every_live && self.cache.is_none()) {
+            (Some((path, margin)), true) => orch_fs::PackPass::open(&dir, path, *margin),
+            _ => None,
+        };
         let mut buf = Vec::with_capacity(4096);
-        asks.iter()
+        let readings = asks
+            .iter()
             .map(|&ReadAsk { id, inbox }| {
                 if id.validate().is_err() {
                     return LoopReading::default();
@@ -117,7 +161,7 @@ impl FsLoopRuntime {
                 let (report, changed) = match kept {
                     Some(reading) => reading,
                     None => {
-                        let (reading, key) = read_report(&dir, &rel, &mut buf);
+                        let (reading, key) = read_report(&dir, pack.as_mut(), &rel, &mut buf);
                         if let (Some(pass), Some(key)) = (cached, key) {
                             pass.keep(&rel, key, &reading);
                         }
@@ -134,7 +178,13 @@ impl FsLoopRuntime {
                 };
                 LoopReading::new(report, changed, queued)
             })
-            .collect()
+            .collect();
+        if let Some(pack) = pack {
+            let hits = pack.hits() as u64;
+            self.pack_hits.fetch_add(hits, std::sync::atomic::Ordering::Relaxed);
+            pack.finish(&dir);
+        }
+        readings
     }
 
     /// The existing directory of `id`, or `Missing`.
@@ -286,7 +336,7 @@ impl LoopRuntime for FsLoopRuntime {
         let Ok(Some(dir)) = orch_fs::Dir::open(layout.dir()) else {
             return LoopReading::default();
         };
-        let ((report, changed), _) = read_report(&dir, RuntimeLayout::REPORT_FILE, &mut Vec::new());
+        let ((report, changed), _) = read_report(&dir, None, RuntimeLayout::REPORT_FILE, &mut Vec::new());
         let paused = layout.pause_marker().exists();
         LoopReading::new(report, changed, 0).with_paused(Some(paused))
     }

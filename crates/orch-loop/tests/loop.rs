@@ -547,3 +547,48 @@ fn a_cached_reading_serves_only_reports_that_settled() {
     assert_eq!(third.report.map(|r| r.phase), Some(LoopPhase::Blocked));
     assert_eq!(cached.cache_hits(), 1);
 }
+
+#[test]
+fn a_packed_reading_serves_only_reports_that_settled_across_processes() {
+    // Iterations of 50 ms: the loop replaces its report many times a second, then ends.
+    let l = start("cat > /dev/null; sleep 0.05", 12);
+    let id = SessionId("loop1".into());
+    let pack = l.dir.path().join("reports.pack");
+    // Each short-lived process makes its runtime anew; what it keeps is the pack on disk.
+    let process = || FsLoopRuntime::new(l.dir.path()).with_pack(&pack, Duration::from_secs(1));
+    let fresh = FsLoopRuntime::new(l.dir.path());
+    let mut iterations = Vec::new();
+    wait_for("the loop's last report", || {
+        let rt = process();
+        let r = rt.read_many(&[ReadAsk::new(&id)]).pop().expect("one reading");
+        assert_eq!(rt.cache_hits(), 0, "a report younger than a second is read again");
+        let rep = r.report?;
+        iterations.push(rep.iteration);
+        (rep.phase == LoopPhase::MaxIterations).then_some(())
+    });
+    assert!(iterations.windows(2).all(|w| w[0] <= w[1]), "{iterations:?}");
+    assert!(iterations.len() > 3, "{iterations:?}");
+    // Settled: packed by the next reading, served to the one after, equal to the file's.
+    wait_settled(&l.layout.report_file(), Duration::from_secs(1));
+    let first = process().read_many(&[ReadAsk::new(&id)]);
+    assert!(pack.exists());
+    let rt = process();
+    let second = rt.read_many(&[ReadAsk::new(&id)]);
+    assert_eq!(rt.cache_hits(), 1);
+    assert_eq!(first, second);
+    assert_eq!(second, fresh.read_many(&[ReadAsk::new(&id)]));
+    // A single reading (a loop seen ended is read anew) does not go through the pack.
+    let rt = process();
+    assert_eq!(rt.read(&id), fresh.read(&id));
+    assert_eq!(rt.cache_hits(), 0);
+    // Replaced (a new file by rename): read again.
+    let path = l.layout.report_file();
+    let text = std::fs::read_to_string(&path).expect("report");
+    let next = text.replace("\"max-iterations\"", "\"blocked\"");
+    std::fs::write(path.with_extension("new"), &next).expect("write");
+    std::fs::rename(path.with_extension("new"), &path).expect("rename");
+    let rt = process();
+    let third = rt.read_many(&[ReadAsk::new(&id)]).pop().expect("one reading");
+    assert_eq!(third.report.map(|r| r.phase), Some(LoopPhase::Blocked));
+    assert_eq!(rt.cache_hits(), 0);
+}

@@ -4,6 +4,7 @@
 use orch_core::{LoadProblem, LoadReport, LockGuard, LockStats, SessionId, SessionRecord, Store, StoreError};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -16,6 +17,11 @@ pub struct FsStore {
     stats: Arc<Mutex<LockStats>>,
     /// Records as parsed, beside their files' keys (a long-lived process's choice).
     cache: Option<Arc<orch_fs::ReadCache<SessionRecord>>>,
+    /// The settle margin of the pack of records `load_all` reads through, when it does (a
+    /// short-lived process's choice).
+    pack: Option<Duration>,
+    /// How many reads the pack saved.
+    pack_hits: Arc<AtomicU64>,
 }
 
 /// A temp file older than this is a crash's leftover even if its pid was reused.
@@ -56,7 +62,26 @@ impl FsStore {
             sessions,
             stats: Arc::default(),
             cache: None,
+            pack: None,
+            pack_hits: Arc::default(),
         }
+    }
+
+    /// This store, keeping in one file, `.hydra/orchestrator/records.pack`, a copy of each
+    /// record file whose status changed at least `margin` before it was read, beside its
+    /// file's key (see [`orch_fs::PackPass`]), so that the next process's `load_all` stats an
+    /// unchanged record instead of opening and reading it; what it parses is the same bytes.
+    /// [`orch_fs::SETTLE_MARGIN`] suits every local file system. For short-lived processes
+    /// that read every record (a CLI's `ls`); a store [`with_read_cache`](Self::with_read_cache)
+    /// does not use it.
+    pub fn with_pack(mut self, margin: Duration) -> Self {
+        self.pack = Some(margin);
+        self
+    }
+
+    /// The pack [`with_pack`](Self::with_pack) reads and writes.
+    pub fn pack_path(&self) -> PathBuf {
+        self.orchestrator.join("records.pack")
     }
 
     /// This store, keeping each record it parses beside its file's key so that a later
@@ -70,9 +95,9 @@ impl FsStore {
         self
     }
 
-    /// How many reads the record cache saved (0 without one).
+    /// How many reads of a record file the record cache or the pack saved (0 without either).
     pub fn cache_hits(&self) -> u64 {
-        self.cache.as_ref().map_or(0, |c| c.hits())
+        self.cache.as_ref().map_or(0, |c| c.hits()) + self.pack_hits.load(Ordering::Relaxed)
     }
 
     /// The directory holding the records.
@@ -257,6 +282,10 @@ impl Store for FsStore {
             (Some(c), Some(d)) => c.pass_in(d),
             _ => None,
         };
+        let mut pack = match (&dir, self.pack.filter(|_| self.cache.is_none())) {
+            (Some(d), Some(margin)) => orch_fs::PackPass::open(d, &self.pack_path(), margin),
+            _ => None,
+        };
         for name in names {
             let Some(name) = name.to_str() else { continue };
             let path = self.sessions.join(name);
@@ -279,27 +308,47 @@ impl Store for FsStore {
                     continue;
                 }
             }
-            let read = match &dir {
-                Some(d) => d.read(name, &mut buf),
-                None => Ok(None),
+            let read = match (&dir, &mut pack) {
+                (Some(d), Some(pack)) => pack.read(d, name, &mut buf),
+                (Some(d), None) => d.read(name, &mut buf),
+                (None, _) => Ok(None),
             };
-            match read {
-                Ok(Some(file)) => match self.parse(&path, &buf, stem) {
-                    Parsed::Record(r) => {
-                        if let Some(pass) = &cached {
-                            pass.keep(name, file.key, &r);
-                        }
-                        report.records.push(*r)
-                    }
-                    Parsed::Newer(v) => report.newer.push(self.newer(&path, v)),
-                    Parsed::Corrupt(reason) => report.problems.push(self.quarantine(&path, reason)),
-                },
+            let file = match read {
+                Ok(Some(file)) => file,
                 // Removed between listing and reading: not a problem.
-                Ok(None) => {}
-                Err(e) => report
-                    .problems
-                    .push(LoadProblem::new(path, None, format!("unreadable: {e}"))),
+                Ok(None) => continue,
+                Err(e) => {
+                    let problem = LoadProblem::new(path, None, format!("unreadable: {e}"));
+                    report.problems.push(problem);
+                    continue;
+                }
+            };
+            let parsed = match (&dir, &mut pack) {
+                (Some(d), Some(pack)) => match self.parse(&path, &buf, stem) {
+                    Parsed::Record(r) => Parsed::Record(r),
+                    // What does not parse is judged by the file itself: a bad copy in the pack
+                    // must never get a good record quarantined.
+                    _ => match pack.read_file(d, name, &mut buf) {
+                        Ok(Some(_)) => self.parse(&path, &buf, stem),
+                        _ => continue, // removed meanwhile
+                    },
+                },
+                _ => self.parse(&path, &buf, stem),
+            };
+            match parsed {
+                Parsed::Record(r) => {
+                    if let Some(pass) = &cached {
+                        pass.keep(name, file.key, &r);
+                    }
+                    report.records.push(*r)
+                }
+                Parsed::Newer(v) => report.newer.push(self.newer(&path, v)),
+                Parsed::Corrupt(reason) => report.problems.push(self.quarantine(&path, reason)),
             }
+        }
+        if let (Some(pack), Some(d)) = (pack, &dir) {
+            self.pack_hits.fetch_add(pack.hits() as u64, Ordering::Relaxed);
+            pack.finish(d);
         }
         report
             .records

@@ -511,3 +511,85 @@ fn a_cached_store_serves_unchanged_records_and_reads_every_new_version() {
     assert_eq!(after.len(), 1);
     assert_eq!(after, plain.load_all().expect("load").records);
 }
+
+#[test]
+fn a_packed_store_serves_unchanged_records_across_processes_and_reads_every_new_version() {
+    let dir = tempfile::tempdir().expect("tmp");
+    // Each short-lived process makes its store anew; what it keeps is the pack on disk.
+    let process = || FsStore::new(dir.path()).with_pack(Duration::from_secs(1));
+    let plain = FsStore::new(dir.path());
+    save(&plain, &record("aa11", 2)).expect("save");
+    save(&plain, &record("bb22", 2)).expect("save");
+    let first = process();
+    let records = first.load_all().expect("load").records;
+    assert_eq!(records.len(), 2);
+    assert!(!first.pack_path().exists(), "younger than the margin: nothing packed");
+    for id in ["aa11", "bb22"] {
+        wait_settled(&sessions(dir.path()).join(format!("{id}.json")), Duration::from_secs(1));
+    }
+    process().load_all().expect("load");
+    assert!(first.pack_path().exists());
+    let second = process();
+    assert_eq!(second.load_all().expect("load").records, records);
+    assert_eq!(second.cache_hits(), 2, "both served from the pack");
+
+    // A save (a new file, renamed into place): read, not served.
+    save(&plain, &record("aa11", 3)).expect("save");
+    let third = process();
+    let after = third.load_all().expect("load").records;
+    assert_eq!(after, plain.load_all().expect("load").records);
+    assert!(after.iter().any(|r| r.id.as_str() == "aa11" && r.revision == 3));
+    assert_eq!(third.cache_hits(), 1, "only bb22 served");
+    // Rewritten in place with the same size (an editor's save): read too.
+    let path = sessions(dir.path()).join("bb22.json");
+    let text = std::fs::read_to_string(&path).expect("read");
+    let edited = text.replace("\"revision\": 2", "\"revision\": 7");
+    assert_eq!(edited.len(), text.len());
+    std::fs::write(&path, &edited).expect("write in place");
+    let after = process().load_all().expect("load").records;
+    assert!(
+        after.iter().any(|r| r.id.as_str() == "bb22" && r.revision == 7),
+        "{after:?}"
+    );
+    // Removed: gone.
+    let guard = plain.lock().expect("lock");
+    plain.remove(&guard, &SessionId("aa11".into())).expect("remove");
+    drop(guard);
+    let after = process().load_all().expect("load").records;
+    assert_eq!(after.len(), 1);
+    assert_eq!(after, plain.load_all().expect("load").records);
+}
+
+#[test]
+fn a_damaged_copy_in_the_pack_never_costs_a_good_record_and_a_bad_file_is_still_quarantined() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let process = || FsStore::new(dir.path()).with_pack(Duration::ZERO);
+    let plain = FsStore::new(dir.path());
+    save(&plain, &record("cc33", 5)).expect("save");
+    process().load_all().expect("load");
+    let pack = process().pack_path();
+    // The copy's bytes made unparsable where the record's id is, its frame left whole.
+    let bytes = std::fs::read(&pack).expect("pack");
+    let at = bytes.windows(6).position(|w| w == b"\"cc33\"").expect("the copy");
+    let mut damaged = bytes.clone();
+    damaged[at] = b'{';
+    std::fs::write(&pack, &damaged).expect("damage");
+    let store = process();
+    let report = store.load_all().expect("load");
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert_eq!(report.records, plain.load_all().expect("load").records);
+    assert!(sessions(dir.path()).join("cc33.json").exists(), "not quarantined");
+    assert_eq!(
+        std::fs::read(&pack).expect("pack"),
+        bytes,
+        "the next pack holds the file"
+    );
+
+    // A record file that is itself bad is quarantined as without the pack.
+    std::fs::write(sessions(dir.path()).join("dd44.json"), b"{ not json").expect("bad");
+    process().load_all().expect("load");
+    let report = process().load_all().expect("load");
+    assert!(report.problems.is_empty(), "moved aside on the first load");
+    assert_eq!(report.records.len(), 1);
+    assert!(!sessions(dir.path()).join("dd44.json").exists());
+}

@@ -772,3 +772,49 @@ fn a_background_monitor_of_another_build_is_replaced_by_the_next_spawn_and_a_for
     assert_eq!(monitor_pid(&p), Some(after));
     ok(&p, &["monitor", "--stop"]);
 }
+
+#[test]
+fn ls_reads_unchanged_files_through_its_packs_and_sees_every_change() {
+    let (p, ids) = sleepers(3);
+    let orch = p.root.join(".hydra/orchestrator");
+    let (records, reports) = (orch.join("records.pack"), orch.join("reports.pack"));
+    let own = [("HYDRA_NO_MONITOR", "1")];
+    let holds = |pack: &std::path::Path, needle: &str| {
+        std::fs::read(pack)
+            .unwrap_or_default()
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+    };
+    // Once every record and report is a second old, an ls packs them all (the loops report
+    // once their agent runs; the first ls may book that in the records).
+    let packed = wait_for(20, "every record and report packed", || {
+        let (list, _) = ls_json(&p, &[], &own);
+        let all = ids.iter().all(|id| {
+            holds(&records, &format!("\"id\": \"{id}\"")) && holds(&reports, &format!("\"session\":\"{id}\""))
+        });
+        all.then_some(list)
+    });
+    assert_eq!(packed.len(), 3, "{packed:?}");
+    // Through the packs or without them, the same answer.
+    let (through, _) = ls_json(&p, &[], &own);
+    std::fs::remove_file(&records).expect("rm records.pack");
+    std::fs::remove_file(&reports).expect("rm reports.pack");
+    let (without, _) = ls_json(&p, &[], &own);
+    assert_eq!(through, without);
+    // A pack that is not one (a crash's leftover, a stray copy) is ignored.
+    let (_, _) = ls_json(&p, &[], &own);
+    std::fs::write(&records, b"not a pack").expect("damage");
+    let (damaged, _) = ls_json(&p, &[], &own);
+    assert_eq!(damaged, without);
+    // A change made by another command is seen by the next ls: the record has a new version.
+    ok(&p, &["pause", &ids[0]]);
+    let (after, _) = ls_json(&p, &[], &own);
+    let state = |id: &str| {
+        after
+            .iter()
+            .find(|s| s["id"] == id)
+            .map(|s| s["state"].as_str().unwrap_or_default().to_owned())
+    };
+    assert_eq!(state(&ids[0]).as_deref(), Some("paused"), "{after:?}");
+    assert_eq!(state(&ids[1]).as_deref(), Some("running"), "{after:?}");
+}

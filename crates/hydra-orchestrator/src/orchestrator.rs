@@ -217,8 +217,11 @@ impl Builder {
     /// [`TmuxConfig::control_tag`](crate::adapters::TmuxConfig::control_tag)), and the file
     /// store and loop runtime the records and reports they parsed, each beside its file's key
     /// (an unchanged file is then stat'ed, not read; see
-    /// [`FsStore::with_read_cache`](crate::adapters::FsStore::with_read_cache)). Adapters
-    /// passed in are as their maker configured them.
+    /// [`FsStore::with_read_cache`](crate::adapters::FsStore::with_read_cache)). Off, the
+    /// file store and loop runtime read every record and report of a refresh through a pack
+    /// of them kept across processes instead (`.hydra/orchestrator/records.pack` and
+    /// `reports.pack`; see [`FsStore::with_pack`](crate::adapters::FsStore::with_pack)).
+    /// Adapters passed in are as their maker configured them.
     pub fn long_lived(mut self, yes: bool) -> Self {
         self.long_lived = yes;
         self
@@ -359,7 +362,7 @@ impl Builder {
             Arc::new(if long_lived {
                 store.with_read_cache(settle)
             } else {
-                store
+                store.with_pack(settle)
             })
         });
         let bus: Arc<dyn EventBus> = match self.bus {
@@ -398,7 +401,7 @@ impl Builder {
                 Arc::new(if long_lived {
                     runtime.with_read_cache(settle)
                 } else {
-                    runtime
+                    runtime.with_pack(project.join(".hydra/orchestrator/reports.pack"), settle)
                 })
             }),
             host,

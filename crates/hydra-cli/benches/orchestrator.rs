@@ -117,6 +117,26 @@ fn floor_spawn(b: &BenchProject, script: &std::path::Path, k: usize) -> Duration
     t.elapsed()
 }
 
+/// The peak RSS (kB) `hydra` printed on stderr with `HYDRA_REPORT_RSS` set.
+fn peak_rss(stderr: &str) -> Option<u64> {
+    stderr.lines().find_map(|l| {
+        l.strip_prefix("hydra: peak rss ")
+            .and_then(|v| v.trim_end_matches(" kB").trim().parse::<u64>().ok())
+    })
+}
+
+/// Drops `path`'s pages from the page cache (written back first), so that the next process
+/// reads them from disk; `false` when that could not be done (no GNU `dd`).
+fn evict_from_page_cache(path: &std::path::Path) -> bool {
+    let synced = Command::new("sync").arg(path).status().is_ok_and(|s| s.success());
+    let input = format!("if={}", path.display());
+    synced
+        && Command::new("dd")
+            .args([input.as_str(), "iflag=nocache", "count=0", "status=none"])
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
 fn main() {
     if let Ok(spec) = std::env::var(RELAY) {
         return relay(&spec);
@@ -282,8 +302,8 @@ fn main() {
     let mut rows = Vec::new();
     let mut quick_ratio = None;
     // Every run's peak RSS at the largest N (kB, as the kernel counts them): it moves by a
-    // few hundred kB from run to run (which pages of the executable the kernel maps around
-    // the code that runs).
+    // few hundred kB from build to build (which pages of the executable the kernel maps around
+    // the code that runs; see `evict_from_page_cache`).
     let mut ls_peaks: Vec<u64> = Vec::new();
     for &n in &sizes {
         while ids.len() < n {
@@ -325,10 +345,7 @@ fn main() {
             let (d, err) = timed(ls_cmd());
             ls.push(d);
             if n == *sizes.last().expect("a size") {
-                ls_peaks.extend(err.lines().find_map(|l| {
-                    l.strip_prefix("hydra: peak rss ")
-                        .and_then(|v| v.trim_end_matches(" kB").trim().parse::<u64>().ok())
-                }));
+                ls_peaks.extend(peak_rss(&err));
             }
         }
         let (floor_med, floor_p95) = stats(floor);
@@ -457,15 +474,34 @@ fn main() {
     let largest = *sizes.last().expect("a size");
     let server_rss = b.tmux.server_pid().and_then(|p| status_kib(p, "VmRSS:"));
     let own = status_kib(std::process::id(), "VmHWM:");
-    ls_peaks.sort_unstable();
-    let ls_median = ls_peaks.get(ls_peaks.len() / 2).copied();
-    let ls_max = ls_peaks.last().copied();
-    let ls_text = match (ls_median, ls_max) {
-        (Some(m), Some(x)) => format!("median {m} kB, max {x} kB of {} runs", ls_peaks.len()),
-        _ => "n/a".into(),
+    let peaks_text = |peaks: &mut Vec<u64>| {
+        peaks.sort_unstable();
+        let median = peaks.get(peaks.len() / 2).copied();
+        let max = peaks.last().copied();
+        let text = match (median, max) {
+            (Some(m), Some(x)) => format!("median {m} kB, max {x} kB of {} runs", peaks.len()),
+            _ => "n/a".into(),
+        };
+        (median, text)
     };
+    let (ls_median, ls_text) = peaks_text(&mut ls_peaks);
+    let ls_max = ls_peaks.last().copied();
+    // The executable's pages count too, and how many the kernel maps around the code that runs
+    // depends on how they came into the page cache: as the linker wrote them (large folios),
+    // or read back from disk. Both, the second after dropping the file's cached pages.
+    let mut disk_peaks: Vec<u64> = Vec::new();
+    if evict_from_page_cache(std::path::Path::new(env!("CARGO_BIN_EXE_hydra"))) {
+        for _ in 0..15 {
+            b.quiet_server();
+            let mut c = b.hydra(&["ls", "--json"]);
+            c.env("HYDRA_REPORT_RSS", "1").env("HYDRA_NO_MONITOR", "1");
+            let (_, err) = timed(c);
+            disk_peaks.extend(peak_rss(&err));
+        }
+    }
+    let (disk_median, disk_text) = peaks_text(&mut disk_peaks);
     println!(
-        "\npeak RSS at N = {largest}: `hydra ls --json` {ls_text}; this benchmark (an orchestrator) {} KiB, tmux server {} KiB",
+        "\npeak RSS at N = {largest}: `hydra ls --json` {ls_text} (the executable as built), {disk_text} (read back from disk); this benchmark (an orchestrator) {} KiB, tmux server {} KiB",
         own.map_or("n/a".into(), |v| v.to_string()),
         server_rss.map_or("n/a".into(), |v| v.to_string())
     );
@@ -475,6 +511,7 @@ fn main() {
             "n": largest,
             "hydra_ls_peak_kb_median": ls_median,
             "hydra_ls_peak_kb_max": ls_max,
+            "hydra_ls_peak_kb_median_read_from_disk": disk_median,
             "bench_process_kib": own,
             "tmux_server_kib": server_rss,
         }),

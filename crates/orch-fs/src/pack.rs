@@ -390,12 +390,18 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn a_second_run_takes_unchanged_files_from_the_pack_and_changed_ones_from_themselves() {
+    /// A temp directory holding a directory `files` and the path of a pack beside it.
+    fn files_and_pack() -> (tempfile::TempDir, PathBuf, PathBuf) {
         let tmp = tempfile::tempdir().expect("tmp");
         let dir = tmp.path().join("files");
         fs::create_dir(&dir).expect("dir");
         let pack = tmp.path().join("files.pack");
+        (tmp, dir, pack)
+    }
+
+    #[test]
+    fn a_second_run_takes_unchanged_files_from_the_pack_and_changed_ones_from_themselves() {
+        let (_tmp, dir, pack) = files_and_pack();
         fs::write(dir.join("a"), b"alpha").expect("a");
         fs::write(dir.join("b"), b"").expect("b");
         fs::write(dir.join("c"), b"gamma").expect("c");
@@ -452,10 +458,7 @@ mod tests {
 
     #[test]
     fn a_damaged_pack_is_ignored_and_an_unparsable_copy_gives_way_to_its_file() {
-        let tmp = tempfile::tempdir().expect("tmp");
-        let dir = tmp.path().join("files");
-        fs::create_dir(&dir).expect("dir");
-        let pack = tmp.path().join("files.pack");
+        let (_tmp, dir, pack) = files_and_pack();
         fs::write(dir.join("a"), b"{\"a\":1}").expect("a");
         let (d, mut p) = pass(&dir, &pack, Duration::ZERO);
         read_all(&d, &mut p, &["a"]);
@@ -504,10 +507,7 @@ mod tests {
 
     #[test]
     fn many_files_round_trip() {
-        let tmp = tempfile::tempdir().expect("tmp");
-        let pack = tmp.path().join("many.pack");
-        let dir = tmp.path().join("d");
-        fs::create_dir(&dir).expect("dir");
+        let (_tmp, dir, pack) = files_and_pack();
         let names: Vec<String> = (0..300).map(|i| format!("{i:04}/status.json")).collect();
         for (i, n) in names.iter().enumerate() {
             fs::create_dir(dir.join(&n[..4])).expect("sub");

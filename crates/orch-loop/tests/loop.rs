@@ -510,6 +510,22 @@ fn the_loop_finds_its_directory_and_counts_stories_from_either_kind_of_path() {
     }
 }
 
+/// Reads a loop whose reports are replaced many times a second through `read` (the report, and
+/// how many reads the reader's keeping saved so far) until its last report: none was served
+/// from what was kept, and the iterations seen only grew.
+fn read_to_the_last_report(mut read: impl FnMut() -> (Option<LoopReport>, u64)) {
+    let mut iterations = Vec::new();
+    wait_for("the loop's last report", || {
+        let (report, hits) = read();
+        assert_eq!(hits, 0, "a report younger than a second is read again");
+        let rep = report?;
+        iterations.push(rep.iteration);
+        (rep.phase == LoopPhase::MaxIterations).then_some(())
+    });
+    assert!(iterations.windows(2).all(|w| w[0] <= w[1]), "{iterations:?}");
+    assert!(iterations.len() > 3, "{iterations:?}");
+}
+
 #[test]
 fn a_cached_reading_serves_only_reports_that_settled() {
     // Iterations of 50 ms: the loop replaces its report many times a second, then ends.
@@ -517,16 +533,10 @@ fn a_cached_reading_serves_only_reports_that_settled() {
     let id = SessionId("loop1".into());
     let cached = FsLoopRuntime::new(l.dir.path()).with_read_cache(Duration::from_secs(1));
     let fresh = FsLoopRuntime::new(l.dir.path());
-    let mut iterations = Vec::new();
-    wait_for("the loop's last report", || {
+    read_to_the_last_report(|| {
         let r = cached.read_many(&[ReadAsk::new(&id)]).pop().expect("one reading");
-        assert_eq!(cached.cache_hits(), 0, "a report younger than a second is read again");
-        let rep = r.report?;
-        iterations.push(rep.iteration);
-        (rep.phase == LoopPhase::MaxIterations).then_some(())
+        (r.report, cached.cache_hits())
     });
-    assert!(iterations.windows(2).all(|w| w[0] <= w[1]), "{iterations:?}");
-    assert!(iterations.len() > 3, "{iterations:?}");
     // Settled: the next readings come from the cache, and equal a reading of the file.
     wait_settled(&l.layout.report_file(), Duration::from_secs(1));
     let first = cached.read_many(&[ReadAsk::new(&id)]);
@@ -557,17 +567,11 @@ fn a_packed_reading_serves_only_reports_that_settled_across_processes() {
     // Each short-lived process makes its runtime anew; what it keeps is the pack on disk.
     let process = || FsLoopRuntime::new(l.dir.path()).with_pack(&pack, Duration::from_secs(1));
     let fresh = FsLoopRuntime::new(l.dir.path());
-    let mut iterations = Vec::new();
-    wait_for("the loop's last report", || {
+    read_to_the_last_report(|| {
         let rt = process();
         let r = rt.read_many(&[ReadAsk::new(&id)]).pop().expect("one reading");
-        assert_eq!(rt.cache_hits(), 0, "a report younger than a second is read again");
-        let rep = r.report?;
-        iterations.push(rep.iteration);
-        (rep.phase == LoopPhase::MaxIterations).then_some(())
+        (r.report, rt.cache_hits())
     });
-    assert!(iterations.windows(2).all(|w| w[0] <= w[1]), "{iterations:?}");
-    assert!(iterations.len() > 3, "{iterations:?}");
     // Settled: packed by the next reading, served to the one after, equal to the file's.
     wait_settled(&l.layout.report_file(), Duration::from_secs(1));
     let first = process().read_many(&[ReadAsk::new(&id)]);

@@ -469,6 +469,21 @@ fn wait_settled(path: &Path, margin: Duration) {
     }
 }
 
+/// Rewrites `id`'s record file in place (as an editor may), its revision `from` made `to` (one
+/// digit each, so the size stays).
+fn edit_in_place(dir: &Path, id: &str, from: u64, to: u64) {
+    let path = sessions(dir).join(format!("{id}.json"));
+    let text = std::fs::read_to_string(&path).expect("read");
+    let edited = text.replace(&format!("\"revision\": {from}"), &format!("\"revision\": {to}"));
+    assert_eq!(edited.len(), text.len());
+    std::fs::write(&path, &edited).expect("write in place");
+}
+
+/// Whether `records` hold `id` at `revision`.
+fn holds(records: &[SessionRecord], id: &str, revision: u64) -> bool {
+    records.iter().any(|r| r.id.as_str() == id && r.revision == revision)
+}
+
 #[test]
 fn a_cached_store_serves_unchanged_records_and_reads_every_new_version() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -490,19 +505,12 @@ fn a_cached_store_serves_unchanged_records_and_reads_every_new_version() {
     save(&store, &record("aa11", 3)).expect("save");
     let after = store.load_all().expect("load").records;
     assert_eq!(after, plain.load_all().expect("load").records);
-    assert!(after.iter().any(|r| r.id.as_str() == "aa11" && r.revision == 3));
+    assert!(holds(&after, "aa11", 3));
     assert_eq!(store.cache_hits(), 3, "only bb22 served");
     // Rewritten in place with the same size (an editor's save): read too.
-    let path = sessions(dir.path()).join("bb22.json");
-    let text = std::fs::read_to_string(&path).expect("read");
-    let edited = text.replace("\"revision\": 2", "\"revision\": 7");
-    assert_eq!(edited.len(), text.len());
-    std::fs::write(&path, &edited).expect("write in place");
+    edit_in_place(dir.path(), "bb22", 2, 7);
     let after = store.load_all().expect("load").records;
-    assert!(
-        after.iter().any(|r| r.id.as_str() == "bb22" && r.revision == 7),
-        "{after:?}"
-    );
+    assert!(holds(&after, "bb22", 7), "{after:?}");
     // Removed: gone.
     let guard = store.lock().expect("lock");
     store.remove(&guard, &SessionId("aa11".into())).expect("remove");
@@ -538,19 +546,12 @@ fn a_packed_store_serves_unchanged_records_across_processes_and_reads_every_new_
     let third = process();
     let after = third.load_all().expect("load").records;
     assert_eq!(after, plain.load_all().expect("load").records);
-    assert!(after.iter().any(|r| r.id.as_str() == "aa11" && r.revision == 3));
+    assert!(holds(&after, "aa11", 3));
     assert_eq!(third.cache_hits(), 1, "only bb22 served");
     // Rewritten in place with the same size (an editor's save): read too.
-    let path = sessions(dir.path()).join("bb22.json");
-    let text = std::fs::read_to_string(&path).expect("read");
-    let edited = text.replace("\"revision\": 2", "\"revision\": 7");
-    assert_eq!(edited.len(), text.len());
-    std::fs::write(&path, &edited).expect("write in place");
+    edit_in_place(dir.path(), "bb22", 2, 7);
     let after = process().load_all().expect("load").records;
-    assert!(
-        after.iter().any(|r| r.id.as_str() == "bb22" && r.revision == 7),
-        "{after:?}"
-    );
+    assert!(holds(&after, "bb22", 7), "{after:?}");
     // Removed: gone.
     let guard = plain.lock().expect("lock");
     plain.remove(&guard, &SessionId("aa11".into())).expect("remove");

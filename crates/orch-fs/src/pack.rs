@@ -279,9 +279,9 @@ impl PackPass {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let tmp = self
-            .path
-            .with_file_name(format!(".{name}{TMP_MARK}{}", std::process::id()));
+        let prefix = format!(".{name}{TMP_MARK}");
+        remove_dead_writers_files(&self.path, &prefix);
+        let tmp = self.path.with_file_name(format!("{prefix}{}", std::process::id()));
         if self
             .write(dir, &tmp)
             .and_then(|()| std::fs::rename(&tmp, &self.path))
@@ -336,6 +336,32 @@ impl PackPass {
         out.write_all(MAGIC)?;
         out.into_inner().map_err(|e| e.into_error())?;
         Ok(())
+    }
+}
+
+/// Removes the temp files beside `path` named `prefix` and a pid whose process is gone (a run
+/// killed while it wrote the next pack); a live writer's are left to it.
+fn remove_dead_writers_files(path: &Path, prefix: &str) {
+    let Some(Ok(entries)) = path.parent().map(std::fs::read_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(|p| p.parse::<i32>().ok());
+        let Some(pid) = pid else { continue };
+        // Another user's process answers "not permitted": alive all the same.
+        let alive = rustix::process::Pid::from_raw(pid).is_some_and(|pid| {
+            matches!(
+                rustix::process::test_kill_process(pid),
+                Ok(()) | Err(rustix::io::Errno::PERM)
+            )
+        });
+        if !alive {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 
@@ -503,6 +529,26 @@ mod tests {
         let (d, mut p) = pass(&dir, &pack, Duration::ZERO);
         p.read(&d, "a", &mut buf).expect("read");
         assert_eq!(p.hits(), 1);
+    }
+
+    #[test]
+    fn a_killed_writers_temp_file_is_removed_by_the_next_writer() {
+        let (_tmp, dir, pack) = files_and_pack();
+        fs::write(dir.join("a"), b"alpha").expect("a");
+        // A pid no process can have (above the kernel's largest): a writer that is gone.
+        let dead = pack.with_file_name(format!(".files.pack{TMP_MARK}{}", 1 << 23));
+        let mine = pack.with_file_name(format!(".files.pack{TMP_MARK}{}", std::process::id()));
+        let other = pack.with_file_name("files.pack.keep");
+        for f in [&dead, &other] {
+            fs::write(f, b"half a pack").expect("leftover");
+        }
+        let (d, mut p) = pass(&dir, &pack, Duration::ZERO);
+        read_all(&d, &mut p, &["a"]);
+        p.finish(&d);
+        assert!(pack.exists());
+        assert!(!dead.exists(), "a dead writer's leftover goes");
+        assert!(!mine.exists(), "this run's own was renamed into place");
+        assert!(other.exists(), "what is not a pack's temp file stays");
     }
 
     #[test]

@@ -132,10 +132,18 @@ fn read_index(file: File) -> Option<Old> {
     file.read_exact_at(&mut index, index_at).ok()?;
     let mut by_name = Vec::with_capacity(count.min(index.len() / ENTRY_FIXED));
     let mut at = 0usize;
+    let mut previous: Option<&[u8]> = None;
     for _ in 0..count {
         let start = u32::try_from(at).ok()?;
         let name_len = usize::from(u16_at(&index, at)?);
-        std::str::from_utf8(index.get(at + 2..at + 2 + name_len)?).ok()?;
+        let name = index.get(at + 2..at + 2 + name_len)?;
+        std::str::from_utf8(name).ok()?;
+        // In name order, one copy per name, as this module writes them: so read in one pass,
+        // without a sort.
+        if previous.is_some_and(|p| p >= name) {
+            return None;
+        }
+        previous = Some(name);
         index.get(at + 2 + name_len..at + 2 + name_len + ENTRY_FIXED)?;
         let copy = copy_at(&index, start)?;
         let end = copy.offset.checked_add(u64::from(copy.len))?;
@@ -146,14 +154,6 @@ fn read_index(file: File) -> Option<Old> {
         at += 2 + name_len + ENTRY_FIXED;
     }
     if at != index.len() {
-        return None;
-    }
-    by_name.sort_unstable_by(|&a, &b| name_at(&index, a).cmp(name_at(&index, b)));
-    // One copy per name: a pack with two is not one this module wrote.
-    if by_name
-        .windows(2)
-        .any(|w| name_at(&index, w[0]) == name_at(&index, w[1]))
-    {
         return None;
     }
     let served = vec![false; by_name.len()];
@@ -305,30 +305,43 @@ impl PackPass {
             index: Vec::new(),
             count: 0,
         };
-        let mut buf = Vec::new();
+        // Every copy the next pack holds, in name order (its reader checks the order).
+        let mut entries: Vec<(&str, Entry<'_>)> = Vec::with_capacity(self.fresh.len());
         if let Some(old) = &self.old {
-            for (i, &entry) in old.by_name.iter().enumerate() {
-                let (true, Some(copy)) = (old.served[i], copy_at(&old.index, entry)) else {
+            for (i, &at) in old.by_name.iter().enumerate() {
+                let (true, Some(copy)) = (old.served[i], copy_at(&old.index, at)) else {
                     continue;
                 };
-                buf.clear();
-                buf.resize(copy.len as usize, 0);
-                if old.file.read_exact_at(&mut buf, copy.offset).is_ok() {
-                    let rel = std::str::from_utf8(name_at(&old.index, entry)).unwrap_or_default();
-                    next.add(&mut out, rel, copy.key, &buf)?;
+                if let Ok(rel) = std::str::from_utf8(name_at(&old.index, at)) {
+                    entries.push((rel, Entry::Old(copy)));
                 }
             }
         }
-        for f in &self.fresh {
-            // Read again, and kept only when it is still the version that was settled.
-            let same = dir
-                .read(&f.rel, &mut buf)
-                .ok()
-                .flatten()
-                .is_some_and(|r| r.key == f.key);
-            if same && buf.len() == f.len as usize {
-                next.add(&mut out, &f.rel, f.key, &buf)?;
-            }
+        entries.extend(self.fresh.iter().map(|f| (&*f.rel, Entry::Fresh(f))));
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        entries.dedup_by(|a, b| a.0 == b.0);
+        let mut buf = Vec::new();
+        for (rel, entry) in entries {
+            let key = match entry {
+                Entry::Old(copy) => {
+                    buf.clear();
+                    buf.resize(copy.len as usize, 0);
+                    let Some(old) = &self.old else { continue };
+                    if old.file.read_exact_at(&mut buf, copy.offset).is_err() {
+                        continue;
+                    }
+                    copy.key
+                }
+                // Read again, and kept only when it is still the version that was settled.
+                Entry::Fresh(f) => {
+                    let same = dir.read(rel, &mut buf).ok().flatten().is_some_and(|r| r.key == f.key);
+                    if !same || buf.len() != f.len as usize {
+                        continue;
+                    }
+                    f.key
+                }
+            };
+            next.add(&mut out, rel, key, &buf)?;
         }
         out.write_all(&next.index)?;
         out.write_all(&next.at.to_le_bytes())?;
@@ -363,6 +376,14 @@ fn remove_dead_writers_files(path: &Path, prefix: &str) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
+}
+
+/// Where the next pack takes a copy's bytes from.
+enum Entry<'a> {
+    /// The old pack.
+    Old(Copy),
+    /// The file itself.
+    Fresh(&'a Fresh),
 }
 
 /// The next pack as it is written: where the next body goes, the index so far.
@@ -529,6 +550,50 @@ mod tests {
         let (d, mut p) = pass(&dir, &pack, Duration::ZERO);
         p.read(&d, "a", &mut buf).expect("read");
         assert_eq!(p.hits(), 1);
+    }
+
+    #[test]
+    fn a_pack_whose_index_is_out_of_name_order_or_names_a_file_twice_is_ignored() {
+        let (_tmp, dir, pack) = files_and_pack();
+        fs::write(dir.join("m"), b"em").expect("m");
+        fs::write(dir.join("q"), b"queue").expect("q");
+        let (d, mut p) = pass(&dir, &pack, Duration::ZERO);
+        read_all(&d, &mut p, &["q", "m"]);
+        p.finish(&d);
+        let good = fs::read(&pack).expect("pack");
+        let (d, mut p) = pass(&dir, &pack, Duration::ZERO);
+        read_all(&d, &mut p, &["m", "q"]);
+        assert_eq!(p.hits(), 2, "written in name order whatever the order read");
+        // The index's two entries (63 bytes each for a one-letter name) swapped: "q" before
+        // "m"; and "m" twice. Each copy still names its file's version, but an index out of
+        // order would be searched wrong, so the pack is not used at all.
+        let entry = 2 + 1 + ENTRY_FIXED;
+        let index_at = good.len() - TRAILER as usize - 2 * entry;
+        let (first, second) = (index_at..index_at + entry, index_at + entry..index_at + 2 * entry);
+        assert_eq!((good[first.start + 2], good[second.start + 2]), (b'm', b'q'));
+        let swapped = [
+            &good[..index_at],
+            &good[second.clone()],
+            &good[first.clone()],
+            &good[second.end..],
+        ]
+        .concat();
+        let twice = [
+            &good[..index_at],
+            &good[first.clone()],
+            &good[first.clone()],
+            &good[second.end..],
+        ]
+        .concat();
+        for bad in [swapped, twice] {
+            fs::write(&pack, &bad).expect("damage");
+            let (d, mut p) = pass(&dir, &pack, Duration::ZERO);
+            assert_eq!(
+                read_all(&d, &mut p, &["m", "q"]),
+                vec![Some(b"em".to_vec()), Some(b"queue".to_vec())]
+            );
+            assert_eq!(p.hits(), 0);
+        }
     }
 
     #[test]

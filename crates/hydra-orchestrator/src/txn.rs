@@ -62,7 +62,29 @@ pub(crate) struct Txn<'o> {
     /// loop directory there).
     foreign_dirs: BTreeMap<PathBuf, usize>,
     /// The loops' reports read while the snapshot ran (`Scope::All`).
-    read_ahead: BTreeMap<SessionId, LoopReading>,
+    read_ahead: ReadAhead,
+}
+
+/// The loops' readings read ahead, in the records' order, which is the order a refresh judges
+/// them in: each is taken with one comparison of ids. Taken out of that order (another
+/// caller's), the rest go into a map once.
+#[derive(Debug, Default)]
+struct ReadAhead {
+    in_order: std::collections::VecDeque<(SessionId, LoopReading)>,
+    by_id: BTreeMap<SessionId, LoopReading>,
+}
+
+impl ReadAhead {
+    /// The reading of `id`, if it was read ahead (once).
+    fn take(&mut self, id: &SessionId) -> Option<LoopReading> {
+        if self.in_order.front().is_some_and(|(first, _)| first == id) {
+            return self.in_order.pop_front().map(|(_, r)| r);
+        }
+        if !self.in_order.is_empty() {
+            self.by_id.extend(self.in_order.drain(..));
+        }
+        self.by_id.remove(id)
+    }
 }
 
 /// What a transaction returned, and the clean-ups it carried out after unlocking.
@@ -112,7 +134,7 @@ impl Orchestrator {
             pending: Vec::new(),
             killed: Vec::new(),
             foreign_dirs: BTreeMap::new(),
-            read_ahead: BTreeMap::new(),
+            read_ahead: ReadAhead::default(),
         };
         match scope {
             Scope::All => txn.load_all()?,
@@ -366,7 +388,13 @@ impl Txn<'_> {
             Some(Some(snapshot)) => pane_observation(snapshot.get(&rec.tmux_session)),
             _ => (MuxObservation::Unknown, None),
         };
-        let ahead = self.read_ahead.remove(&rec.id);
+        // Only a live record of this tool was read ahead: another takes nothing (and leaves
+        // the order alone).
+        let ahead = if rec.state.is_terminal() || rec.is_foreign() {
+            None
+        } else {
+            self.read_ahead.take(&rec.id)
+        };
         let reading = if rec.state.is_terminal() {
             LoopReading::default()
         } else if rec.is_foreign() {
@@ -606,11 +634,8 @@ fn other_servers(orch: &Orchestrator, report: &std::result::Result<LoadReport, S
 }
 
 /// The loops' readings of the live records of this tool, read ahead of judging them.
-fn read_ahead(
-    orch: &Orchestrator,
-    report: &std::result::Result<LoadReport, StoreError>,
-) -> BTreeMap<SessionId, LoopReading> {
-    let Ok(r) = report else { return BTreeMap::new() };
+fn read_ahead(orch: &Orchestrator, report: &std::result::Result<LoadReport, StoreError>) -> ReadAhead {
+    let Ok(r) = report else { return ReadAhead::default() };
     // Inboxes only where a message may wait (see `ReadAsk::inbox`).
     let live: Vec<ReadAsk> = r
         .records
@@ -621,8 +646,46 @@ fn read_ahead(
             inbox: r.queued > 0,
         })
         .collect();
-    live.iter()
-        .map(|a| a.id.clone())
-        .zip(orch.runtime.read_many(&live))
-        .collect()
+    ReadAhead {
+        in_order: live
+            .iter()
+            .map(|a| a.id.clone())
+            .zip(orch.runtime.read_many(&live))
+            .collect(),
+        by_id: BTreeMap::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reading(queued: usize) -> LoopReading {
+        LoopReading::new(None, None, queued)
+    }
+
+    fn ahead(ids: &[&str]) -> ReadAhead {
+        ReadAhead {
+            in_order: ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| (SessionId((*id).into()), reading(i)))
+                .collect(),
+            by_id: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn readings_taken_in_order_or_not_are_each_given_once_to_their_own_session() {
+        let id = |s: &str| SessionId(s.into());
+        let mut a = ahead(&["c", "a", "b", "d"]);
+        assert_eq!(a.take(&id("c")), Some(reading(0)));
+        assert_eq!(a.take(&id("a")), Some(reading(1)));
+        // Out of order: the rest by id.
+        assert_eq!(a.take(&id("d")), Some(reading(3)));
+        assert_eq!(a.take(&id("x")), None);
+        assert_eq!(a.take(&id("b")), Some(reading(2)));
+        assert_eq!(a.take(&id("b")), None, "once");
+        assert_eq!(ahead(&[]).take(&id("a")), None);
+    }
 }

@@ -98,13 +98,7 @@ impl Project {
     /// Runs `hydra args`, which must succeed; its stdout.
     #[track_caller]
     pub fn hydra_ok(&self, bin: &str, args: &[&str]) -> String {
-        let out = self.hydra(bin, args);
-        assert!(
-            out.status.success(),
-            "hydra {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        succeeded(self.hydra(bin, args), args)
     }
 
     /// `hydra spawn --agent AGENT --prd <a PRD of its own> EXTRA...`, as [`hydra_cmd`](Self::hydra_cmd)
@@ -126,12 +120,7 @@ impl Project {
     #[track_caller]
     pub fn spawn_agent(&self, bin: &str, agent: &Path, extra: &[&str]) -> String {
         let out = self.spawn_cmd(bin, agent, extra).output().expect("hydra runs");
-        assert!(
-            out.status.success(),
-            "hydra spawn {extra:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        succeeded(out, &[&["spawn"], extra].concat()).trim().to_owned()
     }
 
     /// Writes an executable bash script agent named `name` and returns its path.
@@ -217,6 +206,17 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     assert!(
         out.status.success(),
         "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The stdout of `hydra ARGS`, which must have succeeded (its stderr says why not).
+#[track_caller]
+fn succeeded(out: Output, args: &[&str]) -> String {
+    assert!(
+        out.status.success(),
+        "hydra {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()

@@ -74,6 +74,15 @@ struct ReadAhead {
     by_id: BTreeMap<SessionId, LoopReading>,
 }
 
+impl FromIterator<(SessionId, LoopReading)> for ReadAhead {
+    fn from_iter<I: IntoIterator<Item = (SessionId, LoopReading)>>(readings: I) -> Self {
+        ReadAhead {
+            in_order: readings.into_iter().collect(),
+            by_id: BTreeMap::new(),
+        }
+    }
+}
+
 impl ReadAhead {
     /// The reading of `id`, if it was read ahead (once).
     fn take(&mut self, id: &SessionId) -> Option<LoopReading> {
@@ -388,20 +397,15 @@ impl Txn<'_> {
             Some(Some(snapshot)) => pane_observation(snapshot.get(&rec.tmux_session)),
             _ => (MuxObservation::Unknown, None),
         };
-        // Only a live record of this tool was read ahead: another takes nothing (and leaves
-        // the order alone).
-        let ahead = if rec.state.is_terminal() || rec.is_foreign() {
-            None
-        } else {
-            self.read_ahead.take(&rec.id)
-        };
         let reading = if rec.state.is_terminal() {
             LoopReading::default()
         } else if rec.is_foreign() {
             let raw = orch.runtime.read_foreign(rec.agent_dir());
             orch_core::foreign_reading(rec, raw, self.foreign_sharers(rec) + 1)
         } else {
-            match (ahead, mux) {
+            // Only a live record of this tool was read ahead (so only it takes from the
+            // queue, whose order is the records').
+            match (self.read_ahead.take(&rec.id), mux) {
                 // Read before the snapshot: good for a pane seen alive. A loop seen ended is
                 // read again, after, so its last report (written before it exited) counts.
                 (Some(r), MuxObservation::Alive { .. }) => r,
@@ -646,14 +650,10 @@ fn read_ahead(orch: &Orchestrator, report: &std::result::Result<LoadReport, Stor
             inbox: r.queued > 0,
         })
         .collect();
-    ReadAhead {
-        in_order: live
-            .iter()
-            .map(|a| a.id.clone())
-            .zip(orch.runtime.read_many(&live))
-            .collect(),
-        by_id: BTreeMap::new(),
-    }
+    live.iter()
+        .map(|a| a.id.clone())
+        .zip(orch.runtime.read_many(&live))
+        .collect()
 }
 
 #[cfg(test)]
@@ -665,14 +665,10 @@ mod tests {
     }
 
     fn ahead(ids: &[&str]) -> ReadAhead {
-        ReadAhead {
-            in_order: ids
-                .iter()
-                .enumerate()
-                .map(|(i, id)| (SessionId((*id).into()), reading(i)))
-                .collect(),
-            by_id: BTreeMap::new(),
-        }
+        ids.iter()
+            .enumerate()
+            .map(|(i, id)| (SessionId((*id).into()), reading(i)))
+            .collect()
     }
 
     #[test]

@@ -74,18 +74,45 @@ pub fn status_kib(pid: u32, key: &str) -> Option<u64> {
         .ok()
 }
 
-/// Nanoseconds a process has spent on a CPU (`/proc/PID/schedstat`; `None` where there is none).
+/// Nanoseconds a process has spent on a CPU, all its threads together (each thread's
+/// `/proc/PID/task/TID/schedstat`; `None` where there is none).
 pub fn on_cpu_ns(pid: u32) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+        // A thread that ended between the listing and the read counts no more.
+        let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        total += text.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
 }
 
 /// How long a tmux server must have used no CPU for [`BenchProject::quiet_server`] to return.
 pub const QUIET: Duration = Duration::from_millis(1);
+
+/// How long a monitor just started must have used no CPU before it is timed.
+pub const SETTLED: Duration = Duration::from_millis(50);
+
+/// Waits until the processes `pids` together have used no CPU for `quiet`, looking every
+/// 100 us, at most `limit`; waits `quiet` plus 5 ms where `/proc` cannot tell.
+fn wait_idle(pids: &[u32], quiet: Duration, limit: Duration) {
+    let used = || pids.iter().map(|p| on_cpu_ns(*p)).sum::<Option<u64>>();
+    let Some(mut last) = used().filter(|_| !pids.is_empty()) else {
+        std::thread::sleep(quiet + Duration::from_millis(5));
+        return;
+    };
+    let deadline = std::time::Instant::now() + limit;
+    let mut since = std::time::Instant::now();
+    while since.elapsed() < quiet && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_micros(100));
+        let Some(now) = used() else { return };
+        if now != last {
+            last = now;
+            since = std::time::Instant::now();
+        }
+    }
+}
 
 /// Waits until `path` exists, looking every millisecond (a timing that ends here can be late
 /// by about that much); panics after 30 s.
@@ -143,6 +170,8 @@ pub struct BenchProject {
     pub config: SessionConfig,
     /// The tmux server's pid, asked once.
     server_pid: std::sync::OnceLock<Option<u32>>,
+    /// The background monitor's pid while [`start_monitor`](Self::start_monitor)'s runs.
+    monitor_pid: std::sync::Mutex<Option<u32>>,
 }
 
 impl BenchProject {
@@ -186,6 +215,7 @@ impl BenchProject {
             orch,
             config,
             server_pid: std::sync::OnceLock::new(),
+            monitor_pid: std::sync::Mutex::new(None),
         }
     }
 
@@ -235,7 +265,11 @@ impl BenchProject {
         c
     }
 
-    /// Starts `hydra monitor` in the background and waits until it answers `hydra ls`.
+    /// Starts `hydra monitor` in the background, waits until it answers `hydra ls`, then
+    /// until its start-up work is done (no CPU used for [`SETTLED`], at most 5 s): until
+    /// then its first look and its watches slowed the commands timed first (at N = 500 the
+    /// first three answers took 41.8, 17.3 and 12.9 ms, the rest 8.1 to 12.9).
+    /// [`quiet_server`](Self::quiet_server) waits for it too while it runs.
     pub fn start_monitor(&self) {
         let out = self.hydra(&["monitor", "--detach"]).output().expect("hydra monitor");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -244,6 +278,13 @@ impl BenchProject {
         while !socket.exists() {
             assert!(std::time::Instant::now() < deadline, "the monitor's socket");
             std::thread::sleep(Duration::from_millis(5));
+        }
+        let pid = std::fs::read_to_string(self.root.join(".hydra/orchestrator/monitor.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse().ok());
+        *self.monitor_pid.lock().expect("monitor pid") = pid;
+        if let Some(pid) = pid {
+            wait_idle(&[pid], SETTLED, Duration::from_secs(5));
         }
     }
 
@@ -258,6 +299,7 @@ impl BenchProject {
 
     /// Stops the background monitor.
     pub fn stop_monitor(&self) {
+        *self.monitor_pid.lock().expect("monitor pid") = None;
         let out = self
             .hydra(&["monitor", "--stop"])
             .output()
@@ -277,28 +319,19 @@ impl BenchProject {
         std::fs::rename(&tmp, &path).expect("rename");
     }
 
-    /// Waits until this project's tmux server has used no CPU for [`QUIET`] (at most 200 ms).
+    /// Waits until this project's tmux server, and the background monitor while one runs,
+    /// have used no CPU for [`QUIET`] (at most 200 ms).
     ///
     /// A tmux server goes on working for about 2 ms after a client has left (at 500 sessions
     /// on this machine: its event loop polls every pane's terminal on each turn), so a command
-    /// timed right after another pays for the one before. Each timed command starts on a quiet
-    /// server instead, as a person's command does. Without `/proc` it waits [`QUIET`] plus 5 ms.
+    /// timed right after another pays for the one before; a monitor finishes its answer (and
+    /// frees it) after the client has read it. Each timed command starts on a quiet server
+    /// instead, as a person's command does. Without `/proc` it waits [`QUIET`] plus 5 ms.
     pub fn quiet_server(&self) {
-        let pid = *self.server_pid.get_or_init(|| self.tmux.server_pid());
-        let Some(mut last) = pid.and_then(on_cpu_ns) else {
-            std::thread::sleep(QUIET + Duration::from_millis(5));
-            return;
-        };
-        let deadline = std::time::Instant::now() + Duration::from_millis(200);
-        let mut since = std::time::Instant::now();
-        while since.elapsed() < QUIET && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_micros(100));
-            let Some(now) = pid.and_then(on_cpu_ns) else { return };
-            if now != last {
-                last = now;
-                since = std::time::Instant::now();
-            }
-        }
+        let server = *self.server_pid.get_or_init(|| self.tmux.server_pid());
+        let monitor = *self.monitor_pid.lock().expect("monitor pid");
+        let pids: Vec<u32> = server.into_iter().chain(monitor).collect();
+        wait_idle(&pids, QUIET, Duration::from_millis(200));
     }
 
     /// Waits until the session's loop has written its first report (see [`wait_file`]).

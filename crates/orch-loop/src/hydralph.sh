@@ -130,6 +130,14 @@ else
   utc_now() { NOW="$(date -u +%Y-%m-%dT%H:%M:%SZ)"; }
 fi
 
+# The log's reader runs as a process substitution where bash can wait for one (4.4 and later):
+# no mkfifo and rm, two processes fewer per iteration. Bash 3.2 (macOS's) reads a named pipe;
+# HYDRALPH_LOG_FIFO=1 asks for that anywhere (tests cover both).
+LOG_FIFO=1
+if [ "${HYDRALPH_LOG_FIFO:-}" != 1 ] && { [ "${BASH_VERSINFO[0]}" -gt 4 ] || { [ "${BASH_VERSINFO[0]}" -eq 4 ] && [ "${BASH_VERSINFO[1]}" -ge 4 ]; }; }; then
+  LOG_FIFO=0
+fi
+
 put_text() { # file -> its text on stdout, without starting cat (text: up to a NUL byte, if any)
   local t=""
   IFS= read -r -d '' t < "$1" || true
@@ -172,13 +180,21 @@ log_output() { # copies stdin to agent.log as it comes, up to LOG_MAX bytes, the
 
 run_agent() { # iteration: runs the agent once; the pane shows everything, agent.log gets it as
   # it is printed (the first LOG_MAX bytes of one iteration), and the last OUT_MAX bytes are kept
-  # in $out to find the promise. A FIFO rather than process substitution: bash 3.2 can wait on it.
-  local fifo="$DIR/.logpipe" logger cmd from=/dev/null
+  # in $out to find the promise.
+  local fifo="$DIR/.logpipe" logger cmd from=/dev/null sink logfd=""
   utc_now
   printf '\n===== iteration %s (%s) =====\n' "$1" "$NOW" >> "$LOG"
-  if [ -e "$fifo" ] || [ -L "$fifo" ]; then rm -f -- "$fifo"; fi
-  mkfifo -m 600 -- "$fifo"
-  log_output < "$fifo" &
+  if [ "$LOG_FIFO" = 1 ]; then
+    if [ -e "$fifo" ] || [ -L "$fifo" ]; then rm -f -- "$fifo"; fi
+    mkfifo -m 600 -- "$fifo"
+    log_output < "$fifo" &
+    sink="$fifo"
+  else
+    # This shell holds the pipe's writing end until tee has its own: the agent and tail get
+    # none (an agent's background process holding it would keep the log's reader waiting).
+    exec {logfd}> >(log_output)
+    sink="/dev/fd/$logfd"
+  fi
   logger=$!
   # The agent's argv: program, profile arguments, --flags, then the prompt as its mode says.
   cmd=("$AGENT" ${ARGS[@]+"${ARGS[@]}"} ${FLAG_ARGS[@]+"${FLAG_ARGS[@]}"})
@@ -187,9 +203,14 @@ run_agent() { # iteration: runs the agent once; the pane shows everything, agent
     file) cmd+=("$input") ;;
     *) from="$input" ;;
   esac
-  { "${cmd[@]}" < "$from" 2>&1 | tee /dev/fd/3 "$fifo" | tail -c "$OUT_MAX" > "$out"; } 3>&1
+  if [ "$LOG_FIFO" = 1 ]; then
+    { "${cmd[@]}" < "$from" 2>&1 | tee /dev/fd/3 "$sink" | tail -c "$OUT_MAX" > "$out"; } 3>&1
+  else
+    { "${cmd[@]}" < "$from" {logfd}>&- 2>&1 | tee /dev/fd/3 "$sink" | tail -c "$OUT_MAX" {logfd}>&- > "$out"; } 3>&1
+    exec {logfd}>&-
+  fi
   wait "$logger"
-  rm -f -- "$fifo"
+  if [ "$LOG_FIFO" = 1 ]; then rm -f -- "$fifo"; fi
   rotate_log
 }
 

@@ -119,60 +119,110 @@ fn report(l: &Loop) -> Option<LoopReport> {
     LoopReport::parse(&std::fs::read(l.layout.report_file()).ok()?).ok()
 }
 
+/// How the loop's log reader can run: a process substitution (bash 4.4 and later), and the named
+/// pipe bash 3.2 needs, asked for here with `HYDRALPH_LOG_FIFO=1`.
+const LOG_READERS: [&[(&str, &str)]; 2] = [&[], &[("HYDRALPH_LOG_FIFO", "1")]];
+
 /// Regression: agent.log was written only when an iteration ended (23 s of silence, then
 /// everything at once).
 #[test]
 fn the_log_shows_what_the_agent_printed_before_its_iteration_ends() {
-    let mut l = start(
-        "cat > /dev/null; echo first line; while [ ! -e go ]; do sleep 0.05; done; echo '<promise>COMPLETE</promise>'",
-        3,
-    );
-    let log = l.layout.log();
-    wait_for("the first line in agent.log", || {
-        std::fs::read_to_string(&log).ok()?.contains("first line").then_some(())
-    });
-    assert_eq!(
-        report(&l).expect("report").phase,
-        LoopPhase::Running,
-        "still in its iteration"
-    );
-    std::fs::write(l.dir.path().join("go"), "").expect("go");
-    let status = l.child.wait().expect("loop ends");
-    assert_eq!(status.code(), Some(0));
-    let r = report(&l).expect("report");
-    assert_eq!((r.phase, r.iteration, r.run), (LoopPhase::Complete, 1, Some(3)));
-    let text = std::fs::read_to_string(&log).expect("log");
-    assert!(
-        text.contains("===== iteration 1") && text.contains("<promise>COMPLETE</promise>"),
-        "{text}"
-    );
-    assert!(!l.layout.dir().join(".logpipe").exists(), "the pipe is removed");
+    for reader in LOG_READERS {
+        let mut l = start_with(
+            "cat > /dev/null; echo first line; while [ ! -e go ]; do sleep 0.05; done; echo '<promise>COMPLETE</promise>'",
+            3,
+            reader,
+        );
+        let log = l.layout.log();
+        wait_for("the first line in agent.log", || {
+            std::fs::read_to_string(&log).ok()?.contains("first line").then_some(())
+        });
+        assert_eq!(
+            report(&l).expect("report").phase,
+            LoopPhase::Running,
+            "still in its iteration ({reader:?})"
+        );
+        // The named pipe exists while the iteration runs, only where it is asked for.
+        assert_eq!(
+            l.layout.dir().join(".logpipe").exists(),
+            !reader.is_empty(),
+            "{reader:?}"
+        );
+        std::fs::write(l.dir.path().join("go"), "").expect("go");
+        let status = l.child.wait().expect("loop ends");
+        assert_eq!(status.code(), Some(0));
+        let r = report(&l).expect("report");
+        assert_eq!((r.phase, r.iteration, r.run), (LoopPhase::Complete, 1, Some(3)));
+        let text = std::fs::read_to_string(&log).expect("log");
+        assert!(
+            text.contains("===== iteration 1") && text.contains("<promise>COMPLETE</promise>"),
+            "{reader:?}: {text}"
+        );
+        assert!(
+            !l.layout.dir().join(".logpipe").exists(),
+            "no pipe is left ({reader:?})"
+        );
+    }
 }
 
 /// Regression: a 50 MB single-line flood took minutes, read a byte per call by mawk's
 /// interactive mode; the whole line was logged past the limit.
 #[test]
 fn a_flood_is_cut_at_the_log_limit_but_the_promise_is_still_found() {
-    let mut l = start_with(
-        "cat > /dev/null; echo before; head -c 20000000 /dev/zero | tr '\\0' x; echo; echo '<promise>COMPLETE</promise>'",
-        1,
-        &[("HYDRALPH_LOG_MAX_BYTES", "65536")],
-    );
-    let status = wait_for("the loop to end", || l.child.try_wait().expect("wait"));
-    assert_eq!(status.code(), Some(0), "the promise after the flood was found");
-    // Past the limit after the iteration, the log was rotated to agent.log.1.
-    let log = std::fs::read(l.layout.dir().join("agent.log.1")).expect("rotated log");
-    assert!(!l.layout.log().exists());
-    let text = String::from_utf8_lossy(&log);
-    let body = &text[text.find("before").expect("the first line is logged")..];
-    let cut = body.find("\n[hydralph: ").expect("the cut is said");
-    assert_eq!(cut, 65536, "exactly the limit is kept, from the agent's first byte");
-    let printed = "before\n".len() + 20_000_000 + "\n".len() + "<promise>COMPLETE</promise>\n".len();
-    assert!(
-        body[cut..].contains(&format!("{} more bytes of output not logged", printed - 65536)),
-        "{}",
-        &body[cut..]
-    );
+    for reader in LOG_READERS {
+        let env: Vec<(&str, &str)> = [("HYDRALPH_LOG_MAX_BYTES", "65536")]
+            .into_iter()
+            .chain(reader.iter().copied())
+            .collect();
+        let mut l = start_with(
+            "cat > /dev/null; echo before; head -c 20000000 /dev/zero | tr '\\0' x; echo; echo '<promise>COMPLETE</promise>'",
+            1,
+            &env,
+        );
+        let status = wait_for("the loop to end", || l.child.try_wait().expect("wait"));
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "the promise after the flood was found ({reader:?})"
+        );
+        // Past the limit after the iteration, the log was rotated to agent.log.1.
+        let log = std::fs::read(l.layout.dir().join("agent.log.1")).expect("rotated log");
+        assert!(!l.layout.log().exists());
+        let text = String::from_utf8_lossy(&log);
+        let body = &text[text.find("before").expect("the first line is logged")..];
+        let cut = body.find("\n[hydralph: ").expect("the cut is said");
+        assert_eq!(
+            cut, 65536,
+            "exactly the limit is kept, from the agent's first byte ({reader:?})"
+        );
+        let printed = "before\n".len() + 20_000_000 + "\n".len() + "<promise>COMPLETE</promise>\n".len();
+        assert!(
+            body[cut..].contains(&format!("{} more bytes of output not logged", printed - 65536)),
+            "{}",
+            &body[cut..]
+        );
+    }
+}
+
+/// What an agent leaves running in the background (its output elsewhere) does not keep the
+/// iteration from ending: only tee writes to the log's reader, so the reader ends with tee.
+#[test]
+fn an_agent_s_background_process_does_not_hold_the_iteration_open() {
+    for reader in LOG_READERS {
+        let mut l = start_with(
+            "cat > /dev/null; (sleep 60 > /dev/null 2>&1 &); echo done here; echo '<promise>COMPLETE</promise>'",
+            2,
+            reader,
+        );
+        let status = wait_for("the loop to end", || l.child.try_wait().expect("wait"));
+        assert_eq!(status.code(), Some(0), "{reader:?}");
+        assert_eq!(report(&l).expect("report").phase, LoopPhase::Complete);
+        let text = std::fs::read_to_string(l.layout.log()).expect("log");
+        assert!(
+            text.contains("done here\n<promise>COMPLETE</promise>"),
+            "{reader:?}: {text}"
+        );
+    }
 }
 
 #[test]

@@ -22,7 +22,9 @@ fn main() {
     if os == "linux" {
         println!("cargo:rustc-link-arg-bin=hydra=-no-pie");
         println!("cargo:rustc-link-arg-benches=-no-pie");
-        if env == "gnu" {
+        // The host's C compiler knows the host's libgcc_eh.a: not for a cross build.
+        let native = std::env::var("TARGET").ok() == std::env::var("HOST").ok();
+        if env == "gnu" && native {
             if let Some(unwinder) = static_unwinder() {
                 let arg = format!("-Wl,--push-state,--whole-archive,{},--pop-state", unwinder.display());
                 println!("cargo:rustc-link-arg-bin=hydra={arg}");

@@ -228,9 +228,35 @@ pub fn remove_file_if_exists(path: &Path) -> io::Result<()> {
     }
 }
 
-/// The pid written into a temp file name by [`write_atomic`], if `name` is one.
+/// The pid written into a temp file name by [`write_atomic`] or a pack's writer, if `name` is
+/// one.
 pub fn tmp_writer_pid(name: &str) -> Option<u32> {
     name.rsplit(TMP_MARK).next()?.split('-').next()?.parse().ok()
+}
+
+/// A temp file older than this is a crash's leftover even if its writer's pid was reused.
+pub const STALE_TMP: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Whether the temp file at `path`, named `name` by [`write_atomic`] or a pack's writer, was
+/// left by a writer that is gone: no process has the pid in its name (another user's process,
+/// which answers "not permitted", counts as alive), or the file is older than [`STALE_TMP`].
+/// A name without a pid counts as left behind.
+pub fn tmp_abandoned(path: &Path, name: &str) -> bool {
+    let writer_alive = tmp_writer_pid(name)
+        .and_then(|p| i32::try_from(p).ok())
+        .and_then(rustix::process::Pid::from_raw)
+        .is_some_and(|pid| {
+            matches!(
+                rustix::process::test_kill_process(pid),
+                Ok(()) | Err(rustix::io::Errno::PERM)
+            )
+        });
+    let old = fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > STALE_TMP);
+    !writer_alive || old
 }
 
 /// `path` relative to nothing: the absolute form of a possibly relative path, against `base`.
@@ -455,6 +481,28 @@ mod tests {
     fn temp_names_carry_the_writer_pid() {
         assert_eq!(tmp_writer_pid(".a.json.tmp-123-4"), Some(123));
         assert_eq!(tmp_writer_pid("a.json"), None);
+    }
+
+    #[test]
+    fn a_temp_file_is_abandoned_when_its_writer_is_gone_or_it_is_old() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let file = |name: &str| {
+            let path = tmp.path().join(name);
+            fs::write(&path, b"half").expect("write");
+            path
+        };
+        let mine = format!(".a.json{TMP_MARK}{}-0", std::process::id());
+        let fresh = file(&mine);
+        assert!(!tmp_abandoned(&fresh, &mine), "this process is alive");
+        // A pid above the kernel's largest: no process has it.
+        let gone = format!(".a.pack{TMP_MARK}{}", 1 << 23);
+        assert!(tmp_abandoned(&file(&gone), &gone));
+        assert!(tmp_abandoned(&file(".a.json.tmp-x"), ".a.json.tmp-x"), "no pid");
+        // Older than STALE_TMP: left behind even with a live pid (it may have been reused).
+        let old = fs::File::options().write(true).open(&fresh).expect("open");
+        old.set_modified(std::time::SystemTime::now() - STALE_TMP * 2)
+            .expect("age it");
+        assert!(tmp_abandoned(&fresh, &mine));
     }
 
     #[test]

@@ -313,7 +313,7 @@ impl PackPass {
                     continue;
                 };
                 if let Ok(rel) = std::str::from_utf8(name_at(&old.index, at)) {
-                    entries.push((rel, Entry::Old(copy)));
+                    entries.push((rel, Entry::Old(&old.file, copy)));
                 }
             }
         }
@@ -323,11 +323,10 @@ impl PackPass {
         let mut buf = Vec::new();
         for (rel, entry) in entries {
             let key = match entry {
-                Entry::Old(copy) => {
+                Entry::Old(file, copy) => {
                     buf.clear();
                     buf.resize(copy.len as usize, 0);
-                    let Some(old) = &self.old else { continue };
-                    if old.file.read_exact_at(&mut buf, copy.offset).is_err() {
+                    if file.read_exact_at(&mut buf, copy.offset).is_err() {
                         continue;
                     }
                     copy.key
@@ -352,27 +351,19 @@ impl PackPass {
     }
 }
 
-/// Removes the temp files beside `path` named `prefix` and a pid whose process is gone (a run
-/// killed while it wrote the next pack); a live writer's are left to it.
+/// Removes the temp files beside `path` whose names start with `prefix` and whose writer is
+/// gone (a run killed while it wrote the next pack; see [`crate::tmp_abandoned`]); a live
+/// writer's are left to it.
 fn remove_dead_writers_files(path: &Path, prefix: &str) {
     let Some(Ok(entries)) = path.parent().map(std::fs::read_dir) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let pid = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(prefix))
-            .and_then(|p| p.parse::<i32>().ok());
-        let Some(pid) = pid else { continue };
-        // Another user's process answers "not permitted": alive all the same.
-        let alive = rustix::process::Pid::from_raw(pid).is_some_and(|pid| {
-            matches!(
-                rustix::process::test_kill_process(pid),
-                Ok(()) | Err(rustix::io::Errno::PERM)
-            )
-        });
-        if !alive {
+        let Some(name) = name.to_str().filter(|n| n.starts_with(prefix)) else {
+            continue;
+        };
+        if crate::tmp_abandoned(&entry.path(), name) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -380,8 +371,8 @@ fn remove_dead_writers_files(path: &Path, prefix: &str) {
 
 /// Where the next pack takes a copy's bytes from.
 enum Entry<'a> {
-    /// The old pack.
-    Old(Copy),
+    /// The old pack's file.
+    Old(&'a File, Copy),
     /// The file itself.
     Fresh(&'a Fresh),
 }
@@ -571,20 +562,12 @@ mod tests {
         let index_at = good.len() - TRAILER as usize - 2 * entry;
         let (first, second) = (index_at..index_at + entry, index_at + entry..index_at + 2 * entry);
         assert_eq!((good[first.start + 2], good[second.start + 2]), (b'm', b'q'));
-        let swapped = [
-            &good[..index_at],
-            &good[second.clone()],
-            &good[first.clone()],
-            &good[second.end..],
-        ]
-        .concat();
-        let twice = [
-            &good[..index_at],
-            &good[first.clone()],
-            &good[first.clone()],
-            &good[second.end..],
-        ]
-        .concat();
+        // The pack with its index's entries as `a` then `b`.
+        let with_index = |a: std::ops::Range<usize>, b: std::ops::Range<usize>| {
+            [&good[..index_at], &good[a], &good[b], &good[second.end..]].concat()
+        };
+        let swapped = with_index(second.clone(), first.clone());
+        let twice = with_index(first.clone(), first.clone());
         for bad in [swapped, twice] {
             fs::write(&pack, &bad).expect("damage");
             let (d, mut p) = pass(&dir, &pack, Duration::ZERO);

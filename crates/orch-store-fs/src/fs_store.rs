@@ -24,9 +24,6 @@ pub struct FsStore {
     pack_hits: Arc<AtomicU64>,
 }
 
-/// A temp file older than this is a crash's leftover even if its pid was reused.
-const STALE_TMP: Duration = Duration::from_secs(600);
-
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
     move |source| {
         if orch_fs::is_read_only(&source) && op != "read" && op != "read directory" {
@@ -185,18 +182,9 @@ impl FsStore {
         )
     }
 
-    /// Removes a temp file left by a writer that died (its pid is gone, or it is old).
+    /// Removes a temp file left by a writer that died (see [`orch_fs::tmp_abandoned`]).
     fn clean_tmp(&self, path: &Path, name: &str) {
-        let writer_alive = orch_fs::tmp_writer_pid(name)
-            .and_then(|p| i32::try_from(p).ok())
-            .and_then(rustix::process::Pid::from_raw)
-            .is_some_and(|pid| rustix::process::test_kill_process(pid).is_ok());
-        let old = fs::metadata(path)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > STALE_TMP);
-        if !writer_alive || old {
+        if orch_fs::tmp_abandoned(path, name) {
             let _ = fs::remove_file(path);
         }
     }

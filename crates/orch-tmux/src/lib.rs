@@ -13,6 +13,7 @@
 mod command;
 mod control;
 mod exits;
+mod native;
 mod parse;
 mod tmux;
 mod watch;

@@ -29,6 +29,11 @@ pub struct TmuxConfig {
     /// (about half the server's cost). For long-lived processes (a monitor, a dashboard, an
     /// embedder); `None` (the default) keeps no client.
     pub control_tag: Option<String>,
+    /// Whether the commands that only read (listings, `display-message -p`, `capture-pane`,
+    /// `has-session`) go through this crate's own client on the server's socket instead of a
+    /// tmux process each (see the `native` module; a command it cannot carry still runs as a
+    /// process). On by default; `HYDRA_TMUX_NATIVE=0` in the environment turns it off.
+    pub native_client: bool,
 }
 
 impl Default for TmuxConfig {
@@ -39,6 +44,7 @@ impl Default for TmuxConfig {
             history_limit: 2000,
             inside_tmux: false,
             control_tag: None,
+            native_client: std::env::var_os("HYDRA_TMUX_NATIVE").is_none_or(|v| v != "0"),
         }
     }
 }
@@ -69,6 +75,8 @@ pub struct Tmux {
     calls: AtomicU64,
     /// Commands run through the control-mode client.
     control_calls: AtomicU64,
+    /// Commands answered through this crate's own client (see `TmuxConfig::native_client`).
+    native_calls: AtomicU64,
     /// The control-mode client (with a `control_tag` only).
     control: std::sync::Mutex<Control>,
     /// The panes' processes the latest snapshot saw, which this adapter's watches wait on
@@ -106,6 +114,7 @@ impl Tmux {
             config,
             calls: AtomicU64::new(0),
             control_calls: AtomicU64::new(0),
+            native_calls: AtomicU64::new(0),
             control: std::sync::Mutex::default(),
             panes: crate::watch::SeenPanes::default(),
             nudged: std::sync::Mutex::default(),
@@ -127,6 +136,20 @@ impl Tmux {
         self.control_calls.load(Ordering::Relaxed)
     }
 
+    /// How many of its commands this adapter had answered through its own client on the
+    /// server's socket instead of a tmux process (see [`TmuxConfig::native_client`]).
+    pub fn native_calls(&self) -> u64 {
+        self.native_calls.load(Ordering::Relaxed)
+    }
+
+    /// `request`'s answer as a process's outcome, counted; `None` when the answer was not
+    /// one the client understands.
+    fn answered(&self, op: &str, request: crate::native::Request) -> Option<Result<std::process::Output, MuxError>> {
+        let out = request.finish()?;
+        self.native_calls.fetch_add(1, Ordering::Relaxed);
+        Some(outcome(&self.config, op, Ok(out)))
+    }
+
     /// Every pane of the server: through the control-mode client when one is attached, else
     /// through a tmux process. A client that is gone (its session ended) or does not answer is
     /// dropped; one that tmux answers with an error is kept, and a process asks instead.
@@ -144,7 +167,7 @@ impl Tmux {
                 }
             }
         }
-        listing(self.run("list-panes", &LIST_ALL))
+        listing(self.query("list-panes", &LIST_ALL))
     }
 
     /// What a snapshot adds to the first listing of the panes: dead panes waiting for their
@@ -232,7 +255,9 @@ impl Tmux {
 
     /// The pid of the running server (`None` when none runs or tmux does not say).
     pub fn server_pid(&self) -> Option<u32> {
-        let out = self.run("display-message", &["display-message", "-p", "#{pid}"]).ok()?;
+        let out = self
+            .query("display-message", &["display-message", "-p", "#{pid}"])
+            .ok()?;
         let pid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
         (pid > 1).then_some(pid)
     }
@@ -240,6 +265,16 @@ impl Tmux {
     fn run(&self, op: &str, args: &[&str]) -> Result<std::process::Output, MuxError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         run(&self.config, op, args)
+    }
+
+    /// [`run`](Self::run) for a command that changes nothing: through this crate's own
+    /// client when it can (see the `native` module), else as a process; the same output and
+    /// errors either way.
+    fn query(&self, op: &str, args: &[&str]) -> Result<std::process::Output, MuxError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        crate::native::Request::send(&self.config, args)
+            .and_then(|request| self.answered(op, request))
+            .unwrap_or_else(|| run(&self.config, op, args))
     }
 
     /// Ends the whole server and every session on it, and removes its socket file (tmux leaves
@@ -286,20 +321,14 @@ impl Tmux {
         match &self.config.server {
             MuxServer::Default => None,
             MuxServer::Path(path) => Some(path.clone()),
-            MuxServer::Name(name) => {
-                let dir = std::env::var_os("TMUX_TMPDIR")
-                    .filter(|d| !d.is_empty())
-                    .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
-                let uid = rustix::process::getuid().as_raw();
-                Some(dir.join(format!("tmux-{uid}")).join(name))
-            }
+            MuxServer::Name(name) => Some(crate::native::label_dir().join(name)),
         }
     }
 
     /// The socket file of this adapter's server, as the running server reports it.
     pub fn socket_path(&self) -> Option<PathBuf> {
         let out = self
-            .run("display-message", &["display-message", "-p", "#{socket_path}"])
+            .query("display-message", &["display-message", "-p", "#{socket_path}"])
             .ok()?;
         let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         (!text.is_empty()).then(|| PathBuf::from(text))
@@ -309,7 +338,7 @@ impl Tmux {
     /// benchmarks that compare the two strategies.
     pub fn has_session(&self, name: &str) -> Result<bool, MuxError> {
         let target = format!("={name}");
-        match self.run("has-session", &["has-session", "-t", &target]) {
+        match self.query("has-session", &["has-session", "-t", &target]) {
             Ok(_) => Ok(true),
             Err(MuxError::NotFound { .. } | MuxError::NoServer { .. }) => Ok(false),
             Err(e) => Err(e),
@@ -417,16 +446,19 @@ impl Multiplexer for Tmux {
             return None;
         }
         self.calls.fetch_add(1, Ordering::Relaxed);
-        let child = start(&self.config, "list-panes", &LIST_ALL);
+        let started = match crate::native::Request::send(&self.config, &LIST_ALL) {
+            Some(request) => Started::Native(request),
+            None => Started::Process(start(&self.config, "list-panes", &LIST_ALL)),
+        };
         Some(Box::new(Listing {
             tmux: self,
-            child: Some(child),
+            started: Some(started),
         }))
     }
 
     fn probe(&self, name: &str) -> Result<Option<PaneInfo>, MuxError> {
         let target = format!("={name}");
-        let list = || match self.run(
+        let list = || match self.query(
             "list-panes",
             &["list-panes", "-s", "-t", &target, "-F", SNAPSHOT_FORMAT],
         ) {
@@ -451,7 +483,7 @@ impl Multiplexer for Tmux {
     fn capture(&self, name: &str, lines: u32) -> Result<String, MuxError> {
         let pane = format!("={name}:");
         let start = format!("-{}", lines.max(1));
-        let out = self.run("capture-pane", &["capture-pane", "-p", "-J", "-t", &pane, "-S", &start])?;
+        let out = self.query("capture-pane", &["capture-pane", "-p", "-J", "-t", &pane, "-S", &start])?;
         let text = String::from_utf8_lossy(&out.stdout);
         let all: Vec<&str> = text.trim_end_matches('\n').lines().collect();
         let keep = all.len().saturating_sub(lines as usize);
@@ -501,28 +533,45 @@ fn listing(ran: Result<std::process::Output, MuxError>) -> Result<MuxSnapshot, M
     }
 }
 
-/// A snapshot's `list-panes` process under way (see [`Tmux::begin_snapshot`]).
+/// A snapshot's `list-panes` under way (see [`Tmux::begin_snapshot`]): sent through this
+/// crate's own client, or a process.
 struct Listing<'a> {
     tmux: &'a Tmux,
-    /// The process, or why it could not start; an `Option` only so that `finish` can take
-    /// it from a type with a `Drop`. A listing dropped unfinished ends its process and reaps it.
-    child: Option<Result<std::process::Child, MuxError>>,
+    /// The command under way; an `Option` only so that `finish` can take it from a type with
+    /// a `Drop`. A listing dropped unfinished ends its process and reaps it.
+    started: Option<Started>,
+}
+
+/// How a listing's command went out.
+enum Started {
+    /// Sent on the server's socket: the answer is read at the end.
+    Native(crate::native::Request),
+    /// A process, or why it could not start.
+    Process(Result<std::process::Child, MuxError>),
 }
 
 impl PendingSnapshot for Listing<'_> {
     fn finish(mut self: Box<Self>) -> Result<MuxSnapshot, MuxError> {
         let started = self
-            .child
+            .started
             .take()
-            .expect("only `finish` takes the child, and it consumes the listing");
-        let ran = started.and_then(|child| outcome(&self.tmux.config, "list-panes", child.wait_with_output()));
+            .expect("only `finish` takes the command, and it consumes the listing");
+        let config = &self.tmux.config;
+        let ran = match started {
+            // Not understood: asked again, as a process.
+            Started::Native(request) => self
+                .tmux
+                .answered("list-panes", request)
+                .unwrap_or_else(|| run(config, "list-panes", &LIST_ALL)),
+            Started::Process(child) => child.and_then(|child| outcome(config, "list-panes", child.wait_with_output())),
+        };
         self.tmux.complete(listing(ran)?)
     }
 }
 
 impl Drop for Listing<'_> {
     fn drop(&mut self) {
-        if let Some(Ok(mut child)) = self.child.take() {
+        if let Some(Started::Process(Ok(mut child))) = self.started.take() {
             // Not waited for with its output unread: it could be blocked writing it.
             let _ = child.kill();
             let _ = child.wait();

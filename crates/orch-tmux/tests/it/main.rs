@@ -757,3 +757,103 @@ fn a_refused_attach_is_not_tried_again_at_once() {
     assert_eq!(tried, 1, "one try for two sessions and three snapshots");
     assert_eq!(control_clients(&srv), 0);
 }
+
+/// The same server through an adapter that always runs tmux processes.
+fn process_adapter(srv: &Server) -> Tmux {
+    Tmux::new(TmuxConfig {
+        native_client: false,
+        ..TmuxConfig::with_socket_name(srv.name())
+    })
+}
+
+#[test]
+fn the_own_client_answers_as_a_tmux_process_does() {
+    let srv = Server::new();
+    let process = process_adapter(&srv);
+    // Names with a space and with non-ASCII text; live panes and a dead one.
+    for name in ["hydralph-a b", "hydralph-é"] {
+        srv.spawn(name, &["sh", "-c", "printf 'hello\\n'; exec sleep 30"]);
+    }
+    srv.spawn("hydralph-dead", &["sh", "-c", "exit 3"]);
+    wait_for("the dead pane's status", || {
+        let snap = process.snapshot().ok()?;
+        snap.get("hydralph-dead")?.exit_status.is_some().then_some(())
+    });
+    wait_for("the live panes' output", || {
+        let text = process.capture("hydralph-a b", 5).ok()?;
+        text.contains("hello").then_some(())
+    });
+    let before = srv.tmux.native_calls();
+    assert_eq!(srv.tmux.snapshot().expect("own"), process.snapshot().expect("process"));
+    let begun = srv.tmux.begin_snapshot().expect("begun").finish().expect("own");
+    assert_eq!(begun, process.snapshot().expect("process"));
+    for name in ["hydralph-é", "hydralph-dead", "hydralph-none"] {
+        assert_eq!(
+            srv.tmux.probe(name).expect("own"),
+            process.probe(name).expect("process"),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        srv.tmux.capture("hydralph-a b", 5).expect("own"),
+        process.capture("hydralph-a b", 5).expect("process")
+    );
+    assert_eq!(srv.tmux.server_pid(), process.server_pid());
+    assert_eq!(srv.tmux.socket_path(), process.socket_path());
+    // tmux's own errors arrive the same way: a missing session is NotFound both ways.
+    let own = srv.tmux.capture("hydralph-none", 5).expect_err("no such session");
+    let theirs = process.capture("hydralph-none", 5).expect_err("no such session");
+    assert!(matches!(own, MuxError::NotFound { .. }), "{own}");
+    assert_eq!(own.to_string(), theirs.to_string());
+    assert!(srv.tmux.native_calls() - before >= 9, "the own client answered");
+    assert_eq!(process.native_calls(), 0);
+}
+
+/// A Unix socket that answers every client as a tmux server of another protocol version
+/// would (`MSG_VERSION`), counting the clients; it stops when the socket file is removed.
+fn foreign_server(path: &Path) -> std::sync::Arc<AtomicUsize> {
+    use std::io::{Read, Write};
+    let listener = std::os::unix::net::UnixListener::bind(path).expect("bind");
+    let seen = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            count.fetch_add(1, Ordering::SeqCst);
+            let mut head = [0u8; 16];
+            let _ = conn.read_exact(&mut head);
+            let mut version = Vec::new();
+            version.extend_from_slice(&12u32.to_ne_bytes());
+            version.extend_from_slice(&16u16.to_ne_bytes());
+            version.extend_from_slice(&0u16.to_ne_bytes());
+            version.extend_from_slice(&9u32.to_ne_bytes());
+            version.extend_from_slice(&0u32.to_ne_bytes());
+            let _ = conn.write_all(&version);
+        }
+    });
+    seen
+}
+
+#[test]
+fn a_server_the_own_client_does_not_understand_is_asked_by_a_tmux_process() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket = dir.path().join("sock");
+    let seen = foreign_server(&socket);
+    // The "tmux" that then runs prints one pane, as list-panes would.
+    let fake = dir.path().join("tmux");
+    write_script(
+        &fake,
+        "#!/bin/sh\nprintf '4242 0   1700000000 @0123456789abcdef hydralph-fake\\n'\n",
+    );
+    let tmux = Tmux::new(TmuxConfig {
+        program: fake,
+        ..TmuxConfig::for_server(orch_core::MuxServer::Path(socket.clone()))
+    });
+    let snap = tmux.snapshot().expect("snapshot through the process");
+    assert_eq!(snap.get("hydralph-fake").and_then(|p| p.pane_pid), Some(4242));
+    let begun = tmux.begin_snapshot().expect("begun").finish().expect("process");
+    assert_eq!(begun, snap);
+    assert_eq!(seen.load(Ordering::SeqCst), 2, "the own client tried first, each time");
+    assert_eq!(tmux.native_calls(), 0);
+    let _ = std::fs::remove_file(&socket);
+}

@@ -70,6 +70,9 @@ pub(crate) struct Global {
 }
 
 #[derive(Subcommand)]
+// Each subcommand's arguments are built only when it runs (or for help, completions, the
+// manual): `hydra ls` no longer builds the other twenty-odd commands' arguments first.
+#[command(defer = true)]
 enum Command {
     /// Prepare this project: .hydra/, a sample PRD and a commented hydra.toml
     Init,
@@ -1028,4 +1031,31 @@ fn init(g: &Global) -> Result<i32> {
         prd.display()
     );
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_definition_is_consistent_with_its_deferred_arguments_built() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_deferred_subcommand_parses_its_own_and_the_global_arguments() {
+        let cli = Cli::try_parse_from(["hydra", "spawn", "--agent", "codex", "--max-iterations", "3", "--json"])
+            .expect("spawn parses");
+        let Command::Spawn(args) = cli.command else {
+            panic!("not spawn")
+        };
+        assert_eq!((args.agent.as_deref(), args.max_iterations), (Some("codex"), Some(3)));
+        assert!(cli.global.json);
+        assert!(Cli::try_parse_from(["hydra", "ls", "--max-iterations", "3"]).is_err());
+        // Completions see every subcommand's arguments.
+        let mut out = Vec::new();
+        clap_complete::generate(clap_complete::Shell::Bash, &mut Cli::command(), "hydra", &mut out);
+        assert!(String::from_utf8_lossy(&out).contains("--max-iterations"));
+    }
 }

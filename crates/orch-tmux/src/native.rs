@@ -317,9 +317,18 @@ mod tests {
     fn a_frame_carries_its_length_and_the_protocol_version() {
         let m = message(MSG_COMMAND, b"abc");
         assert_eq!(m.len(), HEADER + 3);
-        assert_eq!(u32::from_ne_bytes(m[0..4].try_into().expect("4 or 2 bytes")), MSG_COMMAND);
-        assert_eq!(usize::from(u16::from_ne_bytes(m[4..6].try_into().expect("4 or 2 bytes"))), HEADER + 3);
-        assert_eq!(u32::from_ne_bytes(m[8..12].try_into().expect("4 or 2 bytes")), PROTOCOL_VERSION);
+        assert_eq!(
+            u32::from_ne_bytes(m[0..4].try_into().expect("4 or 2 bytes")),
+            MSG_COMMAND
+        );
+        assert_eq!(
+            usize::from(u16::from_ne_bytes(m[4..6].try_into().expect("4 or 2 bytes"))),
+            HEADER + 3
+        );
+        assert_eq!(
+            u32::from_ne_bytes(m[8..12].try_into().expect("4 or 2 bytes")),
+            PROTOCOL_VERSION
+        );
         assert_eq!(&m[HEADER..], b"abc");
     }
 

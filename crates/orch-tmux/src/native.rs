@@ -5,15 +5,23 @@
 //! a millisecond of a 2-core machine before the server sees the command.
 //!
 //! The protocol is tmux's private one (version 8, the same from tmux 3.1 to 3.7): messages
-//! framed as OpenBSD's imsg (a 16-byte header: type, length, flags, the protocol version, a
-//! pid), the identification a client sends before its command, then the command's argv. The
-//! server answers with the command's output as writes to the client's stdout and stderr, and
-//! the exit status. This client sends what tmux's own sends for a command run without a
-//! terminal (no terminal, no environment: the commands it serves use neither) and takes
-//! nothing it does not expect: another protocol version, a message it does not know, a
-//! write to anything but stdout or stderr, the server closing first, or no answer within
-//! [`TIMEOUT`] all make it give up, and the caller runs the `tmux` process instead. As only
-//! commands that change nothing come here, asking again is harmless.
+//! framed as OpenBSD's imsg (a 16-byte header: type, length, the protocol version, a pid; the
+//! length a 16-bit field and 16 bits of flags before tmux 3.6, one 32-bit field since, the
+//! same bytes on a little-endian machine for a message without a descriptor, the only kind
+//! this client sends or takes), the identification a client sends before its command, then
+//! the command's argv. The server answers with the command's output as writes to the client's
+//! stdout and stderr, and the exit status.
+//!
+//! The server checks the size of every identification message, and tmux before 3.7 ends
+//! itself, sessions and all, on one it does not expect. So this client sends only what tmux's
+//! own client sends for a command run without a terminal, and only messages whose size no
+//! version from 3.0 to 3.7 changed: the flags, the terminal features and the pid (a C `int`
+//! each), the terminal's name, the tty's and the working directory (NUL-ended strings; empty
+//! for the two terminal ones), no environment; and nothing at all on a big-endian machine. It
+//! takes nothing it does not expect either: another protocol version, a message it does not
+//! know, a write to anything but stdout or stderr, the server closing first, or no answer
+//! within [`TIMEOUT`] all make it give up, and the caller runs the `tmux` process instead. As
+//! only commands that change nothing come here, asking again is harmless.
 
 use crate::tmux::TmuxConfig;
 use orch_core::MuxServer;
@@ -146,7 +154,7 @@ impl Request {
     /// client is turned off, the server cannot be reached, or the command cannot be sent as
     /// tmux's client would (then the `tmux` process is the way).
     pub(crate) fn send(config: &TmuxConfig, args: &[&str]) -> Option<Request> {
-        if !config.native_client {
+        if !config.native_client || cfg!(target_endian = "big") {
             return None;
         }
         let mut command = Vec::with_capacity(256);
@@ -191,13 +199,7 @@ impl Request {
         let mut chunk = [0u8; MAX_MESSAGE];
         loop {
             while buf.len() - start >= HEADER {
-                let head = &buf[start..start + HEADER];
-                let kind = u32::from_ne_bytes(head[0..4].try_into().ok()?);
-                let len = usize::from(u16::from_ne_bytes(head[4..6].try_into().ok()?));
-                let version = u32::from_ne_bytes(head[8..12].try_into().ok()?) & 0xff;
-                if len < HEADER || version != PROTOCOL_VERSION {
-                    return None;
-                }
+                let (kind, len) = header(&buf[start..start + HEADER])?;
                 if buf.len() - start < len {
                     break;
                 }
@@ -244,6 +246,16 @@ enum Step {
     More,
     /// The command ended with this status.
     Done(ExitStatus),
+}
+
+/// The type and the length of the message whose header `head` is; `None` for one this client
+/// does not take: another protocol version, a length under a header's, or bytes 6 and 7 set
+/// (the old header's flags or the new one's length above 64 kB and descriptor mark).
+fn header(head: &[u8]) -> Option<(u32, usize)> {
+    let kind = u32::from_ne_bytes(head.get(0..4)?.try_into().ok()?);
+    let len = usize::from(u16::from_ne_bytes(head.get(4..6)?.try_into().ok()?));
+    let version = u32::from_ne_bytes(head.get(8..12)?.try_into().ok()?) & 0xff;
+    (len >= HEADER && head.get(6..8)? == [0, 0] && version == PROTOCOL_VERSION).then_some((kind, len))
 }
 
 fn int_at(data: &[u8], at: usize) -> Option<i32> {
@@ -330,6 +342,22 @@ mod tests {
             PROTOCOL_VERSION
         );
         assert_eq!(&m[HEADER..], b"abc");
+    }
+
+    #[test]
+    fn a_header_of_another_version_or_with_a_descriptor_is_not_taken() {
+        let m = message(MSG_EXIT, &ints(&[0]));
+        assert_eq!(header(&m[..HEADER]), Some((MSG_EXIT, HEADER + 4)));
+        let mut other = m.clone();
+        other[8] = 9;
+        assert_eq!(header(&other[..HEADER]), None);
+        let mut with_fd = m.clone();
+        with_fd[6] = 1;
+        assert_eq!(header(&with_fd[..HEADER]), None);
+        let mut marked = m;
+        marked[7] = 0x80;
+        assert_eq!(header(&marked[..HEADER]), None);
+        assert_eq!(header(&message(MSG_EXIT, &[])[..8]), None, "short");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! `hydra resume ID` as whole processes beside the floor (one bare `tmux list-panes -a` with
 //! the snapshot's format, on the same server, in the same run; each command, the floor's too,
 //! started on a quiet tmux server), beside the relay (the least a process that runs that tmux
-//! command and prints `ls`'s answer can cost: see `relay`), and the same snapshot through a
+//! command as a tmux process and prints `ls`'s answer can cost: see `relay`), and the same snapshot through a
 //! control-mode client already connected (the tmux adapter of a long-lived process: the
 //! server's own share of the floor), `list()` and
 //! `health_check()` in the library against one tmux call per session (and the longest time
@@ -74,10 +74,11 @@ fn machine() -> String {
 /// as the relay: see [`relay`].
 const RELAY: &str = "HYDRA_BENCH_RELAY";
 
-/// The least a command that asks tmux can cost: a process (this executable, about as large as
-/// `hydra`) that runs the floor's `tmux list-panes` as its child, as `hydra ls` does, and
-/// prints as many bytes as `hydra ls --json` printed, and nothing else: no arguments parsed,
-/// no record read, no session judged.
+/// The least a command that asks tmux through a tmux process can cost: a process (this
+/// executable, about as large as `hydra`) that runs the floor's `tmux list-panes` as its child,
+/// as `hydra ls` did before it spoke tmux's client protocol itself, and prints as many bytes
+/// as `hydra ls --json` printed, and nothing else: no arguments parsed, no record read, no
+/// session judged.
 fn relay(spec: &str) {
     use std::io::Write;
     let (socket, bytes) = spec.split_once(' ').expect("SOCKET BYTES");

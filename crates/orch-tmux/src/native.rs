@@ -67,6 +67,22 @@ pub(crate) struct Request {
     socket: UnixStream,
 }
 
+/// Why a request has no answer this client understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unanswered {
+    /// The server did not run the command: it speaks another protocol version, or closed the
+    /// connection before saying anything (a server on its way out).
+    NotRun,
+    /// The server said something this client does not take, or went silent or away midway:
+    /// the command may have run.
+    Unknown,
+}
+
+/// The message a server of another protocol version answers every message with.
+const MSG_VERSION: u32 = 12;
+/// A client's environment, one variable per message.
+const MSG_IDENTIFY_ENVIRON: u32 = 105;
+
 /// Appends one message of `kind` carrying `data` to `out`.
 fn frame(out: &mut Vec<u8>, kind: u32, data: &[u8]) {
     let len = u16::try_from(HEADER + data.len()).expect("messages are built under MAX_MESSAGE");
@@ -150,10 +166,12 @@ pub(crate) fn label_dir() -> PathBuf {
 }
 
 impl Request {
-    /// Connects to the server of `config` and sends `args` as one command. `None` when this
-    /// client is turned off, the server cannot be reached, or the command cannot be sent as
-    /// tmux's client would (then the `tmux` process is the way).
-    pub(crate) fn send(config: &TmuxConfig, args: &[&str]) -> Option<Request> {
+    /// Connects to the server of `config` and sends `args` as one command, with this
+    /// process's environment when `env` (what tmux's client sends; a command that makes a
+    /// session takes `update-environment` from it). `None` when this client is turned off,
+    /// the server cannot be reached, or the command cannot be sent as tmux's client would:
+    /// nothing ran, and the `tmux` process is the way.
+    pub(crate) fn send(config: &TmuxConfig, args: &[&str], env: bool) -> Option<Request> {
         if !config.native_client || cfg!(target_endian = "big") {
             return None;
         }
@@ -179,6 +197,19 @@ impl Request {
         frame(&mut out, MSG_IDENTIFY_TTYNAME, b"\0");
         frame(&mut out, MSG_IDENTIFY_CWD, &cwd);
         frame(&mut out, MSG_IDENTIFY_CLIENTPID, &pid.to_ne_bytes());
+        if env {
+            for (k, v) in std::env::vars_os() {
+                let mut var = Vec::with_capacity(k.len() + v.len() + 2);
+                var.extend_from_slice(k.as_bytes());
+                var.push(b'=');
+                var.extend_from_slice(v.as_bytes());
+                // tmux's client leaves out a variable too long for one message; so does this.
+                match c_string(&var) {
+                    Some(var) if HEADER + var.len() <= MAX_MESSAGE => frame(&mut out, MSG_IDENTIFY_ENVIRON, &var),
+                    _ => {}
+                }
+            }
+        }
         frame(&mut out, MSG_IDENTIFY_DONE, &[]);
         frame(&mut out, MSG_COMMAND, &command);
         let path = socket_path(&config.server)?;
@@ -190,25 +221,32 @@ impl Request {
     }
 
     /// Reads the command's answer: what it wrote to stdout and stderr and its exit status, as
-    /// from a `tmux` process. `None` when the answer is not one this client understands (see
-    /// the module documentation).
-    pub(crate) fn finish(mut self) -> Option<Output> {
+    /// from a `tmux` process; or why there is none this client understands (see the module
+    /// documentation).
+    pub(crate) fn finish(mut self) -> Result<Output, Unanswered> {
+        use Unanswered::{NotRun, Unknown};
         let mut answer = Answer::default();
         let mut buf: Vec<u8> = Vec::with_capacity(2 * MAX_MESSAGE);
         let mut start = 0;
         let mut chunk = [0u8; MAX_MESSAGE];
+        let mut heard = false;
         loop {
             while buf.len() - start >= HEADER {
-                let (kind, len) = header(&buf[start..start + HEADER])?;
+                let head = &buf[start..start + HEADER];
+                if head[0..4] == MSG_VERSION.to_ne_bytes() {
+                    return Err(if heard { Unknown } else { NotRun });
+                }
+                let (kind, len) = header(head).ok_or(Unknown)?;
                 if buf.len() - start < len {
                     break;
                 }
+                heard = true;
                 let data = &buf[start + HEADER..start + len];
-                match answer.take(kind, data)? {
-                    Step::Reply(reply) => self.socket.write_all(&reply).ok()?,
+                match answer.take(kind, data).ok_or(Unknown)? {
+                    Step::Reply(reply) => self.socket.write_all(&reply).map_err(|_| Unknown)?,
                     Step::More => {}
                     Step::Done(status) => {
-                        return Some(Output {
+                        return Ok(Output {
                             status,
                             stdout: answer.stdout,
                             stderr: answer.stderr,
@@ -219,11 +257,14 @@ impl Request {
             }
             buf.drain(..start);
             start = 0;
-            let n = self.socket.read(&mut chunk).ok()?;
-            if n == 0 {
-                return None;
+            let silent = buf.is_empty() && !heard;
+            match self.socket.read(&mut chunk) {
+                Ok(0) if silent => return Err(NotRun),
+                Ok(0) => return Err(Unknown),
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) if silent && e.kind() == std::io::ErrorKind::ConnectionReset => return Err(NotRun),
+                Err(_) => return Err(Unknown),
             }
-            buf.extend_from_slice(&chunk[..n]);
         }
     }
 }
@@ -311,9 +352,6 @@ impl Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The server's answer to a client of another protocol version.
-    const MSG_VERSION: u32 = 12;
 
     fn message(kind: u32, data: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();

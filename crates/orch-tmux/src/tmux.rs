@@ -142,10 +142,35 @@ impl Tmux {
         self.native_calls.load(Ordering::Relaxed)
     }
 
+    /// A session made through this crate's own client when a server runs (see the `native`
+    /// module; the client sends this process's environment, as tmux's does, for
+    /// `update-environment`). `None` when the server did not run the command (none runs, or
+    /// it speaks another protocol): the tmux process then makes it, starting a server if
+    /// needed. An answer the client does not understand is an error, not a second try: the
+    /// session may exist, and the spawn's rollback ends it.
+    fn create_natively(&self, args: &[&str]) -> Option<Result<std::process::Output, MuxError>> {
+        let request = crate::native::Request::send(&self.config, args, true)?;
+        let answer = request.finish();
+        if answer == Err(crate::native::Unanswered::NotRun) {
+            return None;
+        }
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        Some(match answer {
+            Ok(out) => {
+                self.native_calls.fetch_add(1, Ordering::Relaxed);
+                outcome(&self.config, "new-session", Ok(out))
+            }
+            Err(_) => Err(MuxError::Io {
+                op: "new-session".to_owned(),
+                source: std::io::Error::other("tmux's answer was not understood; the session may exist"),
+            }),
+        })
+    }
+
     /// `request`'s answer as a process's outcome, counted; `None` when the answer was not
     /// one the client understands.
     fn answered(&self, op: &str, request: crate::native::Request) -> Option<Result<std::process::Output, MuxError>> {
-        let out = request.finish()?;
+        let out = request.finish().ok()?;
         self.native_calls.fetch_add(1, Ordering::Relaxed);
         Some(outcome(&self.config, op, Ok(out)))
     }
@@ -272,7 +297,7 @@ impl Tmux {
     /// errors either way.
     fn query(&self, op: &str, args: &[&str]) -> Result<std::process::Output, MuxError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        crate::native::Request::send(&self.config, args)
+        crate::native::Request::send(&self.config, args, false)
             .and_then(|request| self.answered(op, request))
             .unwrap_or_else(|| run(&self.config, op, args))
     }
@@ -425,7 +450,11 @@ impl Multiplexer for Tmux {
         // server, so that only means "try again" (found when resume restarted a blocked loop).
         let mut attempt = 0;
         loop {
-            match self.run("new-session", &args) {
+            let ran = match self.create_natively(&args) {
+                Some(ran) => ran,
+                None => self.run("new-session", &args),
+            };
+            match ran {
                 Err(MuxError::NoServer { .. }) if attempt < 20 => {
                     attempt += 1;
                     std::thread::sleep(std::time::Duration::from_millis(10));
@@ -446,7 +475,7 @@ impl Multiplexer for Tmux {
             return None;
         }
         self.calls.fetch_add(1, Ordering::Relaxed);
-        let started = match crate::native::Request::send(&self.config, &LIST_ALL) {
+        let started = match crate::native::Request::send(&self.config, &LIST_ALL, false) {
             Some(request) => Started::Native(request),
             None => Started::Process(start(&self.config, "list-panes", &LIST_ALL)),
         };

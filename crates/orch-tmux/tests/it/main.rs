@@ -809,9 +809,9 @@ fn the_own_client_answers_as_a_tmux_process_does() {
     assert_eq!(process.native_calls(), 0);
 }
 
-/// A Unix socket that answers every client as a tmux server of another protocol version
-/// would (`MSG_VERSION`), counting the clients; it stops when the socket file is removed.
-fn foreign_server(path: &Path) -> std::sync::Arc<AtomicUsize> {
+/// A Unix socket that answers every client with one message of type `kind` (12, `MSG_VERSION`:
+/// as a tmux server of another protocol version would), counting the clients.
+fn foreign_server(path: &Path, kind: u32) -> std::sync::Arc<AtomicUsize> {
     use std::io::{Read, Write};
     let listener = std::os::unix::net::UnixListener::bind(path).expect("bind");
     let seen = std::sync::Arc::new(AtomicUsize::new(0));
@@ -823,10 +823,10 @@ fn foreign_server(path: &Path) -> std::sync::Arc<AtomicUsize> {
             let mut head = [0u8; 16];
             let _ = conn.read_exact(&mut head);
             let mut version = Vec::new();
-            version.extend_from_slice(&12u32.to_ne_bytes());
+            version.extend_from_slice(&kind.to_ne_bytes());
             version.extend_from_slice(&16u16.to_ne_bytes());
             version.extend_from_slice(&0u16.to_ne_bytes());
-            version.extend_from_slice(&9u32.to_ne_bytes());
+            version.extend_from_slice(&(if kind == 12 { 9u32 } else { 8 }).to_ne_bytes());
             version.extend_from_slice(&0u32.to_ne_bytes());
             let _ = conn.write_all(&version);
         }
@@ -838,7 +838,7 @@ fn foreign_server(path: &Path) -> std::sync::Arc<AtomicUsize> {
 fn a_server_the_own_client_does_not_understand_is_asked_by_a_tmux_process() {
     let dir = tempfile::tempdir().expect("temp dir");
     let socket = dir.path().join("sock");
-    let seen = foreign_server(&socket);
+    let seen = foreign_server(&socket, 12);
     // The "tmux" that then runs prints one pane, as list-panes would.
     let fake = dir.path().join("tmux");
     write_script(
@@ -855,5 +855,72 @@ fn a_server_the_own_client_does_not_understand_is_asked_by_a_tmux_process() {
     assert_eq!(begun, snap);
     assert_eq!(seen.load(Ordering::SeqCst), 2, "the own client tried first, each time");
     assert_eq!(tmux.native_calls(), 0);
+    let _ = std::fs::remove_file(&socket);
+}
+
+#[test]
+fn a_session_made_through_the_own_client_takes_the_caller_s_environment() {
+    let srv = Server::new();
+    // A server whose own environment is not this process's: its PATH ends in a marker.
+    let tmux_dir = std::process::Command::new("sh")
+        .args(["-c", "dirname \"$(command -v tmux)\""])
+        .output()
+        .expect("sh");
+    let server_path = format!(
+        "{}:/bin:/nonexistent-marker",
+        String::from_utf8_lossy(&tmux_dir.stdout).trim()
+    );
+    let started = std::process::Command::new("env")
+        .args(["-i", &format!("PATH={server_path}"), "tmux", "-L", srv.name()])
+        .args(["new-session", "-d", "-s", "base", "sleep", "30", ";"])
+        .args(["set-option", "-g", "update-environment", "PATH"])
+        .status()
+        .expect("tmux");
+    assert!(started.success());
+    let process = process_adapter(&srv);
+    let before = srv.tmux.native_calls();
+    srv.spawn("hydralph-own", &["sleep", "30"]);
+    assert_eq!(srv.tmux.native_calls() - before, 1, "made through the own client");
+    process
+        .create(&spec("hydralph-proc", &["sleep", "30"], srv.dir.path()))
+        .expect("create");
+    let ours = std::env::var("PATH").expect("PATH");
+    assert_ne!(ours, server_path);
+    for name in ["hydralph-own", "hydralph-proc"] {
+        let shown = std::process::Command::new("tmux")
+            .args(["-L", srv.name(), "show-environment", "-t", &format!("={name}"), "PATH"])
+            .output()
+            .expect("tmux");
+        assert_eq!(
+            String::from_utf8_lossy(&shown.stdout).trim(),
+            format!("PATH={ours}"),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn a_create_the_own_client_cannot_tell_the_end_of_is_an_error_and_not_run_twice() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket = dir.path().join("sock");
+    // An answer no tmux gives to a command run without a terminal (MSG_READY: attached).
+    let seen = foreign_server(&socket, 207);
+    let ran = dir.path().join("ran");
+    let fake = dir.path().join("tmux");
+    write_script(&fake, &format!("#!/bin/sh\ntouch '{}'\n", ran.display()));
+    let tmux = Tmux::new(TmuxConfig {
+        program: fake,
+        ..TmuxConfig::for_server(orch_core::MuxServer::Path(socket.clone()))
+    });
+    let err = tmux
+        .create(&spec("hydralph-x", &["sleep", "30"], dir.path()))
+        .expect_err("not understood");
+    let MuxError::Io { op, source } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(op, "new-session");
+    assert!(source.to_string().contains("not understood"), "{source}");
+    assert_eq!(seen.load(Ordering::SeqCst), 1);
+    assert!(!ran.exists(), "the tmux process did not run it again");
     let _ = std::fs::remove_file(&socket);
 }

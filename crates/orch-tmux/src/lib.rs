@@ -1,5 +1,8 @@
-//! `orch-tmux` implements `orch_core`'s [`Multiplexer`](orch_core::Multiplexer) on tmux by
-//! running the tmux CLI. Each agent session is a detached tmux session named `hydralph-<id>`
+//! `orch-tmux` implements `orch_core`'s [`Multiplexer`](orch_core::Multiplexer) on tmux: the
+//! commands that only read, and a new session on a running server, go through this crate's
+//! own client on the server's socket (tmux's client protocol, no tmux process; see
+//! [`TmuxConfig::native_client`]); the rest, and anything that client cannot carry, run the
+//! tmux CLI. Each agent session is a detached tmux session named `hydralph-<id>`
 //! whose *own command* is the agent loop (argv, never a shell string), so no user-supplied text
 //! is ever parsed by a shell, and the loop starts in milliseconds instead of waiting for a login
 //! shell. Liveness and activity of every session come from ONE `list-panes -a` call, parsed by a

@@ -1,6 +1,7 @@
 //! This crate's own tmux client, for the commands that only read (`list-panes`,
-//! `display-message -p`, `capture-pane -p`, `has-session`): it speaks tmux's client protocol on
-//! the server's socket instead of starting a `tmux` process. The server does the same work
+//! `display-message -p`, `capture-pane -p`, `has-session`) and for `new-session` on a server
+//! that runs: it speaks tmux's client protocol on the server's socket instead of starting a
+//! `tmux` process. The server does the same work
 //! either way; what goes is the process: its start, its libraries and its own connection, about
 //! a millisecond of a 2-core machine before the server sees the command.
 //!
@@ -20,8 +21,9 @@
 //! for the two terminal ones), no environment; and nothing at all on a big-endian machine. It
 //! takes nothing it does not expect either: another protocol version, a message it does not
 //! know, a write to anything but stdout or stderr, the server closing first, or no answer
-//! within [`TIMEOUT`] all make it give up, and the caller runs the `tmux` process instead. As
-//! only commands that change nothing come here, asking again is harmless.
+//! within [`TIMEOUT`] all make it give up. A read is then asked again through the `tmux`
+//! process, which is harmless; a new session is made by the process only when the server
+//! surely did not run the command ([`Unanswered::NotRun`]), and is an error otherwise.
 
 use crate::tmux::TmuxConfig;
 use orch_core::MuxServer;

@@ -30,9 +30,10 @@ pub struct TmuxConfig {
     /// embedder); `None` (the default) keeps no client.
     pub control_tag: Option<String>,
     /// Whether the commands that only read (listings, `display-message -p`, `capture-pane`,
-    /// `has-session`) go through this crate's own client on the server's socket instead of a
-    /// tmux process each (see the `native` module; a command it cannot carry still runs as a
-    /// process). On by default; `HYDRA_TMUX_NATIVE=0` in the environment turns it off.
+    /// `has-session`), and a new session on a server that runs, go through this crate's own
+    /// client on the server's socket instead of a tmux process each (see the `native` module;
+    /// a command it cannot carry still runs as a process). On by default;
+    /// `HYDRA_TMUX_NATIVE=0` in the environment turns it off.
     pub native_client: bool,
 }
 

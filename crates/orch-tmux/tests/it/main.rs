@@ -822,13 +822,15 @@ fn foreign_server(path: &Path, kind: u32) -> std::sync::Arc<AtomicUsize> {
             count.fetch_add(1, Ordering::SeqCst);
             let mut head = [0u8; 16];
             let _ = conn.read_exact(&mut head);
-            let mut version = Vec::new();
-            version.extend_from_slice(&kind.to_ne_bytes());
-            version.extend_from_slice(&16u16.to_ne_bytes());
-            version.extend_from_slice(&0u16.to_ne_bytes());
-            version.extend_from_slice(&(if kind == 12 { 9u32 } else { 8 }).to_ne_bytes());
-            version.extend_from_slice(&0u32.to_ne_bytes());
-            let _ = conn.write_all(&version);
+            // A header only: the type, the length, no flags, the protocol version (another
+            // one for MSG_VERSION, as such a server says its own), a pid.
+            let mut answer = Vec::new();
+            answer.extend_from_slice(&kind.to_ne_bytes());
+            answer.extend_from_slice(&16u16.to_ne_bytes());
+            answer.extend_from_slice(&0u16.to_ne_bytes());
+            answer.extend_from_slice(&(if kind == 12 { 9u32 } else { 8 }).to_ne_bytes());
+            answer.extend_from_slice(&0u32.to_ne_bytes());
+            let _ = conn.write_all(&answer);
         }
     });
     seen

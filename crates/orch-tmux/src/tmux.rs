@@ -137,7 +137,7 @@ impl Tmux {
         self.control_calls.load(Ordering::Relaxed)
     }
 
-    /// How many of its commands this adapter had answered through its own client on the
+    /// How many of its commands this adapter has had answered through its own client on the
     /// server's socket instead of a tmux process (see [`TmuxConfig::native_client`]).
     pub fn native_calls(&self) -> u64 {
         self.native_calls.load(Ordering::Relaxed)
@@ -177,7 +177,7 @@ impl Tmux {
     }
 
     /// Every pane of the server: through the control-mode client when one is attached, else
-    /// through a tmux process. A client that is gone (its session ended) or does not answer is
+    /// through the adapter's own client or a tmux process. A client that is gone (its session ended) or does not answer is
     /// dropped; one that tmux answers with an error is kept, and a process asks instead.
     fn list_all(&self) -> Result<MuxSnapshot, MuxError> {
         if self.config.control_tag.is_some() {

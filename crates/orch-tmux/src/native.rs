@@ -1,9 +1,9 @@
 //! This crate's own tmux client, for the commands that only read (`list-panes`,
 //! `display-message -p`, `capture-pane -p`, `has-session`) and for `new-session` on a server
 //! that runs: it speaks tmux's client protocol on the server's socket instead of starting a
-//! `tmux` process. The server does the same work
-//! either way; what goes is the process: its start, its libraries and its own connection, about
-//! a millisecond of a 2-core machine before the server sees the command.
+//! `tmux` process. The server does the same work either way; what goes is the process: its
+//! start, its libraries and its own connection, about a millisecond of a 2-core machine
+//! before the server sees the command.
 //!
 //! The protocol is tmux's private one (version 8, the same from tmux 3.1 to 3.7): messages
 //! framed as OpenBSD's imsg (a 16-byte header: type, length, the protocol version, a pid; the
@@ -13,12 +13,13 @@
 //! the command's argv. The server answers with the command's output as writes to the client's
 //! stdout and stderr, and the exit status.
 //!
-//! The server checks the size of every identification message, and tmux before 3.7 ends
+//! The server checks the size of every identification message, and tmux before 3.6 ends
 //! itself, sessions and all, on one it does not expect. So this client sends only what tmux's
 //! own client sends for a command run without a terminal, and only messages whose size no
 //! version from 3.0 to 3.7 changed: the flags, the terminal features and the pid (a C `int`
 //! each), the terminal's name, the tty's and the working directory (NUL-ended strings; empty
-//! for the two terminal ones), no environment; and nothing at all on a big-endian machine. It
+//! for the two terminal ones), the environment only with `new-session` (a NUL-ended
+//! `NAME=value` each); and nothing at all on a big-endian machine. It
 //! takes nothing it does not expect either: another protocol version, a message it does not
 //! know, a write to anything but stdout or stderr, the server closing first, or no answer
 //! within [`TIMEOUT`] all make it give up. A read is then asked again through the `tmux`

@@ -3,14 +3,15 @@
 //! `hydra resume ID` as whole processes beside the floor (one bare `tmux list-panes -a` with
 //! the snapshot's format, on the same server, in the same run; each command, the floor's too,
 //! started on a quiet tmux server), beside the relay (the least a process that runs that tmux
-//! command as a tmux process and prints `ls`'s answer can cost: see `relay`), and the same snapshot through a
-//! control-mode client already connected (the tmux adapter of a long-lived process: the
-//! server's own share of the floor), `list()` and
-//! `health_check()` in the library against one tmux call per session (and the longest time
-//! one of those refreshes held the store's lock); spawn latency (back to back and one at a
-//! time on a settled machine, until the loop runs, and with a worktree) beside its floor (a
-//! bare `tmux new-session` whose program writes a file, on the same server), peak RSS of
-//! `hydra ls --json`, and the caller's cost of a hydra-mail publish. Prints tables and writes `target/hydra-bench.json`.
+//! command as a tmux process and prints `ls`'s answer can cost: see `relay`), and the same
+//! snapshot through a control-mode client already connected (the tmux adapter of a long-lived
+//! process: the server's own share of the floor), `list()` and `health_check()` in the
+//! library against one tmux call per session (and the longest time one of those refreshes
+//! held the store's lock); spawn latency (back to back and one at a time on a settled
+//! machine, until the loop runs, and with a worktree) beside its floor (a bare `tmux
+//! new-session` whose program writes a file, on the same server), peak RSS of `hydra ls
+//! --json`, and the caller's cost of a hydra-mail publish. Prints tables and writes
+//! `target/hydra-bench.json`.
 //!
 //! Run: `cargo bench -p hydra-cli --bench orchestrator` (`HYDRA_BENCH_QUICK=1`: N = 10 only,
 //! and it fails when the median of `hydra ls --json` exceeds 4x the floor, a ratio so that a

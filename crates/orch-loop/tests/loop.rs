@@ -210,7 +210,7 @@ fn a_flood_is_cut_at_the_log_limit_but_the_promise_is_still_found() {
 fn an_agent_s_background_process_does_not_hold_the_iteration_open() {
     for reader in LOG_READERS {
         let mut l = start_with(
-            "cat > /dev/null; (sleep 60 > /dev/null 2>&1 &); echo done here; echo '<promise>COMPLETE</promise>'",
+            "cat > /dev/null; (sleep 60 > /dev/null 2>&1 & echo $! > bg.pid); echo done here; echo '<promise>COMPLETE</promise>'",
             2,
             reader,
         );
@@ -222,6 +222,15 @@ fn an_agent_s_background_process_does_not_hold_the_iteration_open() {
             text.contains("done here\n<promise>COMPLETE</promise>"),
             "{reader:?}: {text}"
         );
+        // The background process outlived the iteration; it is ended here, not left behind.
+        let pid = std::fs::read_to_string(l.dir.path().join("bg.pid")).expect("its pid");
+        let pid = pid.trim();
+        assert!(
+            Path::new(&format!("/proc/{pid}")).exists(),
+            "still running ({reader:?})"
+        );
+        let killed = std::process::Command::new("kill").arg(pid).status().expect("kill");
+        assert!(killed.success());
     }
 }
 

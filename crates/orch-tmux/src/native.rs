@@ -161,7 +161,7 @@ fn label_path(label: &str) -> Option<PathBuf> {
 
 /// The directory of this user's named tmux sockets: `$TMUX_TMPDIR/tmux-UID`, or
 /// `/tmp/tmux-UID` without `TMUX_TMPDIR`.
-pub(crate) fn label_dir() -> PathBuf {
+fn label_dir() -> PathBuf {
     let dir = std::env::var_os("TMUX_TMPDIR")
         .filter(|d| !d.is_empty())
         .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);

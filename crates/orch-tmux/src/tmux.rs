@@ -329,7 +329,8 @@ impl Tmux {
             // No server answered: the file a server that ended by itself left, if nothing
             // listens on it.
             None => {
-                if let Some(path) = self.expected_socket_path() {
+                // Where tmux's client looks for it (the adapter's own client looks there too).
+                if let Some(path) = crate::native::socket_path(&self.config.server) {
                     let refused = std::os::unix::net::UnixStream::connect(&path)
                         .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
                     if refused {
@@ -339,16 +340,6 @@ impl Tmux {
             }
         }
         Ok(())
-    }
-
-    /// Where tmux puts this adapter's socket: the `-S` path, or for `-L NAME`
-    /// `$TMUX_TMPDIR/tmux-UID/NAME` (`/tmp` without `TMUX_TMPDIR`), as tmux itself computes it.
-    fn expected_socket_path(&self) -> Option<PathBuf> {
-        match &self.config.server {
-            MuxServer::Default => None,
-            MuxServer::Path(path) => Some(path.clone()),
-            MuxServer::Name(name) => Some(crate::native::label_dir().join(name)),
-        }
     }
 
     /// The socket file of this adapter's server, as the running server reports it.

@@ -836,20 +836,29 @@ fn foreign_server(path: &Path, kind: u32) -> std::sync::Arc<AtomicUsize> {
     seen
 }
 
-#[test]
-fn a_server_the_own_client_does_not_understand_is_asked_by_a_tmux_process() {
+/// A [`foreign_server`] answering with `kind` in a temp dir, and an adapter on its socket whose
+/// tmux program is a script with the text `script` gives for that dir.
+fn foreign_adapter(
+    kind: u32,
+    script: impl FnOnce(&Path) -> String,
+) -> (tempfile::TempDir, std::sync::Arc<AtomicUsize>, Tmux) {
     let dir = tempfile::tempdir().expect("temp dir");
     let socket = dir.path().join("sock");
-    let seen = foreign_server(&socket, 12);
-    // The "tmux" that then runs prints one pane, as list-panes would.
+    let seen = foreign_server(&socket, kind);
     let fake = dir.path().join("tmux");
-    write_script(
-        &fake,
-        "#!/bin/sh\nprintf '4242 0   1700000000 @0123456789abcdef hydralph-fake\\n'\n",
-    );
+    write_script(&fake, &script(dir.path()));
     let tmux = Tmux::new(TmuxConfig {
         program: fake,
-        ..TmuxConfig::for_server(orch_core::MuxServer::Path(socket.clone()))
+        ..TmuxConfig::for_server(orch_core::MuxServer::Path(socket))
+    });
+    (dir, seen, tmux)
+}
+
+#[test]
+fn a_server_the_own_client_does_not_understand_is_asked_by_a_tmux_process() {
+    // The "tmux" that then runs prints one pane, as list-panes would.
+    let (_dir, seen, tmux) = foreign_adapter(12, |_| {
+        "#!/bin/sh\nprintf '4242 0   1700000000 @0123456789abcdef hydralph-fake\\n'\n".to_owned()
     });
     let snap = tmux.snapshot().expect("snapshot through the process");
     assert_eq!(snap.get("hydralph-fake").and_then(|p| p.pane_pid), Some(4242));
@@ -857,7 +866,6 @@ fn a_server_the_own_client_does_not_understand_is_asked_by_a_tmux_process() {
     assert_eq!(begun, snap);
     assert_eq!(seen.load(Ordering::SeqCst), 2, "the own client tried first, each time");
     assert_eq!(tmux.native_calls(), 0);
-    let _ = std::fs::remove_file(&socket);
 }
 
 #[test]
@@ -903,17 +911,9 @@ fn a_session_made_through_the_own_client_takes_the_caller_s_environment() {
 
 #[test]
 fn a_create_the_own_client_cannot_tell_the_end_of_is_an_error_and_not_run_twice() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let socket = dir.path().join("sock");
     // An answer no tmux gives to a command run without a terminal (MSG_READY: attached).
-    let seen = foreign_server(&socket, 207);
+    let (dir, seen, tmux) = foreign_adapter(207, |d| format!("#!/bin/sh\ntouch '{}'\n", d.join("ran").display()));
     let ran = dir.path().join("ran");
-    let fake = dir.path().join("tmux");
-    write_script(&fake, &format!("#!/bin/sh\ntouch '{}'\n", ran.display()));
-    let tmux = Tmux::new(TmuxConfig {
-        program: fake,
-        ..TmuxConfig::for_server(orch_core::MuxServer::Path(socket.clone()))
-    });
     let err = tmux
         .create(&spec("hydralph-x", &["sleep", "30"], dir.path()))
         .expect_err("not understood");
@@ -924,5 +924,4 @@ fn a_create_the_own_client_cannot_tell_the_end_of_is_an_error_and_not_run_twice(
     assert!(source.to_string().contains("not understood"), "{source}");
     assert_eq!(seen.load(Ordering::SeqCst), 1);
     assert!(!ran.exists(), "the tmux process did not run it again");
-    let _ = std::fs::remove_file(&socket);
 }
